@@ -1,0 +1,3 @@
+"""Action Images on ROS 2: video-generation policies for a robot arm."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Subcommands of the ``action-images`` CLI, one module each."""
