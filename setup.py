@@ -39,7 +39,7 @@ setup(
     maintainer_email="maintainers@action-images-ros.dev",
     description="Action Images: policy learning via multi-view video generation, on ROS 2.",
     license="Apache-2.0",
-    tests_require=["pytest"],
+    extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": ["action-images = action_images_ros.cli:main"]
         + [f"{n} = action_images_ros.ros.{n}:main" for n in NODES if os.path.exists(f"src/{package_name}/ros/{n}.py")],

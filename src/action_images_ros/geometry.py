@@ -137,7 +137,7 @@ class Camera:
         if np.linalg.norm(z) < 1e-9:
             raise ValueError("look_at: eye and target coincide")
         z /= np.linalg.norm(z)
-        x = np.cross(z, -np.asarray(up, dtype=np.float64))  # OpenCV y points down, so right = z x (-up)
+        x = np.cross(z, np.asarray(up, dtype=np.float64))  # OpenCV: y = down = -up, x = y x z
         if np.linalg.norm(x) < 1e-9:
             raise ValueError("look_at: viewing direction is parallel to 'up'")
         x /= np.linalg.norm(x)
