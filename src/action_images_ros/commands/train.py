@@ -1,0 +1,82 @@
+"""`action-images train`: train the joint video + action-image model on recorded episodes."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import yaml
+
+HELP = "train the video + action-image diffusion model on episodes from `action-images generate`"
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, required=True,
+                   help="YAML with `model:`, `train:` and `data:` (ClipConfig) sections, e.g. config/model_tiny.yaml")
+    p.add_argument("--data", type=Path, nargs="+", required=True, help="episode folders or files")
+    p.add_argument("--out", type=Path, required=True, help="run folder (resumes when it holds a checkpoint)")
+    p.add_argument("--held-out", type=float, default=0.1,
+                   help="fraction of episodes kept out of training (every 10th by default) for evaluate-video")
+    p.add_argument("--time-budget", type=float, default=None, help="override train.time_budget_s (seconds)")
+    p.add_argument("--max-steps", type=int, default=None, help="override train.max_steps")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+
+
+def read_config(path: Path):
+    """``(ModelConfig, TrainConfig, ClipConfig)`` from one YAML file."""
+    from ..data.clips import ClipConfig
+    from ..model.config import ModelConfig, TrainConfig
+
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(data) - {"model", "train", "data"})
+    if unknown:
+        raise ValueError(f"{path}: unknown section(s) {unknown}; expected model, train, data")
+    clip_fields = {f.name for f in dataclasses.fields(ClipConfig)}
+    bad = sorted(set(data.get("data") or {}) - clip_fields)
+    if bad:
+        raise ValueError(f"{path}: unknown data setting(s) {bad}; known: {sorted(clip_fields)}")
+    model = ModelConfig.from_dict(data.get("model"))
+    clip = ClipConfig(**(data.get("data") or {}))
+    if clip.horizon != model.num_future or clip.image_size != model.image_size:
+        raise ValueError(f"{path}: data.horizon/image_size ({clip.horizon}, {clip.image_size}) must equal "
+                         f"model.num_future/image_size ({model.num_future}, {model.image_size})")
+    return model, TrainConfig.from_dict(data.get("train")), clip
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..data import resolve_episode_paths, split_episodes
+    from ..data.clips import ActionClipDataset
+    from ..model.training import FINAL_DIR, train
+    from ..model_io import CLIP_CONFIG_FILE
+
+    model_cfg, train_cfg, clip_cfg = read_config(args.config)
+    if args.time_budget is not None:
+        train_cfg = dataclasses.replace(train_cfg, time_budget_s=args.time_budget)
+    if args.max_steps is not None:
+        train_cfg = dataclasses.replace(train_cfg, max_steps=args.max_steps)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    paths = resolve_episode_paths(args.data)
+    if not paths:
+        raise ValueError(f"no episodes found in {[str(d) for d in args.data]}")
+    train_paths, held_out = split_episodes(paths, held_out_fraction=args.held_out) if args.held_out > 0 else (paths, [])
+    dataset = ActionClipDataset(train_paths, clip_cfg)
+    logger.info("training on %d clips from %d episodes (%d held out)", len(dataset), len(train_paths), len(held_out))
+    args.out.mkdir(parents=True, exist_ok=True)
+    clip_record = {**dataclasses.asdict(clip_cfg), "views": list(dataset.view_names),
+                   "train_episodes": len(train_paths), "held_out_episodes": [str(p) for p in held_out]}
+    (args.out / CLIP_CONFIG_FILE).write_text(json.dumps(clip_record, indent=2))
+    result = train(model_cfg, dataset, train_cfg, args.out)
+    final = args.out / FINAL_DIR
+    (final / CLIP_CONFIG_FILE).write_text(json.dumps(clip_record, indent=2))
+    print(f"trained {result.steps} steps in {result.elapsed_s / 60:.1f} min, final loss {result.final_loss:.4f}; "
+          f"model in {final}, loss curve {args.out / 'loss_curve.png'}")
+    return 0
