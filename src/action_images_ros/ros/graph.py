@@ -1,0 +1,223 @@
+"""The node graph, defined once: which nodes run, with which parameter files and remappings.
+
+Read by ``launch/policy.launch.py`` / ``launch/sim.launch.py`` (``ros2 launch`` on a real
+ROS 2 install) and by the in-process runner (``ros/runner.py``, ``action-images run``) where
+``launch`` is not available. Both turn each :class:`NodeSpec` into the same ROS arguments
+(``--params-file``, ``-p``, ``-r``), so the two ways of starting the stack cannot drift.
+
+Topics (relative to the graph namespace):
+
+=====================================  ============================================
+``cameras/<view>/image_raw``           sensor_msgs/Image rgb8 (camera_node)
+``cameras/<view>/camera_info``         sensor_msgs/CameraInfo, same stamp per set
+``action_images/<view>/image``         predicted action image, rgb8 (policy_node)
+``action_images/<view>/overlay``       action image over the camera frame (RViz)
+``action_images/trajectory``           geometry_msgs/PoseArray (decoder_node)
+``action_images/trajectory_info``      std_msgs/Float32MultiArray [gripper, confidence]
+``action_images/markers``              visualization_msgs/MarkerArray
+``arm/current_pose``                   measured TCP pose (sim: camera_node)
+``arm/gripper_joint_states``           finger joints (sim: camera_node)
+``sim/tcp_target``, ``sim/gripper_target``  commands of the ``sim`` executor backend
+=====================================  ============================================
+
+Only this module and the launch files know these names; nodes use short relative
+names remapped here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .share import PACKAGE, share_dir
+
+__all__ = ["NodeSpec", "GraphOptions", "LAUNCH_ARGUMENTS", "build_graph", "VIEWS", "topic"]
+
+#: camera views of the cell, in rig order (config/cameras_sim.yaml)
+VIEWS = ("front", "left_shoulder", "right_shoulder")
+EXECUTORS = ("sim", "servo", "moveit")
+
+# franka_ros2 (v1+) topics for the real FR3
+FRANKA_CURRENT_POSE = "/franka_robot_state_broadcaster/current_pose"
+FRANKA_GRIPPER_JOINTS = "/franka_gripper/joint_states"
+
+
+def topic(kind: str, view: str | None = None) -> str:
+    """Graph topic names (see the module docstring), e.g. ``topic("image", "front")``."""
+    names = {
+        "image": "cameras/{v}/image_raw", "camera_info": "cameras/{v}/camera_info",
+        "action_image": "action_images/{v}/image", "overlay": "action_images/{v}/overlay",
+        "trajectory": "action_images/trajectory", "trajectory_info": "action_images/trajectory_info",
+        "markers": "action_images/markers", "current_pose": "arm/current_pose",
+        "gripper_joint_states": "arm/gripper_joint_states",
+        "sim_tcp_target": "sim/tcp_target", "sim_gripper_target": "sim/gripper_target",
+    }
+    if kind not in names:
+        raise ValueError(f"unknown topic kind {kind!r}; known: {sorted(names)}")
+    if "{v}" in names[kind] and not view:
+        raise ValueError(f"topic {kind!r} needs a view name")
+    return names[kind].format(v=view)
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeSpec:
+    """One node of the graph.
+
+    Attributes:
+        executable: console script; for this package also the module ``action_images_ros.ros.<executable>``.
+        name: node name.
+        package: ROS package of the executable.
+        parameters: parameter files relative to the package share dir (``config/...``), in order.
+        overrides: inline parameters applied after the files.
+        remappings: ``(from, to)`` topic/service remappings.
+        arguments: extra command-line arguments (e.g. RViz's ``-d``).
+        namespace: node namespace.
+    """
+
+    executable: str
+    name: str
+    package: str = PACKAGE
+    parameters: tuple[str, ...] = ()
+    overrides: tuple[tuple[str, Any], ...] = ()
+    remappings: tuple[tuple[str, str], ...] = ()
+    arguments: tuple[str, ...] = ()
+    namespace: str = ""
+
+    def parameter_files(self, share: Path | None = None) -> list[Path]:
+        """Absolute parameter file paths (missing files raise FileNotFoundError)."""
+        share = share_dir() if share is None else share
+        paths = [share / p for p in self.parameters]
+        for p in paths:
+            if not p.is_file():
+                raise FileNotFoundError(f"parameter file of node {self.name!r} not found: {p}")
+        return paths
+
+    def ros_arguments(self, share: Path | None = None) -> list[str]:
+        """``--ros-args ...`` for ``rclpy`` (``cli_args=``): node name, namespace, files, overrides, remaps."""
+        args = ["--ros-args", "-r", f"__node:={self.name}"]
+        if self.namespace:
+            args += ["-r", f"__ns:=/{self.namespace.strip('/')}"]
+        for path in self.parameter_files(share):
+            args += ["--params-file", str(path)]
+        for key, value in self.overrides:
+            args += ["-p", f"{key}:={_yaml_value(value)}"]
+        for src, dst in self.remappings:
+            args += ["-r", f"{src}:={dst}"]
+        return args
+
+
+def _yaml_value(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True).strip()
+    return text[: -len("...")].strip() if text.endswith("...") else text
+
+
+@dataclasses.dataclass
+class GraphOptions:
+    """Launch arguments (same names in ``ros2 launch`` and ``action-images run``).
+
+    Attributes:
+        use_sim: simulated cell (camera_node ``source: sim`` owns the arm) instead of RealSense + FR3.
+        executor: ``sim``, ``servo`` or ``moveit`` (``use_sim`` requires ``sim``).
+        model: policy checkpoint folder (relative to the share dir or absolute).
+        rviz: also start RViz with ``config/action_images.rviz``.
+        task: simulated task (``use_sim`` only).
+        mode: policy mode, ``closed_loop`` (continuous) or ``on_demand`` (``/action_images/predict``).
+        device: torch device of the policy (``cpu``, ``cuda``).
+        rig: camera rig YAML (extrinsics, base frame).
+    """
+
+    use_sim: bool = True
+    executor: str = "sim"
+    model: str = "models/tiny"
+    rviz: bool = False
+    task: str = "reach_target"
+    mode: str = "closed_loop"
+    device: str = "cpu"
+    rig: str = "config/cameras_sim.yaml"
+
+    def __post_init__(self) -> None:
+        for name in ("use_sim", "rviz"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false"):
+                    raise ValueError(f"{name} must be true or false, got {value!r}")
+                setattr(self, name, value.lower() == "true")
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {list(EXECUTORS)}, got {self.executor!r}")
+        if self.use_sim and self.executor != "sim":
+            raise ValueError(f"use_sim:=true drives the simulated arm: executor must be 'sim', got {self.executor!r}")
+        if not self.use_sim and self.executor == "sim":
+            raise ValueError("executor 'sim' needs use_sim:=true; on the real FR3 use executor:=moveit or servo")
+        if self.mode not in ("closed_loop", "on_demand"):
+            raise ValueError(f"mode must be closed_loop or on_demand, got {self.mode!r}")
+
+    @classmethod
+    def from_strings(cls, values: dict[str, str]) -> "GraphOptions":
+        """From launch-argument strings (unknown names raise ValueError)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - fields
+        if unknown:
+            raise ValueError(f"unknown launch arguments {sorted(unknown)}; valid: {sorted(fields)}")
+        return cls(**values)
+
+
+#: (name, default as string, description) of every launch argument
+LAUNCH_ARGUMENTS = tuple(
+    (f.name, str(f.default).lower() if isinstance(f.default, bool) else str(f.default), doc)
+    for f, doc in zip(dataclasses.fields(GraphOptions), (
+        "simulated cell (true) or RealSense cameras + FR3 (false)",
+        "executor backend: sim | servo | moveit",
+        "policy checkpoint folder",
+        "start RViz with config/action_images.rviz",
+        "simulated task (use_sim only)",
+        "policy mode: closed_loop | on_demand",
+        "torch device of the policy",
+        "camera rig YAML (extrinsics in the robot base frame)",
+    ))
+)
+
+
+def build_graph(options: GraphOptions, views: tuple[str, ...] = VIEWS) -> list[NodeSpec]:
+    """The nodes for ``options``: camera, policy, decoder, executor (+ RViz)."""
+    o = options
+    cams = tuple((f"{v}/image_raw", topic("image", v)) for v in views) + tuple(
+        (f"{v}/camera_info", topic("camera_info", v)) for v in views)
+    actions = tuple((f"{v}/action_image", topic("action_image", v)) for v in views) + tuple(
+        (f"{v}/overlay", topic("overlay", v)) for v in views)
+    arm_state = ((topic("current_pose"), topic("gripper_joint_states")) if o.use_sim
+                 else (FRANKA_CURRENT_POSE, FRANKA_GRIPPER_JOINTS))
+    camera = NodeSpec(
+        executable="camera_node", name="camera_node", parameters=("config/camera.yaml",),
+        overrides=(("source", "sim" if o.use_sim else "realsense"), ("rig", o.rig), ("task", o.task)),
+        remappings=cams + (("current_pose", topic("current_pose")),
+                           ("gripper_joint_states", topic("gripper_joint_states")),
+                           ("tcp_target", topic("sim_tcp_target")), ("gripper_target", topic("sim_gripper_target"))),
+    )
+    policy = NodeSpec(
+        executable="policy_node", name="policy_node", parameters=("config/policy.yaml",),
+        overrides=(("model", o.model), ("device", o.device), ("mode", o.mode), ("rig", o.rig)),
+        remappings=cams + actions + (("current_pose", arm_state[0]),),
+    )
+    decoder = NodeSpec(
+        executable="decoder_node", name="decoder_node", parameters=("config/decoder.yaml",),
+        overrides=(("rig", o.rig),),
+        remappings=tuple((f"{v}/action_image", topic("action_image", v)) for v in views) + (
+            ("trajectory", topic("trajectory")), ("trajectory_info", topic("trajectory_info")),
+            ("markers", topic("markers"))),
+    )
+    executor = NodeSpec(
+        executable="executor_node", name="executor_node", parameters=("config/executor.yaml",),
+        overrides=(("backend", o.executor),) + ((("gripper", "franka"),) if not o.use_sim else ()),
+        remappings=(("trajectory", topic("trajectory")), ("trajectory_info", topic("trajectory_info")),
+                    ("current_pose", arm_state[0]), ("gripper_joint_states", arm_state[1]),
+                    ("camera_heartbeat", topic("camera_info", views[0])),
+                    ("sim/tcp_target", topic("sim_tcp_target")), ("sim/gripper_target", topic("sim_gripper_target"))),
+    )
+    nodes = [camera, policy, decoder, executor]
+    if o.rviz:
+        nodes.append(NodeSpec(executable="rviz2", name="rviz2", package="rviz2",
+                              arguments=("-d", str(share_dir() / "config" / "action_images.rviz"))))
+    return nodes

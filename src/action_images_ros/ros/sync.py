@@ -1,0 +1,183 @@
+"""Approximate-time synchronisation of N message streams (message_filters is not on PyPI).
+
+:class:`ApproximateTimeSync` is the ROS-free core: it takes ``(view, stamp_ns, payload)``
+and emits a :class:`SyncedSet` (one message per view) whenever every view holds a
+message and a set of them lies within ``slop`` of each other. :class:`MultiViewSubscriber`
+is the thin rclpy adapter: one subscription per topic, stamps from ``header.stamp``.
+rclpy is imported only by the adapter, so the core runs anywhere.
+
+Matching rule (deterministic, emits sets in time order): the *earliest* complete set
+among the queued messages is emitted, i.e. the smallest ``t`` (a queued stamp) for which
+every view has a message in ``[t - slop, t]`` (inclusive); per view the message nearest
+``t`` is taken. The emitted messages and everything older in their views are removed,
+and a message not newer than the last one emitted for its view is dropped on arrival
+(late). Unmatched messages wait, so arrivals may come in any order, across views and
+within a view, as long as they are no older than the last emitted set; each view keeps
+at most ``queue_size`` messages (the oldest is dropped). Stamps are integer nanoseconds,
+so slop edges are exact.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import logging
+import threading
+from typing import Any, Callable, Sequence
+
+__all__ = ["ApproximateTimeSync", "SyncedSet", "MultiViewSubscriber"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncedSet:
+    """One message per view, stamps within the slop.
+
+    Attributes:
+        stamps_ns: per view stamp (ns).
+        payloads: per view payload (the ROS messages in the adapter).
+    """
+
+    stamps_ns: tuple[int, ...]
+    payloads: tuple[Any, ...]
+
+    @property
+    def stamp_ns(self) -> int:
+        """The set's stamp: the latest of its views (ns)."""
+        return max(self.stamps_ns)
+
+    @property
+    def spread_ns(self) -> int:
+        """Latest minus earliest stamp of the set (ns)."""
+        return max(self.stamps_ns) - min(self.stamps_ns)
+
+
+class ApproximateTimeSync:
+    """Approximate-time synchroniser over ``num_views`` streams (see the module docstring).
+
+    Args:
+        num_views: number of streams (>= 1).
+        queue_size: messages kept per view while waiting for the others (>= 1).
+        slop_s: largest stamp spread within a set (seconds, >= 0; inclusive).
+
+    Not thread-safe by itself (the ROS adapter locks around it).
+    """
+
+    def __init__(self, num_views: int, queue_size: int = 5, slop_s: float = 0.01) -> None:
+        if int(num_views) != num_views or num_views < 1:
+            raise ValueError(f"num_views must be an integer >= 1, got {num_views}")
+        if int(queue_size) != queue_size or queue_size < 1:
+            raise ValueError(f"queue_size must be an integer >= 1, got {queue_size}")
+        if not slop_s >= 0:
+            raise ValueError(f"slop_s must be >= 0 seconds, got {slop_s}")
+        self.num_views = int(num_views)
+        self.queue_size = int(queue_size)
+        self.slop_ns = int(round(float(slop_s) * 1e9))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every queued message and the drop counters."""
+        self._stamps: list[list[int]] = [[] for _ in range(self.num_views)]
+        self._payloads: list[list[Any]] = [[] for _ in range(self.num_views)]
+        self._emitted_ns: list[int | None] = [None] * self.num_views
+        #: per view: messages dropped (late, queue overflow, older than an emitted set, or same-stamp duplicate)
+        self.dropped = [0] * self.num_views
+        #: sets emitted so far
+        self.emitted = 0
+
+    def queued(self, view: int) -> int:
+        """Messages waiting in ``view``'s queue."""
+        return len(self._stamps[view])
+
+    def add(self, view: int, stamp_ns: int, payload: Any) -> list[SyncedSet]:
+        """Queue a message of ``view`` and return the sets it completes (usually 0 or 1)."""
+        if not 0 <= int(view) < self.num_views:
+            raise ValueError(f"view must be in 0..{self.num_views - 1}, got {view}")
+        view, stamp_ns = int(view), int(stamp_ns)
+        last = self._emitted_ns[view]
+        if last is not None and stamp_ns <= last:
+            self.dropped[view] += 1
+            logger.debug("view %d: message stamped %d ns is not newer than the last set (%d ns); dropped",
+                         view, stamp_ns, last)
+            return []
+        stamps, payloads = self._stamps[view], self._payloads[view]
+        i = bisect.bisect_left(stamps, stamp_ns)
+        if i < len(stamps) and stamps[i] == stamp_ns:  # duplicate stamp: keep the newest payload
+            payloads[i] = payload
+            self.dropped[view] += 1
+        else:
+            stamps.insert(i, stamp_ns)
+            payloads.insert(i, payload)
+            if len(stamps) > self.queue_size:
+                del stamps[0], payloads[0]
+                self.dropped[view] += 1
+        return self._match()
+
+    def _match(self) -> list[SyncedSet]:
+        out = []
+        while all(self._stamps):
+            picks = self._earliest_set()
+            if picks is None:
+                break
+            stamps_set = tuple(self._stamps[v][i] for v, i in enumerate(picks))
+            payload_set = tuple(self._payloads[v][i] for v, i in enumerate(picks))
+            for v, i in enumerate(picks):
+                self.dropped[v] += i  # older than the pick: can no longer be emitted
+                del self._stamps[v][: i + 1], self._payloads[v][: i + 1]
+                self._emitted_ns[v] = stamps_set[v]
+            self.emitted += 1
+            out.append(SyncedSet(stamps_set, payload_set))
+        return out
+
+    def _earliest_set(self) -> list[int] | None:
+        """Per view the index of the earliest complete set's message, or None if there is none."""
+        t_min = max(stamps[0] for stamps in self._stamps)  # every view needs a message at or before t
+        candidates = sorted({t for stamps in self._stamps for t in stamps if t >= t_min})
+        for t in candidates:
+            picks = []
+            for stamps in self._stamps:
+                i = bisect.bisect_right(stamps, t) - 1
+                if stamps[i] < t - self.slop_ns:
+                    break
+                picks.append(i)
+            else:
+                return picks
+        return None
+
+
+class MultiViewSubscriber:
+    """Subscribes to N stamped topics and calls ``callback(messages: tuple)`` per synchronised set.
+
+    Args:
+        node: the rclpy node that owns the subscriptions.
+        topics: ``[(topic, msg_type), ...]``; every message type needs a ``header``.
+        callback: called with a tuple of messages in ``topics`` order (from the executor thread).
+        qos: QoS profile (or depth) of every subscription.
+        queue_size, slop_s: as in :class:`ApproximateTimeSync`.
+        callback_group: optional rclpy callback group for the subscriptions.
+    """
+
+    def __init__(self, node, topics: Sequence[tuple[str, type]], callback: Callable[[tuple], None], qos,
+                 queue_size: int = 5, slop_s: float = 0.01, callback_group=None) -> None:
+        from .stamps import stamp_to_ns  # imports rclpy's builtin_interfaces: only the adapter needs it
+
+        if not topics:
+            raise ValueError("MultiViewSubscriber needs at least one topic")
+        self._stamp_to_ns = stamp_to_ns
+        self.sync = ApproximateTimeSync(len(topics), queue_size=queue_size, slop_s=slop_s)
+        self._callback = callback
+        self._lock = threading.Lock()
+        self.subscriptions = [
+            node.create_subscription(msg_type, topic, self._make_cb(i), qos, callback_group=callback_group)
+            for i, (topic, msg_type) in enumerate(topics)
+        ]
+
+    def _make_cb(self, view: int):
+        def cb(msg) -> None:
+            with self._lock:
+                sets = self.sync.add(view, self._stamp_to_ns(msg.header.stamp), msg)
+            for s in sets:
+                self._callback(s.payloads)
+
+        return cb

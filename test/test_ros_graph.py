@@ -1,0 +1,142 @@
+"""Node graph definition, its ROS arguments, the in-process runner and the launch files."""
+
+import ast
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from action_images_ros.ros.graph import GraphOptions, NodeSpec, build_graph, topic
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def by_name(nodes):
+    return {n.name: n for n in nodes}
+
+
+def test_options_validation_and_strings():
+    assert GraphOptions.from_strings({"use_sim": "false", "executor": "servo", "rviz": "TRUE"}).rviz is True
+    with pytest.raises(ValueError, match="executor must be 'sim'"):
+        GraphOptions(use_sim=True, executor="moveit")
+    with pytest.raises(ValueError, match="needs use_sim:=true"):
+        GraphOptions(use_sim=False, executor="sim")
+    with pytest.raises(ValueError, match="use_sim must be true or false"):
+        GraphOptions(use_sim="yes")
+    with pytest.raises(ValueError, match="unknown launch arguments \\['robot'\\]"):
+        GraphOptions.from_strings({"robot": "fr3"})
+    with pytest.raises(ValueError, match="executor must be one of"):
+        GraphOptions(use_sim=False, executor="ur5")
+
+
+def test_sim_and_real_graphs_wire_the_executor_differently():
+    sim = by_name(build_graph(GraphOptions()))
+    real = by_name(build_graph(GraphOptions(use_sim=False, executor="moveit", rviz=True)))
+    assert list(sim) == ["camera_node", "policy_node", "decoder_node", "executor_node"]
+    assert "rviz2" in real and real["rviz2"].package == "rviz2"
+    sim_remaps, real_remaps = dict(sim["executor_node"].remappings), dict(real["executor_node"].remappings)
+    assert sim_remaps["current_pose"] == "arm/current_pose"
+    assert real_remaps["current_pose"] == "/franka_robot_state_broadcaster/current_pose"
+    assert real_remaps["gripper_joint_states"] == "/franka_gripper/joint_states"
+    assert sim_remaps["trajectory"] == dict(sim["decoder_node"].remappings)["trajectory"] == topic("trajectory")
+    assert dict(real["executor_node"].overrides) == {"backend": "moveit", "gripper": "franka"}
+    # every camera topic the policy subscribes to is one the camera node publishes
+    cam_out = set(dict(sim["camera_node"].remappings).values())
+    assert {t for t in dict(sim["policy_node"].remappings).values() if t.startswith("cameras/")} <= cam_out
+
+
+def test_ros_arguments():
+    spec = NodeSpec(executable="executor_node", name="exec2", namespace="cell", parameters=("config/executor.yaml",),
+                    overrides=(("backend", "sim"), ("control_rate_hz", 5.0), ("flag", True)),
+                    remappings=(("trajectory", "action_images/trajectory"),))
+    args = spec.ros_arguments(REPO)
+    assert args[:3] == ["--ros-args", "-r", "__node:=exec2"]
+    assert ["-r", "__ns:=/cell"] == args[3:5]
+    assert args[5:7] == ["--params-file", str(REPO / "config/executor.yaml")]
+    assert "backend:=sim" in args and "control_rate_hz:=5.0" in args and "flag:=true" in args
+    assert "trajectory:=action_images/trajectory" in args
+    with pytest.raises(FileNotFoundError, match="parameter file of node 'x' not found"):
+        NodeSpec(executable="executor_node", name="x", parameters=("config/nope.yaml",)).ros_arguments(REPO)
+
+
+@pytest.mark.ros
+def test_in_process_runner_starts_the_executor_with_the_graph_wiring(ros_context_factory):
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from geometry_msgs.msg import PoseArray
+    from sensor_msgs.msg import CameraInfo
+    from std_msgs.msg import Float32MultiArray
+
+    from _ros_fakes import QOS, START, FakeArm
+    from action_images_ros.ros.pose_conversions import trajectory_to_msgs
+    from action_images_ros.ros.runner import InProcessGraph
+
+    specs = [s for s in build_graph(GraphOptions()) if s.name == "executor_node"]
+    graph = InProcessGraph(specs, context=ros_context_factory(), share=REPO, num_threads=2)
+    node = graph.nodes["executor_node"]
+    assert node.get_parameter("backend").value == "sim"
+    assert node.get_parameter("control_rate_hz").value == 10.0  # from config/executor.yaml
+    subs = {s.topic_name for s in node.subscriptions}
+    assert {"/action_images/trajectory", "/arm/current_pose", "/cameras/front/camera_info"} <= subs
+
+    ctx = ros_context_factory()
+    world = rclpy.create_node("world", context=ctx)
+    arm = FakeArm(world, prefix="arm/")
+    traj_pub = world.create_publisher(PoseArray, topic("trajectory"), QOS)
+    info_pub = world.create_publisher(Float32MultiArray, topic("trajectory_info"), QOS)
+    cam_pub = world.create_publisher(CameraInfo, topic("camera_info", "front"), QOS)
+
+    def heartbeat():
+        msg = CameraInfo()
+        msg.header.stamp = world.get_clock().now().to_msg()
+        cam_pub.publish(msg)
+
+    world.create_timer(1 / 30, heartbeat)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(world)
+
+    def spin(pred, timeout_s):  # the world's executor and the graph's, in turn
+        deadline = time.monotonic() + timeout_s
+        while not pred():
+            if time.monotonic() > deadline:
+                return False
+            ex.spin_once(timeout_sec=0.005)
+            graph.spin(duration_s=0.005)
+        return True
+
+    try:
+        assert spin(lambda: traj_pub.get_subscription_count() and node.measured_pose() is not None, 10.0)
+        traj = np.tile(START, (3, 1))
+        traj[:, 0] += [0.02, 0.04, 0.06]
+        poses, info = trajectory_to_msgs(traj, np.ones(3), world.get_clock().now().nanoseconds)
+        traj_pub.publish(poses)
+        info_pub.publish(info)
+        assert spin(lambda: len(arm.targets) >= 4, 5.0)
+        np.testing.assert_allclose(arm.pose[:3], traj[1, :3], atol=1e-9)
+    finally:
+        ex.shutdown()
+        world.destroy_node()
+        graph.shutdown()
+
+
+def test_launch_files_use_the_graph():
+    for name, use_sim in (("policy.launch.py", "false"), ("sim.launch.py", "true")):
+        tree = ast.parse((REPO / "launch" / name).read_text())
+        imports = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert any(n.module == "action_images_ros.ros.launch_support" for n in imports), name
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "_describe"]
+        assert len(calls) == 1 and {k.arg: k.value.value for k in calls[0].keywords}["use_sim"] == use_sim
+
+
+def test_launch_support_without_launch_installed_says_what_to_do():
+    from action_images_ros.ros.launch_support import generate_launch_description
+
+    try:  # (a bare `import launch` would find the repository's launch/ folder as a namespace package)
+        from launch import LaunchDescription  # noqa: F401
+        import launch_ros  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="action-images run"):
+            generate_launch_description()
+    else:  # a real ROS 2 install: the description builds
+        assert generate_launch_description(use_sim="true") is not None
