@@ -1,0 +1,103 @@
+"""Conditioning inputs shared by every denoiser: mode flags, camera ray maps, scaling.
+
+Modes are expressed by masking which of the two generated streams (future RGB,
+future action images) is given clean:
+
+=============  ===========  ==============  ================================
+mode           future RGB   future actions  use
+=============  ===========  ==============  ================================
+``policy``     generated    generated       image -> video + actions
+``world_model``generated    given           image + actions -> video
+``label``      given        generated       video -> actions (labelling)
+``video``      generated    dropped         image -> video (no actions)
+=============  ===========  ==============  ================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import torch
+
+from .config import MODES
+
+#: (rgb_given, action_given, action_dropped) per mode.
+MODE_FLAGS: dict[str, tuple[float, float, float]] = {
+    "policy": (0.0, 0.0, 0.0),
+    "world_model": (0.0, 1.0, 0.0),
+    "label": (1.0, 0.0, 0.0),
+    "video": (0.0, 0.0, 1.0),
+}
+NUM_FLAGS = 3
+NUM_RAY_CHANNELS = 6
+
+
+def check_mode(mode: str) -> str:
+    """Return ``mode`` or raise ``ValueError`` listing the valid modes."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+    return mode
+
+
+def mode_flags(modes: Sequence[str], device: torch.device | None = None) -> torch.Tensor:
+    """Flags ``(B, 3)`` = (rgb_given, action_given, action_dropped) for ``B`` modes."""
+    return torch.tensor([MODE_FLAGS[check_mode(m)] for m in modes], dtype=torch.float32, device=device)
+
+
+def plucker_rays(K: torch.Tensor, T_world_cam: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Per-pixel Plücker ray coordinates of pinhole cameras.
+
+    Args:
+        K: ``(..., 3, 3)`` intrinsics for an image of ``height`` x ``width`` pixels
+            (OpenCV, pixel centres at integers).
+        T_world_cam: ``(..., 4, 4)`` camera-to-world transforms (metres).
+
+    Returns:
+        ``(..., 6, H, W)`` float32: unit ray direction ``d`` (world frame) and
+        moment ``o x d`` with ``o`` the optical centre (metres).
+    """
+    K = K.to(torch.float32)
+    T = T_world_cam.to(torch.float32)
+    dev = K.device
+    v, u = torch.meshgrid(torch.arange(height, dtype=torch.float32, device=dev),
+                          torch.arange(width, dtype=torch.float32, device=dev), indexing="ij")
+    pix = torch.stack([u, v, torch.ones_like(u)], dim=-1).reshape(-1, 3)  # (HW, 3)
+    d_cam = pix @ torch.linalg.inv(K).transpose(-1, -2)  # (..., HW, 3)
+    d = d_cam @ T[..., :3, :3].transpose(-1, -2)
+    d = d / d.norm(dim=-1, keepdim=True)
+    o = T[..., None, :3, 3].expand_as(d)
+    m = torch.cross(o, d, dim=-1)
+    rays = torch.cat([d, m], dim=-1)  # (..., HW, 6)
+    return rays.transpose(-1, -2).reshape(*rays.shape[:-2], NUM_RAY_CHANNELS, height, width)
+
+
+@dataclasses.dataclass
+class Conditions:
+    """Everything the denoiser sees besides the noisy streams, for a batch of ``B`` scenes with ``V`` views.
+
+    Attributes:
+        cond_rgb: ``(B, V, 3, H, W)`` current frames, normalised.
+        cond_action: ``(B, V, 3, H, W)`` action image of the current pose, normalised.
+        rays: ``(B, V, 6, H, W)`` Plücker ray maps, or None when the model does not use them.
+        flags: ``(B, 3)`` mode flags (rgb_given, action_given, action_dropped).
+        given_rgb: model-space clean future RGB where given (shape of the RGB stream), else None.
+        given_action: model-space clean future action images where given, else None.
+        cache: backbone-specific precomputed tensors (e.g. conditioning latents).
+    """
+
+    cond_rgb: torch.Tensor
+    cond_action: torch.Tensor
+    rays: torch.Tensor | None
+    flags: torch.Tensor
+    given_rgb: torch.Tensor | None = None
+    given_action: torch.Tensor | None = None
+    cache: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.cond_rgb.shape[0])
+
+    @property
+    def num_views(self) -> int:
+        return int(self.cond_rgb.shape[1])

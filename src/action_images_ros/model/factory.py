@@ -1,0 +1,37 @@
+"""Build a fresh :class:`ActionImagesPipeline` from a :class:`ModelConfig`."""
+
+from __future__ import annotations
+
+import logging
+
+from .config import ModelConfig
+from .denoisers import build_unet2d, build_wan_miniature, load_wan_pretrained
+from .pipeline import ActionImagesPipeline
+
+logger = logging.getLogger(__name__)
+
+
+def build_scheduler():
+    """The default sampler: flow-matching Euler over 1000 training timesteps, no shift."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
+
+
+def build_pipeline(cfg: ModelConfig, scheduler=None) -> ActionImagesPipeline:
+    """A new pipeline for ``cfg``: randomly initialised (``unet2d``, miniature ``wan``) or loaded
+    from ``cfg.wan.pretrained`` (large ``wan``). ``scheduler`` defaults to :func:`build_scheduler`."""
+    if not isinstance(cfg, ModelConfig):
+        raise ValueError(f"build_pipeline needs a ModelConfig, got {type(cfg).__name__}")
+    vae = None
+    if cfg.denoiser_type == "unet2d":
+        denoiser = build_unet2d(cfg)
+    elif cfg.wan.pretrained:
+        denoiser, vae = load_wan_pretrained(cfg)
+    else:
+        denoiser, vae = build_wan_miniature(cfg)
+    pipe = ActionImagesPipeline(denoiser=denoiser, scheduler=scheduler or build_scheduler(), vae=vae,
+                                model_config=cfg.to_dict())
+    logger.info("built %s pipeline: denoiser %.2f M parameters", cfg.denoiser_type,
+                sum(p.numel() for p in denoiser.parameters()) / 1e6)
+    return pipe

@@ -1,0 +1,119 @@
+"""The training objective: masked flow matching over the two streams.
+
+For each scene a mode is drawn (which stream is given clean / dropped), a
+noise level ``sigma = sigmoid(N(mu, s))`` (noise-heavy for ``mu > 0``), and
+``x_sigma = (1 - sigma) x0 + sigma noise`` per stream. The network predicts
+``x0`` (``prediction_type="sample"``) or ``noise - x0`` (``"velocity"``); the
+squared error counts only on generated streams, the action stream weighted
+``loss_action_weight`` and, in pixel space, each action-image pixel by
+``1 + loss_blob_weight * blob intensity`` (the blobs are sparse).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .config import MODES
+
+BATCH_KEYS = ("cond_rgb", "cond_action", "future_rgb", "future_action", "K", "T_world_cam")
+
+
+@dataclasses.dataclass
+class LossParts:
+    """A training loss and its parts (floats are detached, for logging)."""
+
+    loss: torch.Tensor
+    rgb: float
+    action: float
+
+
+def sample_modes(n: int, probs: Mapping[str, float], rng: np.random.Generator) -> list[str]:
+    """``n`` modes drawn with probabilities ``probs`` (normalised; unknown names rejected)."""
+    names = [m for m in MODES if probs.get(m, 0.0) > 0]
+    if not names:
+        raise ValueError(f"no mode has a positive probability in {dict(probs)}")
+    p = np.array([probs[m] for m in names], dtype=np.float64)
+    return [names[i] for i in rng.choice(len(names), size=n, p=p / p.sum())]
+
+
+def sample_sigmas(n: int, logit_mean: float, logit_std: float, generator: torch.Generator | None) -> torch.Tensor:
+    """``(n,)`` noise levels ``sigmoid(N(logit_mean, logit_std))`` in (0, 1)."""
+    return torch.sigmoid(torch.randn(n, generator=generator) * logit_std + logit_mean)
+
+
+def blob_intensity(action01: torch.Tensor) -> torch.Tensor:
+    """Per-pixel blob strength ``(..., 1, H, W)`` of action images ``(..., 3, H, W)`` in [0, 1].
+
+    R and G are blobs on black; B is a blob over the gripper background, which is
+    removed (its per-image minimum) and rescaled.
+    """
+    b = action01[..., 2:3, :, :]
+    bg = b.amin(dim=(-2, -1), keepdim=True)
+    b = (b - bg) / (1.0 - bg).clamp(min=1e-3)
+    return torch.cat([action01[..., 0:2, :, :], b], dim=-3).amax(dim=-3, keepdim=True).clamp(0.0, 1.0)
+
+
+def _masked_mean(per_scene: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (per_scene * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[str],
+                       generator: torch.Generator | None = None, autocast: bool = False) -> LossParts:
+    """Masked flow-matching loss of ``pipe`` on a collated batch.
+
+    Args:
+        pipe: an :class:`ActionImagesPipeline`.
+        batch: tensors with a leading batch dimension ``B``: ``cond_rgb``/``cond_action``
+            ``(B, V, 3, H, W)``, ``future_rgb``/``future_action`` ``(B, V, F, 3, H, W)`` in [0, 1],
+            ``K (B, V, 3, 3)``, ``T_world_cam (B, V, 4, 4)``.
+        modes: ``B`` mode names (which streams are given).
+        generator: seeds the noise levels and noise.
+        autocast: bf16 autocast for the forward pass.
+    """
+    missing = [k for k in BATCH_KEYS if k not in batch]
+    if missing:
+        raise ValueError(f"training batch lacks key(s) {missing}; items need {list(BATCH_KEYS)}")
+    cfg = pipe.model_cfg
+    dev = pipe.device
+    fut_rgb = batch["future_rgb"].to(dev, torch.float32)
+    fut_act = batch["future_action"].to(dev, torch.float32)
+    B, V, F = fut_rgb.shape[:3]
+    if F != cfg.num_future or fut_rgb.shape[-1] != cfg.image_size or fut_rgb.shape[-2] != cfg.image_size:
+        raise ValueError(f"batch has {F} future frames of {tuple(fut_rgb.shape[-2:])} px but the model expects "
+                         f"{cfg.num_future} of {cfg.image_size}x{cfg.image_size}")
+    if len(modes) != B:
+        raise ValueError(f"got {len(modes)} modes for a batch of {B}")
+
+    cond = pipe.prepare_conditions(batch["cond_rgb"], batch["cond_action"], batch["K"], batch["T_world_cam"], modes)
+    x0_rgb = pipe.backbone.encode_stream(pipe.normalize(fut_rgb), "rgb", cond)
+    x0_act = pipe.backbone.encode_stream(pipe.normalize(fut_act), "action", cond)
+    cond.given_rgb, cond.given_action = x0_rgb, x0_act
+
+    sigma = sample_sigmas(B, cfg.sigma_logit_mean, cfg.sigma_logit_std, generator).to(dev)
+    n_rgb = torch.randn(x0_rgb.shape, generator=generator).to(dev)
+    n_act = torch.randn(x0_act.shape, generator=generator).to(dev)
+    s = sigma.view((-1,) + (1,) * (x0_rgb.ndim - 1))
+    x_rgb = (1.0 - s) * x0_rgb + s * n_rgb
+    x_act = (1.0 - s) * x0_act + s * n_act
+    timestep = sigma * float(pipe.scheduler.config.num_train_timesteps)
+    pred_rgb, pred_act = pipe.denoise(x_rgb, x_act, cond, timestep, autocast=autocast)
+
+    if cfg.prediction_type == "sample":
+        t_rgb, t_act = x0_rgb, x0_act
+    else:
+        t_rgb, t_act = n_rgb - x0_rgb, n_act - x0_act
+    err_rgb = (pred_rgb.float() - t_rgb) ** 2
+    err_act = (pred_act.float() - t_act) ** 2
+    if pipe.backbone.pixel_space and cfg.loss_blob_weight > 0:
+        err_act = err_act * (1.0 + cfg.loss_blob_weight * blob_intensity(fut_act))
+    f = cond.flags
+    gen_rgb = 1.0 - f[:, 0]
+    gen_act = (1.0 - f[:, 1]) * (1.0 - f[:, 2])
+    l_rgb = _masked_mean(err_rgb.flatten(1).mean(1), gen_rgb)
+    l_act = _masked_mean(err_act.flatten(1).mean(1), gen_act)
+    loss = cfg.loss_rgb_weight * l_rgb + cfg.loss_action_weight * l_act
+    return LossParts(loss=loss, rgb=float(l_rgb.detach()), action=float(l_act.detach()))

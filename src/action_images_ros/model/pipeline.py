@@ -1,0 +1,422 @@
+"""``ActionImagesPipeline``: one diffusion backbone that jointly generates the future
+multi-view video and the multi-view action images, in four modes.
+
+Shapes (one scene, ``V`` calibrated views, ``F`` future keyframes, images ``S x S``):
+
+* inputs follow the dataset contract, channels first, values in ``[0, 1]``:
+  ``cond_rgb (V, 3, S, S)``, ``cond_action (V, 3, S, S)``,
+  ``future_rgb (V, F, 3, S, S)``, ``future_action (V, F, 3, S, S)``,
+  cameras as ``geometry.Camera`` objects or ``K (V, 3, 3)`` + ``T_world_cam (V, 4, 4)``
+  (OpenCV convention, camera-to-world, metres, intrinsics for ``S x S`` images);
+* outputs are channels last for viewing: ``future_rgb`` / ``future_action``
+  ``(V, F, S, S, 3)`` in ``[0, 1]``, decoded ``actions (F, 8)`` =
+  ``[x y z qx qy qz qw gripper]`` in the cameras' world (robot base) frame and
+  ``confidence (F,)``.
+
+Sampling is flow matching (``x_sigma = (1 - sigma) x0 + sigma noise``) with any
+scheduler whose loop needs only ``set_timesteps`` / ``timesteps`` / ``step``
+(default :class:`diffusers.FlowMatchEulerDiscreteScheduler`). A network that
+predicts the clean sample is turned into the velocity the scheduler expects by
+``v = (x_sigma - x0) / max(sigma, min_sigma)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.utils import BaseOutput
+
+from ..codec import ActionImageCodec
+from ..geometry import Camera
+from .backbones import make_backbone
+from .conditioning import Conditions, check_mode, mode_flags, plucker_rays
+from .config import ModelConfig
+
+logger = logging.getLogger(__name__)
+
+#: Modes whose output includes decoded actions.
+ACTION_MODES = ("policy", "label")
+
+
+@dataclasses.dataclass
+class ActionImagesPipelineOutput(BaseOutput):
+    """Result of one pipeline call (one scene).
+
+    Attributes:
+        future_rgb: ``(V, F, H, W, 3)`` future frames in [0, 1] (the given ones in ``label`` mode).
+        future_action: ``(V, F, H, W, 3)`` future action images in [0, 1] (given ones in
+            ``world_model`` mode); None in ``video`` mode.
+        actions: ``(F, 8)`` decoded ``[x y z qx qy qz qw gripper]`` (metres, world frame) in the
+            ``policy`` and ``label`` modes, else None.
+        confidence: ``(F,)`` decoder confidence in [0, 1] where ``actions`` is set, else None.
+        mode: the mode that produced this output.
+    """
+
+    future_rgb: np.ndarray | torch.Tensor
+    future_action: np.ndarray | torch.Tensor | None
+    actions: np.ndarray | None
+    confidence: np.ndarray | None
+    mode: str
+
+
+class ActionImagesPipeline(DiffusionPipeline):
+    """Joint future-video + action-image generation (Action Images, arXiv 2604.06168).
+
+    Components: ``denoiser`` (``UNet2DModel`` or ``WanTransformer3DModel``),
+    ``scheduler`` (flow matching), optional ``vae`` (``AutoencoderKLWan``, Wan
+    configuration only). ``model_config`` is the :class:`ModelConfig` as a dict;
+    it is saved in ``model_index.json``. Build a fresh one with
+    :func:`action_images_ros.model.factory.build_pipeline`; load a saved one
+    with ``ActionImagesPipeline.from_pretrained(folder)``.
+    """
+
+    model_cpu_offload_seq = "denoiser->vae"
+    _optional_components = ["vae"]
+
+    def __init__(self, denoiser, scheduler, vae=None, model_config: dict | None = None) -> None:
+        super().__init__()
+        self.register_modules(denoiser=denoiser, scheduler=scheduler, vae=vae)
+        cfg = model_config if isinstance(model_config, ModelConfig) else ModelConfig.from_dict(model_config)
+        self.register_to_config(model_config=cfg.to_dict())
+        self.model_cfg = cfg
+        self.codec = ActionImageCodec(cfg.image_size, cfg.image_size, sigma_frac=cfg.codec_sigma_frac,
+                                      axis_length=cfg.codec_axis_length,
+                                      open_background=cfg.codec_open_background)
+        self._backbone = None
+        self._backbone_key = None
+        self.set_progress_bar_config(disable=True)  # one call per control step: no bars unless asked for
+        _ = self.backbone  # validate that the components fit the config now, not at the first call
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> "ActionImagesPipeline":
+        """Load a pipeline saved with ``save_pretrained`` from a local folder.
+
+        Raises:
+            FileNotFoundError: the folder, its ``model_index.json`` or a component subfolder is missing.
+            ValueError: the folder is corrupt (unreadable index, wrong class, broken weights).
+        """
+        path = Path(pretrained_model_name_or_path).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(f"model folder {path} does not exist (expected a folder written by "
+                                    f"ActionImagesPipeline.save_pretrained or `action-images train`)")
+        index_path = path / "model_index.json"
+        if not index_path.is_file():
+            raise FileNotFoundError(f"{path} is not a saved pipeline: {index_path.name} is missing "
+                                    f"(save one with pipeline.save_pretrained(folder))")
+        try:
+            index = json.loads(index_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"checkpoint folder {path} is corrupt: {index_path.name} is not valid JSON ({exc})") from exc
+        if not isinstance(index, dict) or index.get("_class_name") != cls.__name__:
+            raise ValueError(f"checkpoint folder {path} holds a {index.get('_class_name') if isinstance(index, dict) else '?'}"
+                             f", not an {cls.__name__}")
+        for name in ("denoiser", "scheduler", "vae"):
+            entry = index.get(name)
+            if name != "vae" and not entry:
+                raise ValueError(f"checkpoint folder {path} is corrupt: model_index.json has no {name!r} entry")
+            if entry and entry[0] is not None and not (path / name).is_dir():
+                raise FileNotFoundError(f"checkpoint folder {path} is incomplete: subfolder {name}/ is missing")
+        kwargs.setdefault("local_files_only", True)
+        try:
+            return super().from_pretrained(path, **kwargs)
+        except (FileNotFoundError, ValueError):
+            raise
+        except Exception as exc:  # diffusers/safetensors raise OSError, RuntimeError, SafetensorError...
+            raise ValueError(f"checkpoint folder {path} is corrupt or incomplete: {type(exc).__name__}: {exc}") from exc
+
+    # ------------------------------------------------------------------ building blocks (shared with training)
+    @property
+    def backbone(self):
+        """The denoiser-family adapter (rebuilt if a component was replaced)."""
+        key = (id(self.denoiser), id(self.vae))
+        if self._backbone is None or key != self._backbone_key:
+            self._backbone = make_backbone(self.model_cfg, self.denoiser, self.vae)
+            self._backbone_key = key
+        return self._backbone
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images -> network range."""
+        return (x - self.model_cfg.input_mean) / self.model_cfg.input_std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Network range -> [0, 1] images (clamped)."""
+        return (x * self.model_cfg.input_std + self.model_cfg.input_mean).clamp(0.0, 1.0)
+
+    def prepare_conditions(self, cond_rgb: torch.Tensor, cond_action: torch.Tensor, K: torch.Tensor,
+                           T_world_cam: torch.Tensor, modes: Sequence[str]) -> Conditions:
+        """Batched conditioning.
+
+        Args:
+            cond_rgb, cond_action: ``(B, V, 3, H, W)`` in [0, 1].
+            K: ``(B, V, 3, 3)`` intrinsics at ``H x W``; T_world_cam: ``(B, V, 4, 4)``.
+            modes: ``B`` mode names.
+        """
+        dev = self.device
+        cond_rgb = cond_rgb.to(dev, torch.float32)
+        B, V, _, H, W = cond_rgb.shape
+        rays = plucker_rays(K.to(dev), T_world_cam.to(dev), H, W) if self.model_cfg.use_plucker else None
+        cond = Conditions(
+            cond_rgb=self.normalize(cond_rgb),
+            cond_action=self.normalize(cond_action.to(dev, torch.float32)),
+            rays=rays,
+            flags=mode_flags(modes, device=dev),
+        )
+        return self.backbone.prepare(cond)
+
+    def denoise(self, x_rgb: torch.Tensor, x_act: torch.Tensor, cond: Conditions, timestep: torch.Tensor,
+                autocast: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw network predictions for both streams (given streams substituted clean, dropped ones zeroed).
+
+        Args:
+            x_rgb, x_act: noisy streams in model space.
+            timestep: ``(B,)`` in [0, num_train_timesteps].
+            autocast: run the network under bf16 autocast.
+        """
+        f = cond.flags
+        shape = (-1,) + (1,) * (x_rgb.ndim - 1)
+        if cond.given_rgb is not None:
+            x_rgb = torch.where(f[:, 0].view(shape) > 0.5, cond.given_rgb, x_rgb)
+        if cond.given_action is not None:
+            x_act = torch.where(f[:, 1].view(shape) > 0.5, cond.given_action, x_act)
+        x_act = x_act * (1.0 - f[:, 2].view(shape))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+            return self.backbone.forward(x_rgb, x_act, cond, timestep)
+
+    def to_velocity(self, pred: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """Flow velocity ``d x / d sigma`` from a network prediction; ``sigma`` is ``(B,)``."""
+        if self.model_cfg.prediction_type == "velocity":
+            return pred
+        s = sigma.clamp(min=self.model_cfg.min_sigma).view((-1,) + (1,) * (x.ndim - 1))
+        return (x - pred) / s
+
+    # ------------------------------------------------------------------ __call__ helpers
+    def check_inputs(self, cond_rgb, cond_action, state, cameras, K, T_world_cam, mode, future_rgb,
+                     future_action, actions, num_inference_steps, generator) -> dict[str, Any]:
+        """Validate the inputs of :meth:`__call__` and return them as float32 arrays + cameras."""
+        check_mode(mode)
+        S, F = self.model_cfg.image_size, self.model_cfg.num_future
+        rgb = _as_images(cond_rgb, "cond_rgb", 4)
+        V = rgb.shape[0]
+        if rgb.shape[1:] != (3, S, S):
+            raise ValueError(_size_message("cond_rgb", rgb.shape, f"(V, 3, {S}, {S})", S))
+        if mode in ACTION_MODES and V < 2:
+            raise ValueError(f"mode {mode!r} decodes actions by triangulation and needs at least 2 views, got {V}")
+        cams = _cameras(cameras, K, T_world_cam, V, S)
+        if cond_action is None and state is None:
+            raise ValueError("pass cond_action (V, 3, H, W) or state (8,) = the current pose to draw it")
+        if cond_action is not None:
+            cact = _as_images(cond_action, "cond_action", 4)
+            if cact.shape != rgb.shape:
+                raise ValueError(_size_message("cond_action", cact.shape, f"{rgb.shape} like cond_rgb", S))
+        else:
+            st = np.asarray(state, dtype=np.float64).reshape(1, -1)
+            cact = self.codec.encode(st, cams)[:, 0].transpose(0, 3, 1, 2)
+        out = {"cond_rgb": rgb, "cond_action": np.ascontiguousarray(cact, dtype=np.float32), "cameras": cams,
+               "future_rgb": None, "future_action": None}
+        if mode == "label":
+            if future_rgb is None:
+                raise ValueError("mode 'label' labels a given video: pass future_rgb (V, F, 3, H, W)")
+            out["future_rgb"] = _as_images(future_rgb, "future_rgb", 5)
+            if out["future_rgb"].shape != (V, F, 3, S, S):
+                raise ValueError(_size_message("future_rgb", out["future_rgb"].shape, f"({V}, {F}, 3, {S}, {S})", S))
+        elif future_rgb is not None:
+            logger.warning("future_rgb is ignored in mode %r (it is generated)", mode)
+        if mode == "world_model":
+            if future_action is None and actions is None:
+                raise ValueError("mode 'world_model' needs the actions: pass future_action (V, F, 3, H, W) "
+                                 "or actions (F, 8)")
+            if future_action is not None:
+                fa = _as_images(future_action, "future_action", 5)
+            else:
+                a = np.asarray(actions, dtype=np.float64)
+                if a.shape != (F, 8):
+                    raise ValueError(f"actions must have shape ({F}, 8) = num_future x [x y z qx qy qz qw g], "
+                                     f"got {a.shape}")
+                fa = self.codec.encode(a, cams).transpose(0, 1, 4, 2, 3)
+            if fa.shape != (V, F, 3, S, S):
+                raise ValueError(_size_message("future_action", fa.shape, f"({V}, {F}, 3, {S}, {S})", S))
+            out["future_action"] = np.ascontiguousarray(fa, dtype=np.float32)
+        elif future_action is not None or actions is not None:
+            logger.warning("future_action / actions are ignored in mode %r", mode)
+        if not 1 <= int(num_inference_steps) <= 1000:
+            raise ValueError(f"num_inference_steps must be in [1, 1000], got {num_inference_steps}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        return out
+
+    def prepare_noise(self, shape: tuple[int, ...], generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Initial noise for the RGB and action streams (drawn on the CPU so seeds are device independent)."""
+        n_rgb = torch.randn(shape, generator=generator, dtype=torch.float32)
+        n_act = torch.randn(shape, generator=generator, dtype=torch.float32)
+        return n_rgb.to(self.device), n_act.to(self.device)
+
+    def retrieve_timesteps(self, num_inference_steps: int) -> torch.Tensor:
+        """Uniform sigmas ``1, ..., 1/N`` when the scheduler accepts custom sigmas, else its own spacing."""
+        n = int(num_inference_steps)
+        if "sigmas" in inspect.signature(self.scheduler.set_timesteps).parameters:
+            self.scheduler.set_timesteps(sigmas=np.linspace(1.0, 1.0 / n, n).tolist(), device=self.device)
+        else:
+            self.scheduler.set_timesteps(n, device=self.device)
+        return self.scheduler.timesteps
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def __call__(
+        self,
+        cond_rgb: np.ndarray | torch.Tensor,
+        cond_action: np.ndarray | torch.Tensor | None = None,
+        cameras: Sequence[Camera] | None = None,
+        K: np.ndarray | torch.Tensor | None = None,
+        T_world_cam: np.ndarray | torch.Tensor | None = None,
+        mode: str = "policy",
+        future_rgb: np.ndarray | torch.Tensor | None = None,
+        future_action: np.ndarray | torch.Tensor | None = None,
+        actions: np.ndarray | None = None,
+        state: np.ndarray | None = None,
+        num_inference_steps: int = 6,
+        generator: torch.Generator | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+    ) -> ActionImagesPipelineOutput | tuple:
+        """Generate the future of one scene.
+
+        Args:
+            cond_rgb: ``(V, 3, S, S)`` current frames in [0, 1] (uint8 accepted and scaled).
+            cond_action: ``(V, 3, S, S)`` action image of the current pose, or None with ``state``.
+            cameras: ``V`` cameras of size ``S x S``; or give ``K (V, 3, 3)`` and ``T_world_cam (V, 4, 4)``.
+            mode: ``policy`` | ``world_model`` | ``label`` | ``video`` (see ``conditioning``).
+            future_rgb: ``(V, F, 3, S, S)`` given future frames (``label`` mode).
+            future_action: ``(V, F, 3, S, S)`` given action images (``world_model``), or ``actions (F, 8)``.
+            state: ``(8,)`` current pose, drawn with the codec when ``cond_action`` is None.
+            num_inference_steps: denoising steps (6 by default; <= 8 is the intended range).
+            generator: seeds the initial noise (samples are reproducible with a seeded generator).
+            output_type: ``"np"`` (numpy) or ``"pt"`` (torch) for the image outputs.
+            return_dict: return an :class:`ActionImagesPipelineOutput` (else a tuple of its fields).
+        """
+        # 1. Check inputs
+        if output_type not in ("np", "pt"):
+            raise ValueError(f"output_type must be 'np' or 'pt', got {output_type!r}")
+        inp = self.check_inputs(cond_rgb, cond_action, state, cameras, K, T_world_cam, mode, future_rgb,
+                                future_action, actions, num_inference_steps, generator)
+        cams = inp["cameras"]
+        V = len(cams)
+        dev = self.device
+
+        # 2. Prepare conditioning (batch of one scene) and the given streams
+        Kt = torch.as_tensor(np.stack([c.K for c in cams]), dtype=torch.float32)[None]
+        Tt = torch.as_tensor(np.stack([c.T_world_cam for c in cams]), dtype=torch.float32)[None]
+        cond = self.prepare_conditions(torch.from_numpy(inp["cond_rgb"])[None],
+                                       torch.from_numpy(inp["cond_action"])[None], Kt, Tt, [mode])
+        if inp["future_rgb"] is not None:
+            cond.given_rgb = self.backbone.encode_stream(
+                self.normalize(torch.from_numpy(inp["future_rgb"])[None].to(dev)), "rgb", cond)
+        if inp["future_action"] is not None:
+            cond.given_action = self.backbone.encode_stream(
+                self.normalize(torch.from_numpy(inp["future_action"])[None].to(dev)), "action", cond)
+
+        # 3. Prepare the initial noise
+        shape = self.backbone.stream_shape(1, V)
+        x_rgb, x_act = self.prepare_noise(shape, generator)
+
+        # 4. Timesteps
+        timesteps = self.retrieve_timesteps(num_inference_steps)
+        n_train = float(self.scheduler.config.num_train_timesteps)
+
+        # 5. Denoising loop: both streams advance together as one flat sample per scene
+        numel = x_rgb[0].numel()
+        for t in self.progress_bar(timesteps):
+            t_batch = t.reshape(1).to(dev, torch.float32)
+            pred_rgb, pred_act = self.denoise(x_rgb, x_act, cond, t_batch, autocast=self.model_cfg.inference_bf16)
+            sigma = t_batch / n_train
+            v = torch.cat([self.to_velocity(pred_rgb, x_rgb, sigma).reshape(1, -1),
+                           self.to_velocity(pred_act, x_act, sigma).reshape(1, -1)], dim=1)
+            x = torch.cat([x_rgb.reshape(1, -1), x_act.reshape(1, -1)], dim=1)
+            x = self.scheduler.step(v, t, x, return_dict=False)[0]
+            x_rgb, x_act = x[:, :numel].reshape(shape), x[:, numel:].reshape(shape)
+
+        # 6. Decode: given streams pass through; generated ones back to [0, 1] pixels
+        if inp["future_rgb"] is not None:
+            rgb01 = torch.from_numpy(inp["future_rgb"])[None].to(dev)
+        else:
+            rgb01 = self.denormalize(self.backbone.decode_stream(x_rgb, "rgb", cond))
+        act01 = None
+        if inp["future_action"] is not None:
+            act01 = torch.from_numpy(inp["future_action"])[None].to(dev)
+        elif mode != "video":
+            act01 = self.denormalize(self.backbone.decode_stream(x_act, "action", cond))
+        rgb_out = rgb01[0].permute(0, 1, 3, 4, 2).float().cpu()  # (V, F, H, W, 3)
+        act_out = None if act01 is None else act01[0].permute(0, 1, 3, 4, 2).float().cpu()
+
+        # 7. Decode actions with the codec where the mode yields them
+        acts = conf = None
+        if mode in ACTION_MODES:
+            acts, conf = self.codec.decode(act_out.numpy(), cams)
+
+        # 8. Output
+        self.maybe_free_model_hooks()
+        if output_type == "np":
+            rgb_out = rgb_out.numpy()
+            act_out = None if act_out is None else act_out.numpy()
+        if not return_dict:
+            return rgb_out, act_out, acts, conf, mode
+        return ActionImagesPipelineOutput(future_rgb=rgb_out, future_action=act_out, actions=acts,
+                                          confidence=conf, mode=mode)
+
+
+# --------------------------------------------------------------------------- input helpers
+def _as_images(x, name: str, ndim: int) -> np.ndarray:
+    """Array-like images -> float32 numpy in [0, 1] (uint8 is scaled by 1/255)."""
+    if x is None:
+        raise ValueError(f"{name} is required")
+    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if a.ndim != ndim:
+        want = "(V, 3, H, W)" if ndim == 4 else "(V, F, 3, H, W)"
+        raise ValueError(f"{name} must have shape {want} (channels first), got {a.shape}")
+    if a.dtype == np.uint8:
+        a = a.astype(np.float32) / 255.0
+    a = a.astype(np.float32, copy=False)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return a
+
+
+def _size_message(name: str, got: tuple, want: str, size: int) -> str:
+    return (f"{name} has shape {tuple(got)}, expected {want}: images must be {size}x{size} channels-first; "
+            f"resize them (cv2.resize) and scale the cameras with cam.scaled({size}, {size})")
+
+
+def _cameras(cameras, K, T_world_cam, views: int, size: int) -> list[Camera]:
+    """Cameras from ``cameras`` or ``K``/``T_world_cam``, checked against the view count and image size."""
+    if cameras is None:
+        if K is None or T_world_cam is None:
+            raise ValueError("cameras are missing: pass cameras=[geometry.Camera, ...] (one per view) "
+                             "or both K (V, 3, 3) and T_world_cam (V, 4, 4)")
+        K = np.asarray(K.detach().cpu() if isinstance(K, torch.Tensor) else K, dtype=np.float64)
+        T = np.asarray(T_world_cam.detach().cpu() if isinstance(T_world_cam, torch.Tensor) else T_world_cam,
+                       dtype=np.float64)
+        if K.ndim != 3 or K.shape[1:] != (3, 3) or T.ndim != 3 or T.shape[1:] != (4, 4):
+            raise ValueError(f"K must be (V, 3, 3) and T_world_cam (V, 4, 4), got {K.shape} and {T.shape}")
+        if len(K) != len(T):
+            raise ValueError(f"K has {len(K)} views but T_world_cam has {len(T)}")
+        cameras = [Camera(K=k, T_world_cam=t, width=size, height=size, name=f"view{i}")
+                   for i, (k, t) in enumerate(zip(K, T))]
+    cams = list(cameras)
+    if len(cams) != views:
+        raise ValueError(f"got {views} views of images but {len(cams)} cameras; pass exactly one camera per view "
+                         f"in the same order")
+    for cam in cams:
+        if not isinstance(cam, Camera):
+            raise ValueError(f"cameras must be geometry.Camera objects, got {type(cam).__name__}")
+        if (cam.width, cam.height) != (size, size):
+            raise ValueError(f"camera {cam.name!r} is {cam.width}x{cam.height} but the model works at "
+                             f"{size}x{size}; pass cam.scaled({size}, {size})")
+    return cams

@@ -1,0 +1,266 @@
+"""Training loop: AdamW, optional EMA, periodic checkpoints, resume, loss curve.
+
+Layout of ``out_dir``::
+
+    model_config.yaml  train_config.yaml     the configurations of the run
+    checkpoints/step_0000200/pipeline/       raw weights (save_pretrained)
+    checkpoints/step_0000200/training_state.pt  optimiser, EMA, step, time, history
+    model/                                   final pipeline (EMA weights when enabled)
+    metrics.jsonl  loss_curve.png            logged losses and their plot
+
+Calling :func:`train` again with the same ``out_dir`` resumes from the latest
+checkpoint (step, elapsed time, optimiser and EMA state, loss history).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from .config import ModelConfig, TrainConfig
+from .factory import build_pipeline
+from .objective import flow_matching_loss, sample_modes
+from .pipeline import ActionImagesPipeline
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+FINAL_DIR = "model"
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a training run produced.
+
+    Attributes:
+        pipeline: the trained pipeline (EMA weights when EMA is enabled).
+        out_dir: the run folder; the final model is in ``out_dir / "model"``.
+        steps: optimiser steps done in total (over all resumes).
+        elapsed_s: training wall time in total (seconds).
+        history: logged points ``{"step", "loss", "rgb", "action", "elapsed_s", "lr"}``.
+    """
+
+    pipeline: ActionImagesPipeline
+    out_dir: Path
+    steps: int
+    elapsed_s: float
+    history: list[dict]
+
+    @property
+    def final_loss(self) -> float:
+        return float(self.history[-1]["loss"]) if self.history else float("nan")
+
+
+# --------------------------------------------------------------------------- checkpoints
+def latest_checkpoint(out_dir: str | Path) -> Path | None:
+    """The newest complete ``checkpoints/step_*`` folder of a run, or None."""
+    root = Path(out_dir) / CHECKPOINT_DIR
+    done = sorted(p for p in root.glob("step_*") if (p / "training_state.pt").is_file())
+    return done[-1] if done else None
+
+
+def _save_checkpoint(out_dir: Path, step: int, pipe: ActionImagesPipeline, state: dict, keep: int) -> Path:
+    root = out_dir / CHECKPOINT_DIR
+    final = root / f"step_{step:07d}"
+    tmp = root / f".tmp_step_{step:07d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe.save_pretrained(tmp / "pipeline")
+    torch.save(state, tmp / "training_state.pt")  # written last: marks the checkpoint complete
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    old = sorted(p for p in root.glob("step_*") if p != final)
+    for p in old[: max(0, len(old) - (keep - 1))]:
+        shutil.rmtree(p, ignore_errors=True)
+    return final
+
+
+def plot_loss_curve(history: list[dict], path: str | Path) -> None:
+    """Write a PNG of the logged total, RGB and action losses against the step (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not history:
+        return
+    steps = [h["step"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.plot(steps, [h["loss"] for h in history], label="total")
+    ax.plot(steps, [h["rgb"] for h in history], label="future RGB", alpha=0.8)
+    ax.plot(steps, [h["action"] for h in history], label="action images", alpha=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- data
+def _batches(dataset, cfg: TrainConfig, epoch_seed: int):
+    """Endless shuffled batches (a fresh permutation every epoch)."""
+    epoch = 0
+    drop_last = len(dataset) >= cfg.batch_size
+    while True:
+        g = torch.Generator().manual_seed(epoch_seed * 7919 + epoch)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, generator=g,
+                                             num_workers=cfg.num_workers, drop_last=drop_last)
+        for batch in loader:
+            yield batch
+        epoch += 1
+
+
+def _check_item(dataset, cfg: ModelConfig) -> None:
+    if len(dataset) == 0:
+        raise ValueError("the training dataset is empty")
+    item = dataset[0]
+    need = ("cond_rgb", "cond_action", "future_rgb", "future_action", "K", "T_world_cam")
+    missing = [k for k in need if k not in item]
+    if missing:
+        raise ValueError(f"dataset items lack key(s) {missing}; each item must be a dict with {list(need)}")
+    shape = tuple(np.shape(item["future_rgb"]))
+    S, F = cfg.image_size, cfg.num_future
+    if len(shape) != 5 or shape[1:] != (F, 3, S, S):
+        raise ValueError(f"dataset future_rgb items are {shape}, the model needs (V, {F}, 3, {S}, {S}); "
+                         f"match the model's num_future / image_size to the data")
+
+
+# --------------------------------------------------------------------------- the loop
+def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train_config: TrainConfig,
+          out_dir: str | Path, device: str | None = None) -> TrainResult:
+    """Train (or resume training of) a pipeline on ``dataset``.
+
+    Args:
+        pipeline_or_config: a pipeline to fine-tune, or a :class:`ModelConfig` to build one from.
+        dataset: a map-style dataset of dicts with the keys of the data contract.
+        train_config: the run's :class:`TrainConfig`.
+        out_dir: run folder; if it holds a checkpoint the run resumes from it.
+        device: torch device (default: CUDA when available, else CPU).
+
+    Returns:
+        A :class:`TrainResult`; the final model is also saved in ``out_dir / "model"``.
+    """
+    cfg = train_config
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    requested = pipeline_or_config if isinstance(pipeline_or_config, ModelConfig) else pipeline_or_config.model_cfg
+    _check_item(dataset, requested)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    # 1. Model and state: resume from the latest checkpoint or start fresh.
+    ckpt = latest_checkpoint(out_dir)
+    state: dict = {"step": 0, "elapsed_s": 0.0, "history": [], "resumes": 0}
+    if ckpt is not None:
+        pipe = ActionImagesPipeline.from_pretrained(ckpt / "pipeline")
+        if pipe.model_cfg.to_dict() != requested.to_dict():
+            raise ValueError(f"{out_dir} holds a run of a different model configuration; resume with the same "
+                             f"config or use a new out_dir")
+        state = torch.load(ckpt / "training_state.pt", map_location="cpu", weights_only=False)
+        state["resumes"] = state.get("resumes", 0) + 1
+        logger.info("resuming from %s (step %d, %.0f s trained)", ckpt, state["step"], state["elapsed_s"])
+    elif isinstance(pipeline_or_config, ModelConfig):
+        pipe = build_pipeline(pipeline_or_config)
+    else:
+        pipe = pipeline_or_config
+    (out_dir / "model_config.yaml").write_text(yaml.safe_dump(pipe.model_cfg.to_dict(), sort_keys=False))
+    (out_dir / "train_config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    pipe.to(device)
+    if pipe.vae is not None:
+        pipe.vae.requires_grad_(False).eval()
+    net = pipe.denoiser
+    net.train()
+    params = [p for p in net.parameters() if p.requires_grad]
+
+    # 2. Optimiser, warm-up schedule, EMA.
+    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
+    ema = None
+    if cfg.ema_decay > 0:
+        from diffusers.training_utils import EMAModel
+
+        ema = EMAModel(params, decay=cfg.ema_decay)
+    if ckpt is not None:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["lr_scheduler"])
+        if ema is not None and state.get("ema") is not None:
+            ema.load_state_dict(state["ema"])
+    ema_to = (lambda: ema.to(device)) if ema is not None else (lambda: None)
+    ema_to()
+
+    def snapshot() -> dict:
+        return {"step": step, "elapsed_s": elapsed, "history": history, "resumes": state["resumes"],
+                "optimizer": opt.state_dict(), "lr_scheduler": sched.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None}
+
+    # 3. Loop.
+    step, elapsed, history = int(state["step"]), float(state["elapsed_s"]), list(state["history"])
+    batches = _batches(dataset, cfg, cfg.seed + 1000 * state["resumes"])
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress, desc="train", unit="step")
+    window: list[tuple[float, float, float]] = []
+    t_last = time.monotonic()
+    metrics = (out_dir / "metrics.jsonl").open("a")
+    try:
+        while step < cfg.max_steps and (cfg.time_budget_s is None or elapsed < cfg.time_budget_s):
+            batch = next(batches)
+            B = batch["future_rgb"].shape[0]
+            modes = sample_modes(B, cfg.mode_probs, np.random.default_rng([cfg.seed, step]))
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+            parts = flow_matching_loss(pipe, batch, modes, generator=gen, autocast=cfg.bf16_autocast)
+            opt.zero_grad(set_to_none=True)
+            parts.loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            sched.step()
+            if ema is not None:
+                ema.step(params)
+            step += 1
+            now = time.monotonic()
+            elapsed += now - t_last
+            t_last = now
+            window.append((float(parts.loss.detach()), parts.rgb, parts.action))
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                w = np.mean(window, axis=0)
+                window.clear()
+                point = {"step": step, "loss": float(w[0]), "rgb": float(w[1]), "action": float(w[2]),
+                         "elapsed_s": round(elapsed, 2), "lr": sched.get_last_lr()[0]}
+                history.append(point)
+                metrics.write(json.dumps(point) + "\n")
+                metrics.flush()
+                bar.set_postfix(loss=f"{w[0]:.4f}")
+                logger.info("step %d  loss %.4f (rgb %.4f, action %.4f)  %.0f s", step, w[0], w[1], w[2], elapsed)
+            if step % cfg.checkpoint_every == 0:
+                _save_checkpoint(out_dir, step, pipe, snapshot(), cfg.keep_checkpoints)
+                plot_loss_curve(history, out_dir / "loss_curve.png")
+                t_last = time.monotonic()  # checkpoint time does not count as training time
+    finally:
+        bar.close()
+        metrics.close()
+
+    # 4. Final checkpoint (resumable) and the final model (EMA weights if enabled).
+    if window:
+        w = np.mean(window, axis=0)
+        history.append({"step": step, "loss": float(w[0]), "rgb": float(w[1]), "action": float(w[2]),
+                        "elapsed_s": round(elapsed, 2), "lr": sched.get_last_lr()[0]})
+    if latest_checkpoint(out_dir) is None or latest_checkpoint(out_dir).name != f"step_{step:07d}":
+        _save_checkpoint(out_dir, step, pipe, snapshot(), cfg.keep_checkpoints)
+    if ema is not None:
+        ema.copy_to(params)
+    net.eval()
+    pipe.save_pretrained(out_dir / FINAL_DIR)
+    plot_loss_curve(history, out_dir / "loss_curve.png")
+    logger.info("trained %d steps in %.0f s; model saved to %s", step, elapsed, out_dir / FINAL_DIR)
+    return TrainResult(pipeline=pipe, out_dir=out_dir, steps=step, elapsed_s=elapsed, history=history)

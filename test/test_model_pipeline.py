@@ -1,0 +1,188 @@
+"""ActionImagesPipeline: modes, reproducibility, save/load, sampler maths, input checks."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from action_images_ros.model.conditioning import plucker_rays
+from action_images_ros.model.config import ModelConfig
+from action_images_ros.model.factory import build_pipeline
+from action_images_ros.model.pipeline import ActionImagesPipeline
+from action_images_ros.model.synthetic import SyntheticReachDataset
+
+S, F = 32, 2
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16))
+
+
+@pytest.fixture(scope="module")
+def pipe(cfg):
+    torch.manual_seed(0)
+    return build_pipeline(cfg)
+
+
+@pytest.fixture(scope="module")
+def item():
+    return SyntheticReachDataset(4, image_size=S, num_future=F, seed=3)[0]
+
+
+@pytest.fixture(scope="module")
+def cams():
+    return SyntheticReachDataset(1, image_size=S, num_future=F).cameras
+
+
+def _common(item, **kw):
+    return dict(cond_rgb=item["cond_rgb"], cond_action=item["cond_action"], K=item["K"],
+                T_world_cam=item["T_world_cam"], **kw)
+
+
+@pytest.mark.parametrize("mode", ["policy", "world_model", "label", "video"])
+def test_each_mode_runs(pipe, item, mode):
+    extra = {"future_rgb": item["future_rgb"]} if mode == "label" else {}
+    if mode == "world_model":
+        extra = {"actions": item["actions"]}
+    out = pipe(mode=mode, num_inference_steps=3, generator=torch.Generator().manual_seed(0), **_common(item, **extra))
+    V = item["cond_rgb"].shape[0]
+    assert out.mode == mode
+    assert out.future_rgb.shape == (V, F, S, S, 3)
+    assert np.isfinite(out.future_rgb).all() and out.future_rgb.min() >= 0 and out.future_rgb.max() <= 1
+    if mode == "video":
+        assert out.future_action is None and out.actions is None
+    else:
+        assert out.future_action.shape == (V, F, S, S, 3)
+    if mode in ("policy", "label"):
+        assert out.actions.shape == (F, 8) and out.confidence.shape == (F,)
+        assert np.isfinite(out.actions).all()
+    else:
+        assert out.actions is None and out.confidence is None
+    if mode == "label":  # the given stream passes through unchanged
+        np.testing.assert_array_equal(out.future_rgb, item["future_rgb"].transpose(0, 1, 3, 4, 2))
+    if mode == "world_model":
+        assert np.abs(out.future_action - item["future_action"].transpose(0, 1, 3, 4, 2)).max() < 1e-5
+
+
+def test_seeded_samples_reproduce_and_differ(pipe, item):
+    a = pipe(generator=torch.Generator().manual_seed(7), num_inference_steps=2, **_common(item))
+    b = pipe(generator=torch.Generator().manual_seed(7), num_inference_steps=2, **_common(item))
+    c = pipe(generator=torch.Generator().manual_seed(8), num_inference_steps=2, **_common(item))
+    np.testing.assert_array_equal(a.future_action, b.future_action)
+    assert np.abs(a.future_action - c.future_action).max() > 1e-3
+
+
+def test_save_load_round_trip_identical(pipe, item, tmp_path):
+    pipe.save_pretrained(tmp_path / "m")
+    assert (tmp_path / "m" / "denoiser" / "diffusion_pytorch_model.safetensors").is_file()
+    loaded = ActionImagesPipeline.from_pretrained(tmp_path / "m")
+    assert loaded.model_cfg == pipe.model_cfg
+    a = pipe(generator=torch.Generator().manual_seed(1), num_inference_steps=3, **_common(item))
+    b = loaded(generator=torch.Generator().manual_seed(1), num_inference_steps=3, **_common(item))
+    np.testing.assert_array_equal(a.future_rgb, b.future_rgb)
+    np.testing.assert_array_equal(a.future_action, b.future_action)
+    np.testing.assert_array_equal(a.actions, b.actions)
+
+
+@pytest.mark.parametrize("steps", [1, 4, 8])
+def test_clean_prediction_sampler_lands_on_x0(cfg, item, steps):
+    """With an oracle that always predicts x0, the Euler flow sampler ends exactly at x0 for any step count."""
+    p = build_pipeline(cfg)
+    target = torch.linspace(-0.9, 0.9, int(np.prod(p.backbone.stream_shape(1, 3)))).reshape(p.backbone.stream_shape(1, 3))
+    p.backbone.forward = lambda x_rgb, x_act, cond, t: (target, -target)
+    out = p(num_inference_steps=steps, generator=torch.Generator().manual_seed(0), **_common(item))
+    want = (target[0] * 0.5 + 0.5).permute(0, 1, 3, 4, 2).numpy()
+    np.testing.assert_allclose(out.future_rgb, want, atol=1e-5)
+    np.testing.assert_allclose(out.future_action, 1.0 - want, atol=1e-5)
+
+
+def test_state_and_cameras_inputs_match_images(pipe, item, cams):
+    """Passing the current pose + Camera objects equals passing the drawn action image + K/T."""
+    a = pipe(cond_rgb=item["cond_rgb"], state=item["state"], cameras=cams, num_inference_steps=2,
+             generator=torch.Generator().manual_seed(0))
+    b = pipe(generator=torch.Generator().manual_seed(0), num_inference_steps=2, **_common(item))
+    np.testing.assert_allclose(a.future_action, b.future_action, atol=1e-4)
+
+
+def test_plucker_rays_match_camera_rays(cams):
+    cam = cams[0]
+    rays = plucker_rays(torch.tensor(cam.K)[None], torch.tensor(cam.T_world_cam)[None], S, S)[0].numpy()
+    assert rays.shape == (6, S, S)
+    uv = np.array([[3.0, 7.0], [20.0, 11.0]])
+    o, d = cam.pixel_rays(uv)
+    for (u, v), dd in zip(uv.astype(int), d):
+        np.testing.assert_allclose(rays[:3, v, u], dd, atol=1e-5)
+        np.testing.assert_allclose(rays[3:, v, u], np.cross(o, dd), atol=1e-5)
+
+
+def test_bad_inputs_raise_clear_errors(pipe, item, cams):
+    with pytest.raises(ValueError, match="one camera per view"):
+        pipe(cond_rgb=item["cond_rgb"], cond_action=item["cond_action"], cameras=cams[:2])
+    with pytest.raises(ValueError, match="cameras are missing"):
+        pipe(cond_rgb=item["cond_rgb"], cond_action=item["cond_action"])
+    big = np.zeros((3, 3, 2 * S, 2 * S), np.float32)
+    with pytest.raises(ValueError, match=r"cam.scaled\(32, 32\)"):
+        pipe(cond_rgb=big, cond_action=big, cameras=cams)
+    with pytest.raises(ValueError, match="cam.scaled"):
+        pipe(cond_rgb=item["cond_rgb"], cond_action=item["cond_action"], cameras=[c.scaled(64, 64) for c in cams])
+    with pytest.raises(ValueError, match="channels first"):
+        pipe(cond_rgb=item["cond_rgb"][0], cond_action=item["cond_action"], cameras=cams)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        pipe(mode="dream", **_common(item))
+    with pytest.raises(ValueError, match="pass future_rgb"):
+        pipe(mode="label", **_common(item))
+    with pytest.raises(ValueError, match="needs the actions"):
+        pipe(mode="world_model", **_common(item))
+    with pytest.raises(ValueError, match="cond_action"):
+        pipe(cond_rgb=item["cond_rgb"], cameras=cams)
+    with pytest.raises(ValueError, match="at least 2 views"):
+        pipe(cond_rgb=item["cond_rgb"][:1], cond_action=item["cond_action"][:1], cameras=cams[:1])
+
+
+def test_corrupt_or_missing_checkpoint(pipe, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ActionImagesPipeline.from_pretrained(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="model_index.json"):
+        ActionImagesPipeline.from_pretrained(tmp_path / "empty")
+    good = tmp_path / "good"
+    pipe.save_pretrained(good)
+
+    bad_json = tmp_path / "bad_json"
+    pipe.save_pretrained(bad_json)
+    (bad_json / "model_index.json").write_text("{ not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        ActionImagesPipeline.from_pretrained(bad_json)
+
+    no_sub = tmp_path / "no_sub"
+    pipe.save_pretrained(no_sub)
+    for f in (no_sub / "denoiser").iterdir():
+        f.unlink()
+    (no_sub / "denoiser").rmdir()
+    with pytest.raises(FileNotFoundError, match="denoiser/ is missing"):
+        ActionImagesPipeline.from_pretrained(no_sub)
+
+    truncated = tmp_path / "truncated"
+    pipe.save_pretrained(truncated)
+    w = truncated / "denoiser" / "diffusion_pytorch_model.safetensors"
+    w.write_bytes(w.read_bytes()[: w.stat().st_size // 3])
+    with pytest.raises(ValueError, match="corrupt"):
+        ActionImagesPipeline.from_pretrained(truncated)
+
+    other = tmp_path / "other"
+    pipe.save_pretrained(other)
+    idx = json.loads((other / "model_index.json").read_text())
+    idx["_class_name"] = "StableDiffusionPipeline"
+    (other / "model_index.json").write_text(json.dumps(idx))
+    with pytest.raises(ValueError, match="not an ActionImagesPipeline"):
+        ActionImagesPipeline.from_pretrained(other)
+    assert ActionImagesPipeline.from_pretrained(good).model_cfg == pipe.model_cfg
+
+
+def test_components_must_fit_config(cfg):
+    p = build_pipeline(cfg)
+    other = ModelConfig(image_size=S, num_future=F + 2, block_out_channels=(8, 16))
+    with pytest.raises(ValueError, match="channels"):
+        ActionImagesPipeline(denoiser=p.denoiser, scheduler=p.scheduler, model_config=other.to_dict())
