@@ -67,6 +67,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=270.0, help="training time budget (s)")
     ap.add_argument("--batch", type=int, default=8, help="scenes per step")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--max-steps", type=int, default=100_000, help="also stop after this many steps")
     ap.add_argument("--eval", type=int, default=48, help="held-out scenes")
     ap.add_argument("--steps", type=int, default=6, help="denoising steps at evaluation")
     ap.add_argument("--out", type=Path, default=None, help="run folder (default: a temporary one)")
@@ -80,7 +81,7 @@ def main() -> None:
     torch.manual_seed(0)
 
     mcfg = ModelConfig(block_out_channels=tuple(int(c) for c in args.block_channels.split(",")))
-    tcfg = TrainConfig(learning_rate=args.lr, batch_size=args.batch, max_steps=100_000,
+    tcfg = TrainConfig(learning_rate=args.lr, batch_size=args.batch, max_steps=args.max_steps,
                        time_budget_s=args.seconds, checkpoint_every=100_000, progress=False, log_every=25)
     train_ds = SyntheticReachDataset(200_000, mcfg.image_size, mcfg.num_future, seed=1)
     test_ds = SyntheticReachDataset(args.eval, mcfg.image_size, mcfg.num_future, seed=12345)
@@ -102,7 +103,8 @@ def main() -> None:
         print(f"{k:12s}{r['pos_median_mm']:12.1f}{r['final_step_pos_median_mm']:10.1f}"
               f"{r['rot_median_deg']:13.1f}{r['gripper_accuracy']:13.2f}")
     v = m["video"]
-    print(f"future RGB PSNR: generated {v['psnr_generated_db']:.2f} dB vs copy-current {v['psnr_copy_current_db']:.2f} dB")
+    print(f"future RGB PSNR: generated {v['psnr_generated_db']:.2f} dB "
+          f"vs copy-current {v['psnr_copy_current_db']:.2f} dB")
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 class FakeArm:
     """Follows targets instantly; publishes the measured pose and finger joints at 50 Hz."""
 
-    def __init__(self, node, prefix=""):
+    def __init__(self, node, pose_topic="current_pose", joints_topic="gripper_joint_states"):
         self.pose = START.copy()
         self.targets = []  # every (8,) target received (gripper = value at that time)
-        self.pose_pub = node.create_publisher(PoseStamped, prefix + "current_pose", QOS)
-        self.joint_pub = node.create_publisher(JointState, prefix + "gripper_joint_states", QOS)
+        self.pose_pub = node.create_publisher(PoseStamped, pose_topic, QOS)
+        self.joint_pub = node.create_publisher(JointState, joints_topic, QOS)
         node.create_subscription(PoseStamped, "sim/tcp_target", self.on_target, QOS)
         node.create_subscription(Float32, "sim/gripper_target", self.on_gripper, QOS)
         node.create_timer(0.02, self.publish)

@@ -5,7 +5,8 @@ Before anything imports rclpy, the session gets
 * a random ``ROS_DOMAIN_ID`` in 100..200 (parallel sessions do not see each other),
 * ``FASTDDS_DEFAULT_PROFILES_FILE=config/fastdds_shm.xml`` (shared-memory transport
   with a 32 MB segment: 3 x 640x480 rgb8 at 30 Hz arrives whole, DESIGN §3),
-* ``RMW_IMPLEMENTATION=rmw_fastrtps_cpp`` (the profile is Fast DDS's).
+* ``RMW_IMPLEMENTATION=rmw_fastrtps_cpp`` (the profile is Fast DDS's),
+* ``MUJOCO_GL=egl`` / ``PYOPENGL_PLATFORM=egl`` (headless rendering of the simulated cell).
 
 ``ros_context`` gives each test a fresh, initialised rclpy ``Context`` and shuts it down
 afterwards; ``ros_context_factory`` makes more than one (nodes in separate DDS participants).
@@ -26,6 +27,8 @@ os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(100, 200))
 os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(REPO / "config" / "fastdds_shm.xml")
 os.environ["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 
 
 @pytest.fixture

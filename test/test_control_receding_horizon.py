@@ -79,9 +79,11 @@ def test_new_trajectory_replaces_queue_and_starts_from_last_command():
 
 def test_camera_dropout_holds_and_resumes():
     rh = RecedingHorizon(RecedingHorizonConfig(execute_steps=4, substeps=4, max_frame_gap_s=0.2))
+    assert rh.frames_stale(0.0)  # never saw a frame
     rh.set_trajectory(traj(4), np.ones(4), 1.0, START, 1.05)
     assert not rh.next_command(1.1).hold
     rh.observe_frame(1.15)
+    assert not rh.frames_stale(1.349) and rh.frames_stale(1.351)  # what the executor watchdog asks
     assert not rh.next_command(1.3).hold      # 150 ms since the last frame
     cmd = rh.next_command(1.36)              # 210 ms: stale
     assert cmd.hold and "stale" in cmd.reason and rh.pending == 0 and rh.last_command is None

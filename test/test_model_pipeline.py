@@ -20,10 +20,18 @@ def cfg():
     return ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16))
 
 
+def _randomize_output(p):
+    """A fresh model's output layer is zero (it predicts "no change"); give it random weights for the tests."""
+    with torch.no_grad():
+        for w in p.denoiser.conv_out.parameters():
+            w.normal_(0.0, 0.05)
+    return p
+
+
 @pytest.fixture(scope="module")
 def pipe(cfg):
     torch.manual_seed(0)
-    return build_pipeline(cfg)
+    return _randomize_output(build_pipeline(cfg))
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +74,14 @@ def test_each_mode_runs(pipe, item, mode):
         assert np.abs(out.future_action - item["future_action"].transpose(0, 1, 3, 4, 2)).max() < 1e-5
 
 
+def test_untrained_model_predicts_no_motion(cfg, item):
+    p = build_pipeline(cfg)
+    out = p(num_inference_steps=2, **_common(item))
+    still = np.repeat(item["cond_action"][:, None], F, axis=1).transpose(0, 1, 3, 4, 2)
+    np.testing.assert_allclose(out.future_action, still, atol=1e-6)
+    assert np.abs(out.actions[:, :3] - item["state"][:3]).max() < 2e-3
+
+
 def test_seeded_samples_reproduce_and_differ(pipe, item):
     a = pipe(generator=torch.Generator().manual_seed(7), num_inference_steps=2, **_common(item))
     b = pipe(generator=torch.Generator().manual_seed(7), num_inference_steps=2, **_common(item))
@@ -90,7 +106,8 @@ def test_save_load_round_trip_identical(pipe, item, tmp_path):
 def test_clean_prediction_sampler_lands_on_x0(cfg, item, steps):
     """With an oracle that always predicts x0, the Euler flow sampler ends exactly at x0 for any step count."""
     p = build_pipeline(cfg)
-    target = torch.linspace(-0.9, 0.9, int(np.prod(p.backbone.stream_shape(1, 3)))).reshape(p.backbone.stream_shape(1, 3))
+    shape = p.backbone.stream_shape(1, 3)
+    target = torch.linspace(-0.9, 0.9, int(np.prod(shape))).reshape(shape)
     p.backbone.forward = lambda x_rgb, x_act, cond, t: (target, -target)
     out = p(num_inference_steps=steps, generator=torch.Generator().manual_seed(0), **_common(item))
     want = (target[0] * 0.5 + 0.5).permute(0, 1, 3, 4, 2).numpy()
@@ -102,8 +119,15 @@ def test_state_and_cameras_inputs_match_images(pipe, item, cams):
     """Passing the current pose + Camera objects equals passing the drawn action image + K/T."""
     a = pipe(cond_rgb=item["cond_rgb"], state=item["state"], cameras=cams, num_inference_steps=2,
              generator=torch.Generator().manual_seed(0))
-    b = pipe(generator=torch.Generator().manual_seed(0), num_inference_steps=2, **_common(item))
+    b = pipe(generator=torch.Generator().manual_seed(0), num_inference_steps=2, state=item["state"], **_common(item))
     np.testing.assert_allclose(a.future_action, b.future_action, atol=1e-4)
+
+
+def test_state_is_decoded_from_the_current_action_image(pipe, item, cams):
+    inp = pipe.check_inputs(item["cond_rgb"], item["cond_action"], None, cams, None, None, "policy", None, None,
+                            None, 4, None)
+    assert np.linalg.norm(inp["state"][:3] - item["state"][:3]) < 2e-3  # metres
+    assert inp["state"][7] == pytest.approx(item["state"][7], abs=0.05)
 
 
 def test_plucker_rays_match_camera_rays(cams):
@@ -137,6 +161,8 @@ def test_bad_inputs_raise_clear_errors(pipe, item, cams):
         pipe(mode="world_model", **_common(item))
     with pytest.raises(ValueError, match="cond_action"):
         pipe(cond_rgb=item["cond_rgb"], cameras=cams)
+    with pytest.raises(ValueError, match="state must have shape"):
+        pipe(state=np.zeros(7), **_common(item))
     with pytest.raises(ValueError, match="at least 2 views"):
         pipe(cond_rgb=item["cond_rgb"][:1], cond_action=item["cond_action"][:1], cameras=cams[:1])
 
@@ -186,3 +212,14 @@ def test_components_must_fit_config(cfg):
     other = ModelConfig(image_size=S, num_future=F + 2, block_out_channels=(8, 16))
     with pytest.raises(ValueError, match="channels"):
         ActionImagesPipeline(denoiser=p.denoiser, scheduler=p.scheduler, model_config=other.to_dict())
+
+
+def test_checkpoints_from_before_state_conditioning_still_load(tmp_path):
+    old = ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16), use_state=False,
+                      residual_to_current=False)
+    build_pipeline(old).save_pretrained(tmp_path / "old")
+    idx = json.loads((tmp_path / "old" / "model_index.json").read_text())
+    for key in ("use_state", "residual_to_current"):
+        del idx["model_config"][key]
+    (tmp_path / "old" / "model_index.json").write_text(json.dumps(idx))
+    assert ActionImagesPipeline.from_pretrained(tmp_path / "old").model_cfg == old

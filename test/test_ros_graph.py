@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from action_images_ros.ros.graph import GraphOptions, NodeSpec, build_graph, topic
+from action_images_ros.ros.graph import VIEWS, GraphOptions, NodeSpec, build_graph, topic
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,7 +36,7 @@ def test_sim_and_real_graphs_wire_the_executor_differently():
     assert list(sim) == ["camera_node", "policy_node", "decoder_node", "executor_node"]
     assert "rviz2" in real and real["rviz2"].package == "rviz2"
     sim_remaps, real_remaps = dict(sim["executor_node"].remappings), dict(real["executor_node"].remappings)
-    assert sim_remaps["current_pose"] == "arm/current_pose"
+    assert sim_remaps["current_pose"] == topic("current_pose") == "action_images/ee_pose"
     assert real_remaps["current_pose"] == "/franka_robot_state_broadcaster/current_pose"
     assert real_remaps["gripper_joint_states"] == "/franka_gripper/joint_states"
     assert sim_remaps["trajectory"] == dict(sim["decoder_node"].remappings)["trajectory"] == topic("trajectory")
@@ -44,6 +44,73 @@ def test_sim_and_real_graphs_wire_the_executor_differently():
     # every camera topic the policy subscribes to is one the camera node publishes
     cam_out = set(dict(sim["camera_node"].remappings).values())
     assert {t for t in dict(sim["policy_node"].remappings).values() if t.startswith("cameras/")} <= cam_out
+
+
+def test_every_node_input_is_some_node_output():
+    g = by_name(build_graph(GraphOptions()))
+    remap = {name: dict(spec.remappings) for name, spec in g.items()}
+    views = ("front", "left_shoulder", "right_shoulder")
+    for v in views:  # camera -> policy -> decoder
+        assert remap["camera_node"][f"{v}/image_raw"] == remap["policy_node"][f"{v}/image_raw"] == topic("image", v)
+        assert remap["policy_node"][f"{v}/action_video"] == remap["decoder_node"][f"{v}/action_video"]
+        assert remap["policy_node"][f"{v}/action_camera_info"] == remap["decoder_node"][f"{v}/action_camera_info"]
+    for key in ("trajectory", "trajectory_info"):  # decoder -> executor
+        assert remap["decoder_node"][key] == remap["executor_node"][key]
+    for key in ("current_pose", "gripper_joint_states"):  # sim arm state -> policy and executor
+        assert remap["camera_node"][key] == remap["policy_node"][key] == remap["executor_node"][key]
+    # the sim backend's commands reach the simulated arm; the executor's heartbeat is a camera stream
+    assert remap["executor_node"]["sim/tcp_target"] == remap["camera_node"]["tcp_target"]
+    assert remap["executor_node"]["sim/gripper_target"] == remap["camera_node"]["gripper_target"]
+    assert remap["executor_node"]["camera_heartbeat"] == remap["camera_node"]["front/camera_info"]
+    assert remap["policy_node"]["predict"] == "action_images/predict"
+    assert dict(g["policy_node"].overrides)["views"] == list(views)
+
+
+def test_rviz_graph_publishes_the_cell_and_the_rviz_config_uses_graph_topics():
+    import yaml
+
+    from action_images_ros.cell_description import rig_to_urdf
+    from action_images_ros.geometry import load_rig
+
+    g = by_name(build_graph(GraphOptions(rviz=True)))
+    cell = g["cell_state_publisher"]
+    assert cell.package == "robot_state_publisher"
+    assert dict(cell.overrides)["robot_description"] == rig_to_urdf(load_rig(REPO / "config/cameras_sim.yaml"))
+    assert dict(cell.overrides)["robot_description"] == (REPO / "urdf/cell.urdf").read_text()
+    assert dict(g["camera_node"].overrides)["publish_tf"] is False  # the cell publisher owns the TF then
+    assert dict(by_name(build_graph(GraphOptions()))["camera_node"].overrides)["publish_tf"] is True
+    rviz = yaml.safe_load((REPO / "config/action_images.rviz").read_text())
+    manager = rviz["Visualization Manager"]
+    assert manager["Global Options"]["Fixed Frame"] == "base_link"
+    used = {d[key]["Value"] for d in manager["Displays"] for key in ("Topic", "Description Topic") if key in d}
+    graph_topics = {"/" + topic(k, v) for k in ("image", "overlay", "future_video") for v in VIEWS} | {
+        "/" + topic(k) for k in ("markers", "trajectory", "current_pose", "cell_description")}
+    assert used - {"/robot_description"} <= graph_topics
+    assert {"/" + topic("overlay", v) for v in VIEWS} | {"/" + topic("markers")} <= used
+    classes = {d["Class"] for d in manager["Displays"]}
+    assert {"rviz_default_plugins/TF", "rviz_default_plugins/RobotModel", "rviz_default_plugins/MarkerArray",
+            "rviz_default_plugins/PoseArray", "rviz_default_plugins/Image"} <= classes
+
+
+@pytest.mark.ros
+def test_node_parameter_files_load_into_the_nodes(ros_context):
+    """Each node's YAML file is the one its spec names, and its values reach the node (not the defaults)."""
+    import yaml
+
+    for spec in build_graph(GraphOptions()):
+        (path,) = spec.parameter_files(REPO)
+        data = yaml.safe_load(path.read_text())
+        assert list(data) == [f"/**/{spec.name}"], path
+    from action_images_ros.ros.decoder_node import create_node
+
+    node = create_node(context=ros_context, cli_args=["--ros-args", "--params-file", str(REPO / "config/decoder.yaml"),
+                                                      "-p", "codec_axis_length:=0.12"])
+    try:
+        assert node.get_parameter("marker_axis_length").value == 0.05
+        assert node.get_parameter("codec_axis_length").value == 0.12  # overrides come after the file
+        assert node.views == list(VIEWS)
+    finally:
+        node.destroy_node()
 
 
 def test_ros_arguments():
@@ -78,11 +145,11 @@ def test_in_process_runner_starts_the_executor_with_the_graph_wiring(ros_context
     assert node.get_parameter("backend").value == "sim"
     assert node.get_parameter("control_rate_hz").value == 10.0  # from config/executor.yaml
     subs = {s.topic_name for s in node.subscriptions}
-    assert {"/action_images/trajectory", "/arm/current_pose", "/cameras/front/camera_info"} <= subs
+    assert {"/action_images/trajectory", "/action_images/ee_pose", "/cameras/front/camera_info"} <= subs
 
     ctx = ros_context_factory()
     world = rclpy.create_node("world", context=ctx)
-    arm = FakeArm(world, prefix="arm/")
+    arm = FakeArm(world, pose_topic=topic("current_pose"), joints_topic=topic("gripper_joint_states"))
     traj_pub = world.create_publisher(PoseArray, topic("trajectory"), QOS)
     info_pub = world.create_publisher(Float32MultiArray, topic("trajectory_info"), QOS)
     cam_pub = world.create_publisher(CameraInfo, topic("camera_info", "front"), QOS)

@@ -266,6 +266,10 @@ class RecedingHorizon:
             reason = ""
         return PlanResult(True, len(self._queue), reason)
 
+    def frames_stale(self, now_s: float) -> bool:
+        """Whether no camera frame has been seen for more than ``max_frame_gap_s`` at ``now_s``."""
+        return is_stale(self._last_frame_s, now_s, self.config.max_frame_gap_s)
+
     def next_command(self, now_s: float) -> Command:
         """The next pose to send, or a hold (camera frames stale or queue empty)."""
         cfg = self.config

@@ -45,7 +45,8 @@ class UNet2DBackbone:
         if got != (cin, cout):
             raise ValueError(
                 f"the UNet has (in, out) channels {got} but the model config (num_future={cfg.num_future}, "
-                f"use_plucker={cfg.use_plucker}) needs {(cin, cout)}; rebuild the denoiser with build_unet2d(cfg)"
+                f"use_plucker={cfg.use_plucker}, use_state={cfg.use_state}) needs {(cin, cout)}; rebuild the "
+                f"denoiser with build_unet2d(cfg)"
             )
         if denoiser.config.sample_size not in (cfg.image_size, [cfg.image_size] * 2, (cfg.image_size,) * 2):
             raise ValueError(f"the UNet was built for {denoiser.config.sample_size} px images, config says "
@@ -75,6 +76,8 @@ class UNet2DBackbone:
                  cond.cond_rgb.reshape(n, 3, H, W), cond.cond_action.reshape(n, 3, H, W)]
         if cond.rays is not None:
             parts.append(cond.rays.reshape(n, -1, H, W))
+        if cond.state is not None:
+            parts.append(cond.state.reshape(n, -1, 1, 1).expand(n, -1, H, W))
         parts.append(cond.flags[:, None, :, None, None].expand(B, V, -1, H, W).reshape(n, -1, H, W))
         t = timestep.reshape(B, 1).expand(B, V).reshape(n)
         dtype = self.denoiser.dtype
@@ -185,6 +188,8 @@ class WanBackbone:
         noisy = (1.0 - given) * (1.0 - dropped)
         frame_flags = torch.stack([is_action, given, dropped], dim=2)  # (B, 2*seg, 3)
         extra = [frame_flags[:, None, :, :, None, None].expand(B, V, 2 * seg, 3, h, w).transpose(2, 3)]
+        if cond.state is not None:
+            extra.insert(0, cond.state[:, :, :, None, None, None].expand(B, V, -1, 2 * seg, h, w))
         if cond.rays is not None:
             extra.insert(0, cond.cache["rays"][:, :, :, None].expand(B, V, -1, 2 * seg, h, w))
         hidden = torch.cat([lat] + extra, dim=2)  # (B, V, C + extra, 2*seg, h, w)

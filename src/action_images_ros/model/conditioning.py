@@ -72,6 +72,34 @@ def plucker_rays(K: torch.Tensor, T_world_cam: torch.Tensor, height: int, width:
     return rays.transpose(-1, -2).reshape(*rays.shape[:-2], NUM_RAY_CHANNELS, height, width)
 
 
+NUM_STATE_CHANNELS = 10
+
+
+def state_in_cameras(state: torch.Tensor, T_world_cam: torch.Tensor) -> torch.Tensor:
+    """The current pose seen from every camera.
+
+    Args:
+        state: ``(B, 8)`` = ``[x y z qx qy qz qw gripper]`` in the world frame (metres).
+        T_world_cam: ``(B, V, 4, 4)`` camera-to-world transforms.
+
+    Returns:
+        ``(B, V, 10)``: gripper position in the camera frame (metres, z = depth), tool x and
+        z axes in the camera frame, gripper openness.
+    """
+    state = state.to(torch.float32)
+    T = T_world_cam.to(torch.float32)
+    q = state[:, 3:7] / state[:, 3:7].norm(dim=-1, keepdim=True).clamp(min=1e-8)
+    x, y, z, w = q.unbind(-1)
+    axis_x = torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y + z * w), 2 * (x * z - y * w)], dim=-1)
+    axis_z = torch.stack([2 * (x * z + y * w), 2 * (y * z - x * w), 1 - 2 * (x * x + y * y)], dim=-1)
+    R_cw = T[..., :3, :3].transpose(-1, -2)  # world -> camera rotation, (B, V, 3, 3)
+    p_cam = (R_cw @ (state[:, None, :3] - T[..., :3, 3])[..., None])[..., 0]
+    x_cam = (R_cw @ axis_x[:, None, :, None])[..., 0]
+    z_cam = (R_cw @ axis_z[:, None, :, None])[..., 0]
+    grip = state[:, None, 7:8].expand(-1, T.shape[1], 1)
+    return torch.cat([p_cam, x_cam, z_cam, grip], dim=-1)
+
+
 @dataclasses.dataclass
 class Conditions:
     """Everything the denoiser sees besides the noisy streams, for a batch of ``B`` scenes with ``V`` views.
@@ -81,6 +109,7 @@ class Conditions:
         cond_action: ``(B, V, 3, H, W)`` action image of the current pose, normalised.
         rays: ``(B, V, 6, H, W)`` Plücker ray maps, or None when the model does not use them.
         flags: ``(B, 3)`` mode flags (rgb_given, action_given, action_dropped).
+        state: ``(B, V, 10)`` current pose per camera (:func:`state_in_cameras`), or None.
         given_rgb: model-space clean future RGB where given (shape of the RGB stream), else None.
         given_action: model-space clean future action images where given, else None.
         cache: backbone-specific precomputed tensors (e.g. conditioning latents).
@@ -90,6 +119,7 @@ class Conditions:
     cond_action: torch.Tensor
     rays: torch.Tensor | None
     flags: torch.Tensor
+    state: torch.Tensor | None = None
     given_rgb: torch.Tensor | None = None
     given_action: torch.Tensor | None = None
     cache: dict = dataclasses.field(default_factory=dict)

@@ -78,7 +78,8 @@ class WanConfig:
                      "freq_dim", "vae_base_dim", "vae_z_dim", "vae_num_res_blocks"):
             _require(int(getattr(self, name)) >= 1, f"wan.{name} must be >= 1, got {getattr(self, name)}")
         _require(self.attention_head_dim % 2 == 0 and self.attention_head_dim >= 6,
-                 f"wan.attention_head_dim must be even and >= 6 (3-axis rotary embedding), got {self.attention_head_dim}")
+                 f"wan.attention_head_dim must be even and >= 6 (3-axis rotary embedding), "
+                 f"got {self.attention_head_dim}")
 
 
 @dataclasses.dataclass
@@ -94,6 +95,9 @@ class ModelConfig:
     image_size: int = 64  #: square image side in pixels (H = W), the same for every view
     num_future: int = 4  #: F future keyframes generated per view (RGB and action image each)
     use_plucker: bool = True  #: feed each view's Plücker ray map (6 channels) as camera conditioning
+    #: feed the current pose expressed in each view's camera frame (10 constant channels: position,
+    #: two rotation axes, gripper): tells every view the depth of the gripper it cannot see per pixel.
+    use_state: bool = True
     prediction_type: str = "sample"  #: what the network outputs: clean "sample" (x0) or flow "velocity" (noise - x0)
     #: UNet only: predict the future as the current frame / action image plus a learned change
     #: (the output layer starts at zero, so an untrained model already predicts "no motion").
@@ -152,7 +156,8 @@ class ModelConfig:
                  "residual_to_current needs prediction_type='sample' (it adds the current frame to a clean-sample "
                  "prediction); set residual_to_current: false for velocity prediction")
         _require(self.input_std > 0, f"input_std must be positive, got {self.input_std}")
-        _require(0.0 < self.codec_sigma_frac < 0.5, f"codec_sigma_frac must be in (0, 0.5), got {self.codec_sigma_frac}")
+        _require(0.0 < self.codec_sigma_frac < 0.5,
+                 f"codec_sigma_frac must be in (0, 0.5), got {self.codec_sigma_frac}")
         _require(self.codec_axis_length > 0, f"codec_axis_length must be positive, got {self.codec_axis_length}")
         _require(0.0 < self.codec_open_background < 1.0,
                  f"codec_open_background must be in (0, 1), got {self.codec_open_background}")

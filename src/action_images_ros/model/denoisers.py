@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .conditioning import NUM_FLAGS, NUM_RAY_CHANNELS
+from .conditioning import NUM_FLAGS, NUM_RAY_CHANNELS, NUM_STATE_CHANNELS
 from .config import ModelConfig
 
 logger = logging.getLogger(__name__)
@@ -26,11 +26,13 @@ def unet_channels(cfg: ModelConfig) -> tuple[int, int]:
 
     Input per view: noisy future RGB ``(F*3)`` | noisy future action images
     ``(F*3)`` | current RGB ``(3)`` | current action image ``(3)`` | Plücker
-    rays ``(6, optional)`` | mode flags ``(3)``. Output: future RGB and action
+    rays ``(6, optional)`` | current pose in the camera frame ``(10, optional)`` | mode
+    flags ``(3)``. Output: future RGB and action
     images ``(F*6)``.
     """
     f = cfg.num_future
-    cin = 6 * f + 6 + (NUM_RAY_CHANNELS if cfg.use_plucker else 0) + NUM_FLAGS
+    cin = (6 * f + 6 + (NUM_RAY_CHANNELS if cfg.use_plucker else 0)
+           + (NUM_STATE_CHANNELS if cfg.use_state else 0) + NUM_FLAGS)
     return cin, 6 * f
 
 
@@ -63,8 +65,9 @@ def build_unet2d(cfg: ModelConfig) -> "torch.nn.Module":
 
 # --------------------------------------------------------------------------- Wan
 def wan_extra_channels(cfg: ModelConfig) -> int:
-    """Conditioning channels concatenated to every Wan latent frame: rays (6, optional), is_action, given, dropped."""
-    return (NUM_RAY_CHANNELS if cfg.use_plucker else 0) + 3
+    """Conditioning channels concatenated to every Wan latent frame: rays (6, optional), pose in the
+    camera frame (10, optional), is_action, given, dropped."""
+    return (NUM_RAY_CHANNELS if cfg.use_plucker else 0) + (NUM_STATE_CHANNELS if cfg.use_state else 0) + 3
 
 
 def build_wan_miniature(cfg: ModelConfig) -> tuple["torch.nn.Module", "torch.nn.Module"]:

@@ -6,7 +6,8 @@ noise level ``sigma = sigmoid(N(mu, s))`` (noise-heavy for ``mu > 0``), and
 ``x0`` (``prediction_type="sample"``) or ``noise - x0`` (``"velocity"``); the
 squared error counts only on generated streams, the action stream weighted
 ``loss_action_weight`` and, in pixel space, each action-image pixel by
-``1 + loss_blob_weight * blob intensity`` (the blobs are sparse).
+``1 + loss_blob_weight * blob intensity`` (the blobs are sparse), the intensity
+being the larger of the target's and the current action image's blobs.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
         pipe: an :class:`ActionImagesPipeline`.
         batch: tensors with a leading batch dimension ``B``: ``cond_rgb``/``cond_action``
             ``(B, V, 3, H, W)``, ``future_rgb``/``future_action`` ``(B, V, F, 3, H, W)`` in [0, 1],
-            ``K (B, V, 3, 3)``, ``T_world_cam (B, V, 4, 4)``.
+            ``K (B, V, 3, 3)``, ``T_world_cam (B, V, 4, 4)``, ``state (B, 8)`` (models with ``use_state``).
         modes: ``B`` mode names (which streams are given).
         generator: seeds the noise levels and noise.
         autocast: bf16 autocast for the forward pass.
@@ -88,7 +89,10 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
     if len(modes) != B:
         raise ValueError(f"got {len(modes)} modes for a batch of {B}")
 
-    cond = pipe.prepare_conditions(batch["cond_rgb"], batch["cond_action"], batch["K"], batch["T_world_cam"], modes)
+    if cfg.use_state and "state" not in batch:
+        raise ValueError("the model is conditioned on the current pose (use_state): batches need 'state' (B, 8)")
+    cond = pipe.prepare_conditions(batch["cond_rgb"], batch["cond_action"], batch["K"], batch["T_world_cam"], modes,
+                                   state=batch.get("state"))
     x0_rgb = pipe.backbone.encode_stream(pipe.normalize(fut_rgb), "rgb", cond)
     x0_act = pipe.backbone.encode_stream(pipe.normalize(fut_act), "action", cond)
     cond.given_rgb, cond.given_action = x0_rgb, x0_act
@@ -109,7 +113,10 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
     err_rgb = (pred_rgb.float() - t_rgb) ** 2
     err_act = (pred_act.float() - t_act) ** 2
     if pipe.backbone.pixel_space and cfg.loss_blob_weight > 0:
-        err_act = err_act * (1.0 + cfg.loss_blob_weight * blob_intensity(fut_act))
+        # Emphasise where a blob should be and where it was (a blob left behind is as wrong as a missing one).
+        cur = batch["cond_action"].to(dev, torch.float32)[:, :, None]
+        blobs = torch.maximum(blob_intensity(fut_act), blob_intensity(cur))
+        err_act = err_act * (1.0 + cfg.loss_blob_weight * blobs)
     f = cond.flags
     gen_rgb = 1.0 - f[:, 0]
     gen_act = (1.0 - f[:, 1]) * (1.0 - f[:, 2])

@@ -35,9 +35,9 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
 from ..codec import ActionImageCodec
-from ..geometry import Camera
+from ..geometry import Camera, validate_actions
 from .backbones import make_backbone
-from .conditioning import Conditions, check_mode, mode_flags, plucker_rays
+from .conditioning import Conditions, check_mode, mode_flags, plucker_rays, state_in_cameras
 from .config import ModelConfig
 
 logger = logging.getLogger(__name__)
@@ -84,6 +84,9 @@ class ActionImagesPipeline(DiffusionPipeline):
     def __init__(self, denoiser, scheduler, vae=None, model_config: dict | None = None) -> None:
         super().__init__()
         self.register_modules(denoiser=denoiser, scheduler=scheduler, vae=vae)
+        if isinstance(model_config, dict):
+            # Checkpoints saved before these options existed were trained without them.
+            model_config = {"use_state": False, "residual_to_current": False, **model_config}
         cfg = model_config if isinstance(model_config, ModelConfig) else ModelConfig.from_dict(model_config)
         self.register_to_config(model_config=cfg.to_dict())
         self.model_cfg = cfg
@@ -115,10 +118,11 @@ class ActionImagesPipeline(DiffusionPipeline):
         try:
             index = json.loads(index_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"checkpoint folder {path} is corrupt: {index_path.name} is not valid JSON ({exc})") from exc
+            raise ValueError(f"checkpoint folder {path} is corrupt: {index_path.name} is not valid JSON "
+                             f"({exc})") from exc
         if not isinstance(index, dict) or index.get("_class_name") != cls.__name__:
-            raise ValueError(f"checkpoint folder {path} holds a {index.get('_class_name') if isinstance(index, dict) else '?'}"
-                             f", not an {cls.__name__}")
+            found = index.get("_class_name") if isinstance(index, dict) else type(index).__name__
+            raise ValueError(f"checkpoint folder {path} holds a {found}, not an {cls.__name__}")
         for name in ("denoiser", "scheduler", "vae"):
             entry = index.get(name)
             if name != "vae" and not entry:
@@ -152,23 +156,31 @@ class ActionImagesPipeline(DiffusionPipeline):
         return (x * self.model_cfg.input_std + self.model_cfg.input_mean).clamp(0.0, 1.0)
 
     def prepare_conditions(self, cond_rgb: torch.Tensor, cond_action: torch.Tensor, K: torch.Tensor,
-                           T_world_cam: torch.Tensor, modes: Sequence[str]) -> Conditions:
+                           T_world_cam: torch.Tensor, modes: Sequence[str],
+                           state: torch.Tensor | None = None) -> Conditions:
         """Batched conditioning.
 
         Args:
             cond_rgb, cond_action: ``(B, V, 3, H, W)`` in [0, 1].
             K: ``(B, V, 3, 3)`` intrinsics at ``H x W``; T_world_cam: ``(B, V, 4, 4)``.
             modes: ``B`` mode names.
+            state: ``(B, 8)`` current pose (world frame); required when the config has ``use_state``.
         """
         dev = self.device
         cond_rgb = cond_rgb.to(dev, torch.float32)
         B, V, _, H, W = cond_rgb.shape
         rays = plucker_rays(K.to(dev), T_world_cam.to(dev), H, W) if self.model_cfg.use_plucker else None
+        state_cam = None
+        if self.model_cfg.use_state:
+            if state is None:
+                raise ValueError("this model is conditioned on the current pose (use_state): pass state (B, 8)")
+            state_cam = state_in_cameras(state.to(dev), T_world_cam.to(dev))
         cond = Conditions(
             cond_rgb=self.normalize(cond_rgb),
             cond_action=self.normalize(cond_action.to(dev, torch.float32)),
             rays=rays,
             flags=mode_flags(modes, device=dev),
+            state=state_cam,
         )
         return self.backbone.prepare(cond)
 
@@ -213,15 +225,24 @@ class ActionImagesPipeline(DiffusionPipeline):
         cams = _cameras(cameras, K, T_world_cam, V, S)
         if cond_action is None and state is None:
             raise ValueError("pass cond_action (V, 3, H, W) or state (8,) = the current pose to draw it")
+        st = None
+        if state is not None:
+            st = np.asarray(state.detach().cpu() if isinstance(state, torch.Tensor) else state, dtype=np.float64)
+            if st.shape != (8,):
+                raise ValueError(f"state must have shape (8,) = [x y z qx qy qz qw gripper], got {st.shape}")
+            validate_actions(st[None])
         if cond_action is not None:
             cact = _as_images(cond_action, "cond_action", 4)
             if cact.shape != rgb.shape:
                 raise ValueError(_size_message("cond_action", cact.shape, f"{rgb.shape} like cond_rgb", S))
         else:
-            st = np.asarray(state, dtype=np.float64).reshape(1, -1)
-            cact = self.codec.encode(st, cams)[:, 0].transpose(0, 3, 1, 2)
+            cact = self.codec.encode(st[None], cams)[:, 0].transpose(0, 3, 1, 2)
+        if st is None and self.model_cfg.use_state:
+            if V < 2:
+                raise ValueError("pass state (8,): the current pose cannot be read from a single view's action image")
+            st = self.codec.decode(cact.transpose(0, 2, 3, 1)[:, None], cams)[0][0]
         out = {"cond_rgb": rgb, "cond_action": np.ascontiguousarray(cact, dtype=np.float32), "cameras": cams,
-               "future_rgb": None, "future_action": None}
+               "state": None if st is None else st.astype(np.float32), "future_rgb": None, "future_action": None}
         if mode == "label":
             if future_rgb is None:
                 raise ValueError("mode 'label' labels a given video: pass future_rgb (V, F, 3, H, W)")
@@ -253,7 +274,8 @@ class ActionImagesPipeline(DiffusionPipeline):
             raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         return out
 
-    def prepare_noise(self, shape: tuple[int, ...], generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def prepare_noise(self, shape: tuple[int, ...],
+                      generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Initial noise for the RGB and action streams (drawn on the CPU so seeds are device independent)."""
         n_rgb = torch.randn(shape, generator=generator, dtype=torch.float32)
         n_act = torch.randn(shape, generator=generator, dtype=torch.float32)
@@ -296,7 +318,8 @@ class ActionImagesPipeline(DiffusionPipeline):
             mode: ``policy`` | ``world_model`` | ``label`` | ``video`` (see ``conditioning``).
             future_rgb: ``(V, F, 3, S, S)`` given future frames (``label`` mode).
             future_action: ``(V, F, 3, S, S)`` given action images (``world_model``), or ``actions (F, 8)``.
-            state: ``(8,)`` current pose, drawn with the codec when ``cond_action`` is None.
+            state: ``(8,)`` current pose (world frame); drawn with the codec when ``cond_action`` is
+                None, decoded from ``cond_action`` when not given (models with ``use_state``).
             num_inference_steps: denoising steps (6 by default; <= 8 is the intended range).
             generator: seeds the initial noise (samples are reproducible with a seeded generator).
             output_type: ``"np"`` (numpy) or ``"pt"`` (torch) for the image outputs.
@@ -314,8 +337,9 @@ class ActionImagesPipeline(DiffusionPipeline):
         # 2. Prepare conditioning (batch of one scene) and the given streams
         Kt = torch.as_tensor(np.stack([c.K for c in cams]), dtype=torch.float32)[None]
         Tt = torch.as_tensor(np.stack([c.T_world_cam for c in cams]), dtype=torch.float32)[None]
+        state_t = None if inp["state"] is None else torch.from_numpy(inp["state"])[None]
         cond = self.prepare_conditions(torch.from_numpy(inp["cond_rgb"])[None],
-                                       torch.from_numpy(inp["cond_action"])[None], Kt, Tt, [mode])
+                                       torch.from_numpy(inp["cond_action"])[None], Kt, Tt, [mode], state=state_t)
         if inp["future_rgb"] is not None:
             cond.given_rgb = self.backbone.encode_stream(
                 self.normalize(torch.from_numpy(inp["future_rgb"])[None].to(dev)), "rgb", cond)

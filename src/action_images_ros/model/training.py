@@ -125,6 +125,7 @@ def _check_item(dataset, cfg: ModelConfig) -> None:
         raise ValueError("the training dataset is empty")
     item = dataset[0]
     need = ("cond_rgb", "cond_action", "future_rgb", "future_action", "K", "T_world_cam")
+    need += ("state",) if cfg.use_state else ()
     missing = [k for k in need if k not in item]
     if missing:
         raise ValueError(f"dataset items lack key(s) {missing}; each item must be a dict with {list(need)}")

@@ -7,7 +7,8 @@ plus the availability check of the learned ones (LPIPS, FVD), which need network
   (co)variances, computed per colour channel and averaged over the valid interior
   (the window's half width is cropped at the borders). These are the settings of
   ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
-  use_sample_covariance=False, data_range=1)``, the usual "SSIM" of video papers.
+  use_sample_covariance=False, data_range=1)``, the usual "SSIM" of video papers
+  (checked against scikit-image 0.26: equal to 1e-15).
 * :func:`psnr_per_image` -- PSNR of each image, capped so identical frames stay finite.
 * :func:`lpips_status` / :func:`fvd_status` -- whether the learned metrics can run here
   (never downloads anything), with the reason when they cannot.

@@ -21,6 +21,9 @@ Each control tick (``control_rate_hz``) takes the next command of the receding-h
 queue (``control.receding_horizon``), checks it against the safety envelope
 (``config/safety.yaml``, ``control.safety``) and the measured pose, and sends it or holds.
 Refused commands are never sent; the queue is dropped and the next trajectory replans.
+A watchdog (``watchdog_hz``, between control ticks) holds the arm as soon as no camera
+frame has arrived for ``max_frame_gap_s`` (camera dropout), so the hold does not wait for
+the next control tick.
 """
 
 from __future__ import annotations
@@ -68,11 +71,15 @@ class ExecutorNode(Node):
             "max_plan_age_s": RecedingHorizonConfig.max_plan_age_s,
             "max_frame_gap_s": RecedingHorizonConfig.max_frame_gap_s,
             "max_state_age_s": 0.5,
+            "watchdog_hz": 50.0,
         })
         backend_cfg = BackendConfig(**self._declare(
             {f.name: f.default for f in dataclasses.fields(BackendConfig)}))
         if not p["control_rate_hz"] > 0:
             raise ValueError(f"control_rate_hz must be > 0, got {p['control_rate_hz']}")
+        if not p["watchdog_hz"] >= p["control_rate_hz"]:
+            raise ValueError(f"watchdog_hz must be >= control_rate_hz ({p['control_rate_hz']}), "
+                             f"got {p['watchdog_hz']}")
         safety_cfg = load_safety_config(resolve_share_path(p["safety_config"]))
         self.envelope = SafetyEnvelope(safety_cfg)
         self.horizon = RecedingHorizon(RecedingHorizonConfig(
@@ -100,6 +107,7 @@ class ExecutorNode(Node):
         self.create_subscription(CameraInfo, "camera_heartbeat", self._on_heartbeat, reliable)
         self.create_service(SetBool, "~/pause", self._on_pause)
         self.create_timer(1.0 / p["control_rate_hz"], self._tick)
+        self.create_timer(1.0 / p["watchdog_hz"], self._watchdog)  # camera dropout -> hold, between ticks too
         self.get_logger().info(
             f"backend {p['backend']!r}, safety {resolve_share_path(p['safety_config'])}, "
             f"{p['control_rate_hz']:g} Hz, {p['execute_steps']} step(s) x {p['substeps']} per trajectory")
@@ -201,6 +209,13 @@ class ExecutorNode(Node):
         response.success = True
         self.get_logger().warning(response.message)
         return response
+
+    def _watchdog(self) -> None:
+        if self.envelope.paused or self._holding:
+            return
+        now_s = self._now_s()
+        if self.horizon.frames_stale(now_s):
+            self._hold("hold", self.horizon.next_command(now_s).reason)  # drops the queue, stops the arm
 
     def _tick(self) -> None:
         if self.envelope.paused:

@@ -5,20 +5,30 @@ ROS 2 install) and by the in-process runner (``ros/runner.py``, ``action-images 
 ``launch`` is not available. Both turn each :class:`NodeSpec` into the same ROS arguments
 (``--params-file``, ``-p``, ``-r``), so the two ways of starting the stack cannot drift.
 
-Topics (relative to the graph namespace):
+Topics and services (the graph runs in the root namespace):
 
-=====================================  ============================================
-``cameras/<view>/image_raw``           sensor_msgs/Image rgb8 (camera_node)
-``cameras/<view>/camera_info``         sensor_msgs/CameraInfo, same stamp per set
-``action_images/<view>/image``         predicted action image, rgb8 (policy_node)
-``action_images/<view>/overlay``       action image over the camera frame (RViz)
-``action_images/trajectory``           geometry_msgs/PoseArray (decoder_node)
-``action_images/trajectory_info``      std_msgs/Float32MultiArray [gripper, confidence]
-``action_images/markers``              visualization_msgs/MarkerArray
-``arm/current_pose``                   measured TCP pose (sim: camera_node)
-``arm/gripper_joint_states``           finger joints (sim: camera_node)
+==========================================  =================================================
+``cameras/<view>/image_raw``                sensor_msgs/Image rgb8 (camera_node)
+``cameras/<view>/camera_info``              sensor_msgs/CameraInfo, same stamp per set
+``action_images/<view>/action_video``       predicted action images, 32FC3, F frames stacked
+                                            vertically ((F*S) x S); stamp = camera frames'
+``action_images/<view>/action_camera_info`` CameraInfo of one S x S action image (same stamp)
+``action_images/<view>/image``              the F action images combined, rgb8 (RViz)
+``action_images/<view>/overlay``            action images over the camera frame, rgb8 (RViz)
+``action_images/<view>/future_video``       predicted RGB frames, rgb8, stacked like the video
+``action_images/prediction``                std_msgs/String JSON summary of each prediction
+``action_images/predict``                   std_srvs/Trigger: one prediction now (JSON answer)
+``action_images/trajectory``                geometry_msgs/PoseArray (decoder_node)
+``action_images/trajectory_info``           std_msgs/Float32MultiArray [gripper, confidence]
+``action_images/markers``                   visualization_msgs/MarkerArray (gripper axes)
+``action_images/ee_pose``                   measured TCP pose, PoseStamped (sim: camera_node)
+``action_images/gripper_joint_states``      finger joints, JointState (sim: camera_node)
 ``sim/tcp_target``, ``sim/gripper_target``  commands of the ``sim`` executor backend
-=====================================  ============================================
+``sim/status``, ``sim/reset``               simulated episode (JSON String; Trigger)
+``executor_node/command``, ``/status``      what the executor sent / why it did not
+``executor_node/pause``                     std_srvs/SetBool e-stop
+``action_images/cell_description``          URDF of the cell (rviz:=true: robot_state_publisher)
+==========================================  =================================================
 
 Only this module and the launch files know these names; nodes use short relative
 names remapped here.
@@ -32,9 +42,9 @@ from typing import Any
 
 import yaml
 
-from .share import PACKAGE, share_dir
+from .share import PACKAGE, resolve_share_path, share_dir
 
-__all__ = ["NodeSpec", "GraphOptions", "LAUNCH_ARGUMENTS", "build_graph", "VIEWS", "topic"]
+__all__ = ["NodeSpec", "GraphOptions", "LAUNCH_ARGUMENTS", "build_graph", "VIEWS", "topic", "rig_views", "rig_path"]
 
 #: camera views of the cell, in rig order (config/cameras_sim.yaml)
 VIEWS = ("front", "left_shoulder", "right_shoulder")
@@ -49,11 +59,17 @@ def topic(kind: str, view: str | None = None) -> str:
     """Graph topic names (see the module docstring), e.g. ``topic("image", "front")``."""
     names = {
         "image": "cameras/{v}/image_raw", "camera_info": "cameras/{v}/camera_info",
+        "action_video": "action_images/{v}/action_video",
+        "action_camera_info": "action_images/{v}/action_camera_info",
         "action_image": "action_images/{v}/image", "overlay": "action_images/{v}/overlay",
+        "future_video": "action_images/{v}/future_video",
+        "prediction": "action_images/prediction", "predict": "action_images/predict",
         "trajectory": "action_images/trajectory", "trajectory_info": "action_images/trajectory_info",
-        "markers": "action_images/markers", "current_pose": "arm/current_pose",
-        "gripper_joint_states": "arm/gripper_joint_states",
+        "markers": "action_images/markers", "current_pose": "action_images/ee_pose",
+        "gripper_joint_states": "action_images/gripper_joint_states",
         "sim_tcp_target": "sim/tcp_target", "sim_gripper_target": "sim/gripper_target",
+        "sim_status": "sim/status", "sim_reset": "sim/reset",
+        "cell_description": "action_images/cell_description",
     }
     if kind not in names:
         raise ValueError(f"unknown topic kind {kind!r}; known: {sorted(names)}")
@@ -180,44 +196,80 @@ LAUNCH_ARGUMENTS = tuple(
 )
 
 
-def build_graph(options: GraphOptions, views: tuple[str, ...] = VIEWS) -> list[NodeSpec]:
-    """The nodes for ``options``: camera, policy, decoder, executor (+ RViz)."""
+def _per_view(views: tuple[str, ...], *kinds: str) -> tuple[tuple[str, str], ...]:
+    """Remappings ``<view>/<kind suffix>`` -> graph topic for every view and kind."""
+    suffix = {"image": "image_raw", "camera_info": "camera_info", "action_video": "action_video",
+              "action_camera_info": "action_camera_info", "action_image": "action_image", "overlay": "overlay",
+              "future_video": "future_video"}
+    return tuple((f"{v}/{suffix[k]}", topic(k, v)) for k in kinds for v in views)
+
+
+def rig_path(rig: str) -> Path:
+    """The rig YAML of the ``rig`` option (resolved as the nodes resolve it: ``share.resolve_share_path``)."""
+    return resolve_share_path(rig)
+
+
+def rig_views(rig: str) -> tuple[str, ...]:
+    """View names of a rig YAML, in rig order."""
+    from ..geometry import load_rig
+
+    return tuple(c.name for c in load_rig(rig_path(rig)))
+
+
+def build_graph(options: GraphOptions, views: tuple[str, ...] | None = None) -> list[NodeSpec]:
+    """The nodes for ``options``: camera, policy, decoder, executor (+ the cell's TF publisher and RViz).
+
+    Nodes use short relative names (``<view>/image_raw``, ``current_pose``, ``trajectory`` ...);
+    the remappings here connect them. ``views``: the view names in rig order (None = read from
+    the ``rig`` option's YAML).
+    """
     o = options
-    cams = tuple((f"{v}/image_raw", topic("image", v)) for v in views) + tuple(
-        (f"{v}/camera_info", topic("camera_info", v)) for v in views)
-    actions = tuple((f"{v}/action_image", topic("action_image", v)) for v in views) + tuple(
-        (f"{v}/overlay", topic("overlay", v)) for v in views)
+    views = rig_views(o.rig) if views is None else tuple(views)
+    cams = _per_view(views, "image", "camera_info")
     arm_state = ((topic("current_pose"), topic("gripper_joint_states")) if o.use_sim
                  else (FRANKA_CURRENT_POSE, FRANKA_GRIPPER_JOINTS))
+    arm_remaps = (("current_pose", arm_state[0]), ("gripper_joint_states", arm_state[1]))
     camera = NodeSpec(
         executable="camera_node", name="camera_node", parameters=("config/camera.yaml",),
-        overrides=(("source", "sim" if o.use_sim else "realsense"), ("rig", o.rig), ("task", o.task)),
-        remappings=cams + (("current_pose", topic("current_pose")),
-                           ("gripper_joint_states", topic("gripper_joint_states")),
-                           ("tcp_target", topic("sim_tcp_target")), ("gripper_target", topic("sim_gripper_target"))),
+        overrides=(("source", "sim" if o.use_sim else "realsense"), ("rig", o.rig), ("task", o.task),
+                   ("publish_tf", not o.rviz)),  # with RViz the cell's robot_state_publisher publishes the TF
+        remappings=cams + arm_remaps + (
+            ("tcp_target", topic("sim_tcp_target")), ("gripper_target", topic("sim_gripper_target")),
+            ("sim/status", topic("sim_status")), ("sim/reset", topic("sim_reset"))),
     )
     policy = NodeSpec(
         executable="policy_node", name="policy_node", parameters=("config/policy.yaml",),
-        overrides=(("model", o.model), ("device", o.device), ("mode", o.mode), ("rig", o.rig)),
-        remappings=cams + actions + (("current_pose", arm_state[0]),),
+        overrides=(("model", o.model), ("device", o.device), ("mode", o.mode), ("rig", o.rig),
+                   ("views", list(views))),
+        remappings=cams + _per_view(views, "action_video", "action_camera_info", "action_image", "overlay",
+                                    "future_video") + arm_remaps + (
+            ("prediction", topic("prediction")), ("predict", topic("predict"))),
     )
     decoder = NodeSpec(
         executable="decoder_node", name="decoder_node", parameters=("config/decoder.yaml",),
-        overrides=(("rig", o.rig),),
-        remappings=tuple((f"{v}/action_image", topic("action_image", v)) for v in views) + (
+        overrides=(("rig", o.rig), ("views", list(views))),
+        remappings=_per_view(views, "action_video", "action_camera_info") + (
             ("trajectory", topic("trajectory")), ("trajectory_info", topic("trajectory_info")),
             ("markers", topic("markers"))),
     )
     executor = NodeSpec(
         executable="executor_node", name="executor_node", parameters=("config/executor.yaml",),
-        overrides=(("backend", o.executor),) + ((("gripper", "franka"),) if not o.use_sim else ()),
-        remappings=(("trajectory", topic("trajectory")), ("trajectory_info", topic("trajectory_info")),
-                    ("current_pose", arm_state[0]), ("gripper_joint_states", arm_state[1]),
-                    ("camera_heartbeat", topic("camera_info", views[0])),
-                    ("sim/tcp_target", topic("sim_tcp_target")), ("sim/gripper_target", topic("sim_gripper_target"))),
+        # the simulated cell runs the policy on a CPU: plans may be older than the real cell's 1 s limit
+        overrides=(("backend", o.executor),) + ((("max_plan_age_s", 2.0),) if o.use_sim else (("gripper", "franka"),)),
+        remappings=(("trajectory", topic("trajectory")), ("trajectory_info", topic("trajectory_info")))
+        + arm_remaps + (("camera_heartbeat", topic("camera_info", views[0])),
+                        ("sim/tcp_target", topic("sim_tcp_target")),
+                        ("sim/gripper_target", topic("sim_gripper_target"))),
     )
     nodes = [camera, policy, decoder, executor]
     if o.rviz:
+        from ..cell_description import rig_to_urdf
+        from ..geometry import load_rig
+
+        nodes.append(NodeSpec(  # table + camera frames of the rig in use, for TF and RViz's RobotModel
+            executable="robot_state_publisher", name="cell_state_publisher", package="robot_state_publisher",
+            overrides=(("robot_description", rig_to_urdf(load_rig(rig_path(o.rig)))),),
+            remappings=(("robot_description", "/" + topic("cell_description")),)))
         nodes.append(NodeSpec(executable="rviz2", name="rviz2", package="rviz2",
                               arguments=("-d", str(share_dir() / "config" / "action_images.rviz"))))
     return nodes

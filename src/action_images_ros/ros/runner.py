@@ -1,6 +1,9 @@
-"""In-process runner for the node graph (for environments without ``ros2 launch``, tests, demos).
+"""Runners of the node graph for environments without ``ros2 launch`` (this venv, tests, demos).
 
-Each :class:`~action_images_ros.ros.graph.NodeSpec` of this package becomes a node created
+:class:`InProcessGraph` creates every node in this process; :class:`SubprocessGraph` starts
+one process per node (as ``ros2 launch`` would), the nodes talking over DDS.
+
+In process, each :class:`~action_images_ros.ros.graph.NodeSpec` of this package becomes a node created
 by ``action_images_ros.ros.<executable>.create_node(context=..., cli_args=spec.ros_arguments())``:
 the same parameter files, overrides and remappings ``ros2 launch`` would pass. All nodes
 spin in one ``MultiThreadedExecutor`` (each node's callbacks stay serialised in its default
@@ -12,6 +15,10 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,7 +30,7 @@ from rclpy.executors import MultiThreadedExecutor
 from .graph import NodeSpec
 from .share import PACKAGE
 
-__all__ = ["InProcessGraph"]
+__all__ = ["InProcessGraph", "SubprocessGraph"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +94,77 @@ class InProcessGraph:
             self.context.try_shutdown()
 
     def __enter__(self) -> "InProcessGraph":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+
+class SubprocessGraph:
+    """Each node of this package in its own process: ``python -m action_images_ros.ros.<executable>``
+    with the spec's ROS arguments (the same as ``ros2 launch`` passes), talking over DDS.
+
+    Args:
+        specs: the nodes (``graph.build_graph(...)`` or a subset); other packages' nodes are skipped.
+        share: package share dir for parameter files (None = ``share.share_dir()``).
+        env: environment of the processes (None = this one's); this checkout's ``src`` is put on
+            ``PYTHONPATH`` so an uninstalled package runs too.
+        log_dir: write each node's output to ``<log_dir>/<name>.log`` (None = inherit this process's).
+    """
+
+    def __init__(self, specs: Sequence[NodeSpec], share: Path | None = None, env: dict | None = None,
+                 log_dir: Path | None = None) -> None:
+        env = dict(os.environ if env is None else env)
+        src = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self.processes: dict[str, subprocess.Popen] = {}
+        self._logs = []
+        try:
+            for spec in specs:
+                if spec.package != PACKAGE:
+                    logger.warning("skipping node %r of package %r: only %s nodes are started here",
+                                   spec.name, spec.package, PACKAGE)
+                    continue
+                cmd = [sys.executable, "-m", f"{PACKAGE}.ros.{spec.executable}"] + spec.ros_arguments(share)
+                out = None
+                if log_dir is not None:
+                    Path(log_dir).mkdir(parents=True, exist_ok=True)
+                    out = open(Path(log_dir) / f"{spec.name}.log", "w")  # closed in shutdown()
+                    self._logs.append(out)
+                self.processes[spec.name] = subprocess.Popen(cmd, env=env, stdout=out,
+                                                             stderr=subprocess.STDOUT if out else None)
+        except Exception:
+            self.shutdown()
+            raise
+
+    def exited(self) -> dict[str, int]:
+        """Nodes whose process has ended, with their exit codes."""
+        return {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
+
+    def shutdown(self, timeout_s: float = 10.0) -> dict[str, int]:
+        """SIGINT every node (a clean rclpy shutdown), kill those still running after ``timeout_s``.
+
+        Returns:
+            Exit code per node.
+        """
+        for p in self.processes.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + timeout_s
+        codes = {}
+        for name, p in self.processes.items():
+            try:
+                codes[name] = p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.warning("node %r did not stop within %.0f s; killed", name, timeout_s)
+                p.kill()
+                codes[name] = p.wait()
+        for f in self._logs:
+            f.close()
+        self._logs = []
+        return codes
+
+    def __enter__(self) -> "SubprocessGraph":
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,0 +1,100 @@
+"""Latency of one ``policy`` call of the video-action pipeline (median over repeats).
+
+Tiny configuration on the CPU (3 views, 64 px, 4 future keyframes): the whole
+call (input checks, conditioning, denoising loop, codec decode). With CUDA
+available it also times the large configuration (Wan transformer + Wan VAE,
+3 views at 256 px) — from ``--wan-pretrained`` if given, else a randomly
+initialised Wan2.1-1.3B-sized transformer (same FLOPs, no weights needed).
+
+    PYTHONPATH=src .venv/bin/python bench/bench_model.py [--model models/NAME] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+import numpy as np
+import torch
+
+from action_images_ros.model.config import ModelConfig, WanConfig
+from action_images_ros.model.factory import build_pipeline
+from action_images_ros.model.pipeline import ActionImagesPipeline
+from action_images_ros.model.synthetic import SyntheticReachDataset
+
+
+def time_calls(pipe, item, steps: int, repeats: int, sync=None) -> np.ndarray:
+    """Seconds per policy call, ``repeats`` times after two warm-up calls."""
+    kw = dict(cond_rgb=item["cond_rgb"], cond_action=item["cond_action"], K=item["K"],
+              T_world_cam=item["T_world_cam"], mode="policy", num_inference_steps=steps)
+    out = []
+    for i in range(repeats + 2):
+        t0 = time.perf_counter()
+        pipe(generator=torch.Generator().manual_seed(i), **kw)
+        if sync:
+            sync()
+        if i >= 2:
+            out.append(time.perf_counter() - t0)
+    return np.array(out)
+
+
+def bench_tiny(args) -> None:
+    if args.model:
+        pipe = ActionImagesPipeline.from_pretrained(args.model)
+    else:
+        pipe = build_pipeline(ModelConfig())
+    pipe.denoiser.eval()
+    cfg = pipe.model_cfg
+    item = SyntheticReachDataset(1, cfg.image_size, cfg.num_future, num_views=3)[0]
+    n = sum(p.numel() for p in pipe.denoiser.parameters()) / 1e6
+    print(f"tiny {cfg.denoiser_type}: {n:.2f} M params, 3 views, {cfg.image_size} px, F={cfg.num_future}, "
+          f"bf16 autocast={cfg.inference_bf16}, {torch.get_num_threads()} CPU threads")
+    for steps in args.steps:
+        t = time_calls(pipe, item, steps, args.repeats)
+        print(f"  policy call, {steps} steps: median {1000 * np.median(t):.0f} ms "
+              f"(p10 {1000 * np.percentile(t, 10):.0f}, p90 {1000 * np.percentile(t, 90):.0f})")
+
+
+def bench_large(args) -> None:
+    size = args.large_size
+    if args.wan_pretrained:
+        wan = WanConfig(pretrained=args.wan_pretrained, torch_dtype="bfloat16")
+    else:  # Wan2.1-T2V-1.3B transformer shape, random weights
+        wan = WanConfig(num_layers=30, num_attention_heads=12, attention_head_dim=128, ffn_dim=8960, text_dim=4096,
+                        freq_dim=256, vae_base_dim=96, vae_z_dim=16, vae_num_res_blocks=2)
+    cfg = ModelConfig(denoiser_type="wan", image_size=size, num_future=4, prediction_type="velocity",
+                      residual_to_current=False, wan=wan)
+    pipe = build_pipeline(cfg)
+    if not args.wan_pretrained:
+        pipe.denoiser.to(torch.bfloat16)
+    pipe.to("cuda")
+    item = SyntheticReachDataset(1, size, cfg.num_future, num_views=3)[0]
+    n = sum(p.numel() for p in pipe.denoiser.parameters()) / 1e9
+    print(f"large wan: {n:.2f} B params, 3 views, {size} px, F=4 ({torch.cuda.get_device_name()})")
+    for steps in args.steps:
+        t = time_calls(pipe, item, steps, args.repeats, sync=torch.cuda.synchronize)
+        print(f"  policy call, {steps} steps: median {1000 * np.median(t):.0f} ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="saved tiny pipeline (default: random weights, same cost)")
+    ap.add_argument("--steps", type=int, nargs="+", default=[6, 8], help="denoising steps to time")
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    ap.add_argument("--wan-pretrained", default=None, help="local Wan diffusers folder for the large config")
+    ap.add_argument("--large-size", type=int, default=256)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    bench_tiny(args)
+    if torch.cuda.is_available():
+        bench_large(args)
+    else:
+        print("large config: skipped (no CUDA device)")
+
+
+if __name__ == "__main__":
+    main()

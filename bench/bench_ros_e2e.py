@@ -1,0 +1,87 @@
+"""End-to-end latency of the ROS graph: camera frame stamp -> executed command, one process per node.
+
+Runs the simulated graph (``action-images run --processes``: sim camera_node -> policy_node ->
+decoder_node -> executor_node, real DDS with the shared-memory profile) for ``--seconds`` and
+prints, as medians over the predictions:
+
+* model call (``PolicyRunner.predict``: resize + sampling + decoding inside the pipeline),
+* frame stamp -> prediction outputs published (policy_node),
+* frame stamp -> decoded trajectory received (decoder_node),
+* frame stamp -> first executed command of that trajectory (executor_node; p95 too).
+
+The model is ``--model`` (default ``models/tiny``; if absent, a tiny randomly initialised
+pipeline is built in a temporary folder: the latency, not the task, is measured).
+
+    PYTHONPATH=src .venv/bin/python bench/bench_ros_e2e.py [--seconds 40] [--steps 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=40.0)
+    p.add_argument("--model", default="models/tiny")
+    p.add_argument("--steps", type=int, default=6, help="denoising steps per prediction")
+    p.add_argument("--rate", type=float, default=2.0, help="closed-loop prediction rate (Hz)")
+    p.add_argument("--torch-threads", type=int, default=1)
+    args = p.parse_args()
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(100, 200)))
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm.xml"))
+    os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.path.insert(0, str(REPO / "src"))
+    os.chdir(REPO)
+
+    from action_images_ros.ros.graph import GraphOptions
+    from action_images_ros.ros.session import SessionConfig, run_session
+
+    model = Path(args.model)
+    tmp = None
+    if not (model / "model_index.json").is_file():
+        import torch
+
+        from action_images_ros.model.config import ModelConfig
+        from action_images_ros.model.factory import build_pipeline
+
+        tmp = tempfile.TemporaryDirectory()
+        model = Path(tmp.name) / "tiny_random"
+        torch.manual_seed(0)
+        build_pipeline(ModelConfig()).save_pretrained(model)  # the tiny configuration's size, untrained
+        print(f"{args.model} not found: timing an untrained pipeline of the default (tiny) size")
+    summary = run_session(GraphOptions(model=str(model)), SessionConfig(
+        duration_s=args.seconds, processes=True, stop_on_success=False,
+        node_parameters={"policy_node": {"num_inference_steps": args.steps, "rate_hz": args.rate,
+                                         "torch_threads": args.torch_threads, "max_frame_age_s": 2.0},
+                         "executor_node": {"max_plan_age_s": 5.0}}))
+    if tmp is not None:
+        tmp.cleanup()
+
+    def ms(key):
+        return "n/a" if summary.get(key) is None else f"{1000 * summary[key]:.0f} ms"
+
+    print(f"graph ran {summary['wall_s']:.0f} s (4 node processes, sim camera 3 x 128x128 @ 10 Hz, "
+          f"{args.steps} denoising steps, {args.rate:g} Hz closed loop, {args.torch_threads} torch thread(s))")
+    print(f"predictions: {summary['predictions']}, commands executed: {summary['commands']}, "
+          f"executor events: {summary['executor_events']}")
+    print(f"model call (median): {ms('model_latency_median_s')}")
+    print(f"frame stamp -> prediction published (median): {ms('frame_to_prediction_median_s')}")
+    print(f"frame stamp -> decoded trajectory (median): {ms('frame_to_trajectory_median_s')}")
+    print(f"frame stamp -> executed command: median {ms('frame_to_command_median_s')}, "
+          f"p95 {ms('frame_to_command_p95_s')}")
+    return 0 if summary["predictions"] > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""camera_node: synchronised multi-view frames (sim / replay / RealSense) -> Image + CameraInfo per view.
+
+Sources (parameter ``source``; the frame sources themselves are ROS-free, ``camera_sources``):
+    ``sim``: the MuJoCo cell. This node also owns the simulated arm: it executes the latest
+        ``tcp_target`` / ``gripper_target`` every ``control_dt`` and publishes the measured pose.
+    ``replay``: an episode file (``replay_file``), row by row at its ``control_dt``.
+    ``realsense``: RealSense colour streams by serial (``realsense_serials``), intrinsics from
+        the devices, extrinsics from the rig YAML (``rig``).
+
+Publishes (relative names, remapped by ``graph.py``), one shared ``header.stamp`` per set:
+    ``<view>/image_raw`` (sensor_msgs/Image, rgb8, frame ``<view>_optical_frame``)
+    ``<view>/camera_info`` (sensor_msgs/CameraInfo: K, P, R, plumb_bob zeros, image size)
+    ``current_pose`` (geometry_msgs/PoseStamped, TCP in ``base_frame``; sim and replay)
+    ``gripper_joint_states`` (sensor_msgs/JointState, the two finger joints, 0.04 m each = open)
+    ``sim/status`` (std_msgs/String JSON: task, seed, step, success; sim only)
+    ``/tf_static``: the rig's camera frames, only when tf2_ros is importable (a ROS install).
+Subscribes (sim only):
+    ``tcp_target`` (geometry_msgs/PoseStamped in ``base_frame``), ``gripper_target`` (std_msgs/Float32).
+Services (sim only):
+    ``sim/reset`` (std_srvs/Trigger): a new episode (next seed).
+Parameters: see ``config/camera.yaml``. ``enabled`` (bool) can be changed at run time: false stops
+publishing (the sim keeps running) — a camera dropout on purpose.
+
+Frames are read, stamped and published by a worker thread; callbacks only store commands.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import rclpy
+from geometry_msgs.msg import PoseStamped, TransformStamped
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float32, String
+from std_srvs.srv import Trigger
+
+from ..cell_description import optical_frame_id
+from ..geometry import load_rig, matrix_to_quat
+from .camera_info import camera_to_info
+from .camera_sources import FrameSource, RealSenseSource, ReplaySource, SimSource, find_realsense_devices
+from .image_conversions import image_to_msg
+from .pose_conversions import pose_to_stamped, stamped_to_pose
+from .qos import image_qos, state_qos
+from .share import resolve_share_path
+
+__all__ = ["CameraNode", "create_node", "main", "SOURCES"]
+
+NODE_NAME = "camera_node"
+SOURCES = ("sim", "replay", "realsense")
+FINGER_JOINTS = ("fr3_finger_joint1", "fr3_finger_joint2")
+FINGER_MAX_M = 0.04  # per finger; openness 1 = 0.08 m between the fingers
+
+
+class CameraNode(Node):
+    """See the module docstring.
+
+    Args:
+        realsense_devices: ``rs.device`` objects to use instead of looking ``realsense_serials`` up
+            (tests inject ``rs.software_device`` cameras this way).
+        node_kwargs: as for ``rclpy.node.Node`` (``context``, ``cli_args``, ``parameter_overrides``).
+    """
+
+    def __init__(self, realsense_devices=None, **node_kwargs) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        # 1. parameters
+        p = {k: self.declare_parameter(k, v).value for k, v in {
+            "source": "sim",
+            "rig": "config/cameras_sim.yaml",
+            "base_frame": "base_link",
+            "rate_hz": 0.0,
+            "enabled": True,
+            "task": "reach_target",
+            "sim_image_width": 128,
+            "sim_image_height": 128,
+            "sim_seed": 0,
+            "replay_file": "",
+            "replay_loop": True,
+            "replay_wait_for_subscribers": True,
+            "realsense_serials": [""],
+            "realsense_names": [""],
+            "width": 640,
+            "height": 480,
+            "fps": 30,
+            "hardware_sync": False,
+            "publish_tf": True,
+        }.items()}
+        if p["source"] not in SOURCES:
+            raise ValueError(f"unknown camera source {p['source']!r}; valid sources: {', '.join(SOURCES)}")
+        if p["rate_hz"] < 0:
+            raise ValueError(f"rate_hz must be >= 0 (0 = the source's own rate), got {p['rate_hz']}")
+        self._base_frame = p["base_frame"]
+        self._enabled = bool(p["enabled"])
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        # 2. the frame source, created and used only by the worker thread (an OpenGL context,
+        #    as the sim's renderer holds, belongs to the thread that made it)
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._publishing = threading.Event()
+        self._reset_requested = threading.Event()
+        self._reset_done = threading.Event()
+        self._reset_seed: int | None = None
+        self._source_error: BaseException | None = None
+        self.source: FrameSource | None = None
+        self._worker = threading.Thread(target=self._run, args=(p, realsense_devices), name="camera_node_frames",
+                                        daemon=True)
+        self._worker.start()
+        self._ready.wait()
+        if self._source_error is not None:
+            super().destroy_node()
+            raise self._source_error
+        self._period_s = 1.0 / p["rate_hz"] if p["rate_hz"] > 0 else self.source.period_s
+        self._pace = p["source"] != "realsense"  # devices pace themselves
+        cams = self.source.cameras
+        # 3. publishers (per view image + info), arm state, sim command subscriptions
+        self._image_pubs = [self.create_publisher(Image, f"{c.name}/image_raw", image_qos()) for c in cams]
+        self._info_pubs = [self.create_publisher(CameraInfo, f"{c.name}/camera_info", image_qos()) for c in cams]
+        self._pose_pub = self._joint_pub = self._status_pub = None
+        if p["source"] in ("sim", "replay"):
+            self._pose_pub = self.create_publisher(PoseStamped, "current_pose", state_qos())
+            self._joint_pub = self.create_publisher(JointState, "gripper_joint_states", state_qos())
+        if p["source"] == "sim":
+            self._status_pub = self.create_publisher(String, "sim/status", state_qos())
+            self.create_subscription(PoseStamped, "tcp_target", self._on_tcp_target, state_qos())
+            self.create_subscription(Float32, "gripper_target", self._on_gripper_target, state_qos())
+            self.create_service(Trigger, "sim/reset", self._on_reset)
+        if p["publish_tf"]:
+            self._publish_static_tf(cams)
+        # 4. from here on the worker thread reads, stamps and publishes
+        self.sets_published = 0
+        self._wait_for_subscribers = p["source"] == "replay" and p["replay_wait_for_subscribers"]
+        self._publishing.set()
+        self.get_logger().info(
+            f"source {p['source']!r}: {len(cams)} view(s) {[c.name for c in cams]} "
+            f"{cams[0].width}x{cams[0].height} at {1.0 / self._period_s:.1f} Hz")
+
+    # ------------------------------------------------------------------ set-up helpers
+    def _make_source(self, p: dict, realsense_devices) -> FrameSource:
+        if p["source"] == "sim":
+            return SimSource(p["task"], image_size=(p["sim_image_height"], p["sim_image_width"]),
+                             seed=p["sim_seed"], rig_path=resolve_share_path(p["rig"]))
+        if p["source"] == "replay":
+            if not p["replay_file"]:
+                raise ValueError("source 'replay' needs the parameter replay_file (an episode .h5)")
+            return ReplaySource(resolve_share_path(p["replay_file"]), loop=p["replay_loop"])
+        serials = [s for s in p["realsense_serials"] if s]
+        names = [n for n in p["realsense_names"] if n]
+        if realsense_devices is None:
+            if not serials:
+                raise ValueError("source 'realsense' needs realsense_serials (one serial number per view)")
+            realsense_devices = find_realsense_devices(serials)
+        rig = load_rig(resolve_share_path(p["rig"]))
+        return RealSenseSource(realsense_devices, rig, names or None, width=p["width"], height=p["height"],
+                               fps=p["fps"], hardware_sync=p["hardware_sync"])
+
+    def _publish_static_tf(self, cams) -> None:
+        try:
+            from tf2_ros.static_transform_broadcaster import StaticTransformBroadcaster
+        except ImportError:
+            self.get_logger().info("tf2_ros is not importable here: the rig's static TF is not published "
+                                   "(the extrinsics are in the rig YAML; a ROS install publishes them)")
+            return
+        transforms = []
+        for cam in cams:
+            t = TransformStamped()
+            t.header.stamp = self.get_clock().now().to_msg()
+            t.header.frame_id = self._base_frame
+            t.child_frame_id = optical_frame_id(cam.name)
+            t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = (
+                float(v) for v in cam.T_world_cam[:3, 3])
+            q = matrix_to_quat(cam.T_world_cam[:3, :3])
+            (t.transform.rotation.x, t.transform.rotation.y, t.transform.rotation.z,
+             t.transform.rotation.w) = (float(v) for v in q)
+            transforms.append(t)
+        self._tf = StaticTransformBroadcaster(self)
+        self._tf.sendTransform(transforms)
+
+    # ------------------------------------------------------------------ callbacks (tiny)
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        for prm in params:
+            if prm.name == "enabled":
+                if not isinstance(prm.value, bool):
+                    return SetParametersResult(successful=False, reason="enabled must be a bool")
+                self._enabled = prm.value
+                self.get_logger().warning(f"publishing {'enabled' if prm.value else 'disabled'}")
+            elif prm.name not in ("use_sim_time",):
+                return SetParametersResult(successful=False,
+                                           reason=f"{prm.name} is read at start-up only; restart the node")
+        return SetParametersResult(successful=True)
+
+    def _on_tcp_target(self, msg: PoseStamped) -> None:
+        if msg.header.frame_id and msg.header.frame_id != self._base_frame:
+            self.get_logger().error(f"tcp_target in frame {msg.header.frame_id!r}, expected {self._base_frame!r}; "
+                                    "ignored", throttle_duration_sec=2.0)
+            return
+        pose, _ = stamped_to_pose(msg)
+        try:
+            self.source.command_pose(pose)
+        except ValueError as exc:
+            self.get_logger().error(f"tcp_target ignored: {exc}", throttle_duration_sec=2.0)
+
+    def _on_gripper_target(self, msg: Float32) -> None:
+        try:
+            self.source.command_gripper(msg.data)
+        except ValueError as exc:
+            self.get_logger().error(f"gripper_target ignored: {exc}", throttle_duration_sec=2.0)
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self._reset_done.clear()
+        self._reset_requested.set()  # the worker thread owns the simulation
+        if not self._reset_done.wait(timeout=10.0):
+            response.success, response.message = False, "the simulation did not reset within 10 s"
+            return response
+        response.success = True
+        response.message = json.dumps({"seed": self._reset_seed, "task": self.source.env.task_name})
+        self.get_logger().info(f"simulation reset: seed {self._reset_seed}")
+        return response
+
+    # ------------------------------------------------------------------ worker
+    def _run(self, params: dict, realsense_devices) -> None:
+        try:
+            self.source = self._make_source(params, realsense_devices)
+        except BaseException as exc:  # handed to __init__, which raises it
+            self._source_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self._publishing.wait()  # until __init__ has made the publishers
+        try:
+            self._loop()
+        finally:
+            self.source.close()
+
+    def _loop(self) -> None:
+        if self._wait_for_subscribers:  # a replay is short: do not lose its start to discovery
+            pubs = self._image_pubs + self._info_pubs + [self._pose_pub]
+            while not self._stop.is_set() and min(pub.get_subscription_count() for pub in pubs) == 0:
+                self._stop.wait(0.05)
+            self._stop.wait(0.5)  # discovery is asymmetric: let the subscribers match this side too
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            if self._reset_requested.is_set():
+                self._reset_requested.clear()
+                self._reset_seed = self.source.reset()
+                self._reset_done.set()
+            try:
+                fs = self.source.read(timeout_s=1.0)
+            except Exception as exc:  # a failing device or sim step must not kill the node silently
+                if not self.context.ok():
+                    return
+                self.get_logger().error(f"reading frames failed: {exc!r}", throttle_duration_sec=2.0)
+                self._stop.wait(0.5)
+                continue
+            if fs is None:
+                if isinstance(self.source, ReplaySource):
+                    self.get_logger().info("replay finished (replay_loop is false)")
+                    return
+                self.get_logger().warning("no frames from the cameras within 1 s", throttle_duration_sec=5.0)
+                continue
+            if self._enabled:
+                try:
+                    self._publish(fs)
+                except Exception as exc:  # rclpy errors once the context is shut down (SIGINT)
+                    if not self.context.ok():
+                        return
+                    self.get_logger().error(f"publishing frames failed: {exc!r}", throttle_duration_sec=2.0)
+            if self._pace:
+                next_t += self._period_s
+                delay = next_t - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+                else:
+                    next_t = time.monotonic()  # running late: do not try to catch up
+
+    def _publish(self, fs) -> None:
+        stamp = self.get_clock().now().to_msg()
+        for cam, img, img_pub, info_pub in zip(self.source.cameras, fs.images, self._image_pubs, self._info_pubs):
+            img_pub.publish(image_to_msg(img, "rgb8", frame_id=optical_frame_id(cam.name), stamp=stamp))
+            info_pub.publish(camera_to_info(cam, stamp=stamp))
+        if fs.ee_pose is not None and self._pose_pub is not None:
+            self._pose_pub.publish(pose_to_stamped(fs.ee_pose, self._base_frame, stamp))
+            js = JointState(name=list(FINGER_JOINTS), position=[FINGER_MAX_M * float(fs.ee_pose[7])] * 2)
+            js.header.stamp = stamp
+            self._joint_pub.publish(js)
+        if self._status_pub is not None:
+            self._status_pub.publish(String(data=json.dumps(fs.info)))
+        self.sets_published += 1
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        self._publishing.set()
+        if self._worker.is_alive():
+            self._worker.join(timeout=5.0)
+        super().destroy_node()
+
+
+def create_node(**kwargs) -> CameraNode:
+    """A ``CameraNode`` (``context=``, ``cli_args=``, ``parameter_overrides=``, ``realsense_devices=``)."""
+    return CameraNode(**kwargs)
+
+
+def main(args=None) -> None:
+    from rclpy.executors import ExternalShutdownException
+
+    from .log_bridge import forward_python_logging
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = create_node()
+        forward_python_logging(node.get_logger())
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""QoS profiles of the graph's topics (an explicit choice per kind of stream)."""
+
+from __future__ import annotations
+
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+__all__ = ["image_qos", "state_qos"]
+
+
+def image_qos() -> QoSProfile:
+    """Camera images and their CameraInfo, action videos: reliable (best effort loses fragments of
+    large images, DESIGN §3), volatile, only the newest 2 kept (a slow reader gets fresh frames)."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def state_qos(depth: int = 5) -> QoSProfile:
+    """Small state / command / result messages: reliable, volatile, the newest ``depth`` kept."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)

@@ -1,0 +1,203 @@
+"""`action-images predict` / `evaluate-video` on a tiny random model, and the SSIM / PSNR measures."""
+
+import csv
+import json
+import shutil
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import torch
+
+from _data_synthetic import synthetic_episode
+from action_images_ros.cli import main
+from action_images_ros.commands.evaluate_video import choose_clips, select_episodes
+from action_images_ros.commands.predict import check_step
+from action_images_ros.data.episode import load_episode, write_episode
+from action_images_ros.model.config import ModelConfig
+from action_images_ros.model.factory import build_pipeline
+from action_images_ros.model.video_metrics import PSNR_MAX_DB, fvd_status, psnr_per_image, ssim
+from action_images_ros.model_io import CLIP_CONFIG_FILE
+
+S, F, STRIDE, T = 32, 2, 2, 10
+VIEWS = ["front", "left_shoulder", "right_shoulder"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A saved tiny random model (held-out list = episode 2) and three synthetic episodes."""
+    root = tmp_path_factory.mktemp("cmds")
+    data = root / "data"
+    paths = [write_episode(synthetic_episode(steps=T, size=64, seed=s), data / f"episode_{s:06d}.h5")
+             for s in range(3)]
+    torch.manual_seed(0)
+    pipe = build_pipeline(ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16)))
+    with torch.no_grad():  # a fresh model may start at "no motion" (zero output layer): make its output random
+        for p in pipe.denoiser.conv_out.parameters():
+            p.normal_(0.0, 0.05)
+    model = root / "model"
+    pipe.save_pretrained(model)
+    record = {"horizon": F, "frame_stride": STRIDE, "image_size": S, "views": VIEWS, "only_success": True,
+              "action_source": "ee_pose", "gripper_from_command": True, "train_episodes": 2,
+              "held_out_episodes": [str(paths[2])]}
+    (model / CLIP_CONFIG_FILE).write_text(json.dumps(record))
+    return {"root": root, "data": data, "paths": paths, "model": model, "record": record}
+
+
+def _predict(setup, out, *extra):
+    return main(["predict", "--model", str(setup["model"]), "--episode", str(setup["paths"][0]),
+                 "--out", str(out), "--steps", "2", *extra])
+
+
+def test_predict_policy_writes_videos_sheet_and_trajectory(setup, tmp_path):
+    K = 3
+    assert _predict(setup, tmp_path, "--step", str(K), "--scale", "2") == 0
+    for v in VIEWS:
+        for stem in ("generated", "overlay"):
+            frames = imageio.mimread(tmp_path / f"{stem}_{v}.gif")
+            assert len(frames) == 1 + F  # current frame + F generated keyframes
+            assert frames[0].shape[1] == 2 * S and frames[0].shape[0] > 2 * S  # enlarged, caption strip on top
+    sheet = imageio.imread(tmp_path / "contact_sheet.png")
+    assert sheet.shape[1] == (1 + F) * 3 * S + F * 2  # columns: now, +1..+F at scale 3, 2-px gutters
+    # rows: 3 views x (recorded, generated, 2 overlays), captioned, 4-px gaps between views
+    assert sheet.shape[0] == 3 * 4 * (3 * S + 20) + 2 * 4
+
+    traj = json.loads((tmp_path / "trajectory.json").read_text())
+    rows = [K + STRIDE * k for k in range(1, F + 1)]
+    assert [kf["row"] for kf in traj["keyframes"]] == rows and traj["views"] == VIEWS
+    ep = load_episode(setup["paths"][0])
+    for kf in traj["keyframes"]:  # the truth is the recorded pose of that row, gripper from the command
+        np.testing.assert_allclose([kf["true_x"], kf["true_y"], kf["true_z"]], ep.ee_pose[kf["row"], :3], atol=1e-6)
+        assert kf["true_gripper"] == ep.action[kf["row"] - 1, 7]
+        pred, true = [kf[c] for c in ("x", "y", "z")], [kf[f"true_{c}"] for c in ("x", "y", "z")]
+        err = 1000 * np.linalg.norm(np.subtract(pred, true))
+        assert kf["position_error_mm"] == pytest.approx(err)
+        assert 0.0 <= kf["confidence"] <= 1.0
+    with (tmp_path / "trajectory.csv").open() as f:
+        lines = list(csv.DictReader(f))
+    assert len(lines) == F and float(lines[0]["x"]) == pytest.approx(traj["keyframes"][0]["x"])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert np.isfinite(summary["frames"]["policy"]["psnr_db"])
+    assert summary["actions"]["no_motion"]["rotation_deg_mean"] >= 0
+
+
+def test_predict_is_reproducible_with_a_seed(setup, tmp_path):
+    for d, seed in (("a", "5"), ("b", "5"), ("c", "6")):
+        assert _predict(setup, tmp_path / d, "--step", "1", "--seed", seed) == 0
+    a, b, c = (json.loads((tmp_path / d / "summary.json").read_text())["frames"]["policy"]["psnr_db_per_keyframe"]
+               for d in ("a", "b", "c"))
+    assert a == b and a != c
+
+
+@pytest.mark.parametrize("mode, has_actions", [("label", True), ("world_model", False), ("video", False)])
+def test_predict_other_modes(setup, tmp_path, mode, has_actions):
+    assert _predict(setup, tmp_path, "--step", str(T - 2), "--mode", mode) == 0
+    assert (tmp_path / "generated_front.gif").is_file() and (tmp_path / "contact_sheet.png").is_file()
+    assert (tmp_path / "overlay_front.gif").is_file() == (mode != "video")
+    assert (tmp_path / "trajectory.json").is_file() == has_actions
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["future_rows"] == [T - 1] * F  # clamped to the last row, as in training clips
+    assert ("frames" in summary) == (mode != "label")  # label mode is given the recorded frames
+
+
+def test_predict_bad_inputs(setup, tmp_path, capsys):
+    ep = setup["paths"][0]
+    with pytest.raises(ValueError, match=r"rows 0\.\.8"):
+        check_step(ep, T - 1)  # the last row has no future
+    with pytest.raises(ValueError, match="out of range"):
+        check_step(ep, -1)
+    with pytest.raises(FileNotFoundError):
+        check_step(tmp_path / "episode_000099.h5", 0)
+    assert _predict(setup, tmp_path / "o", "--step", "50") == 2
+    assert "--step 50 is out of range" in capsys.readouterr().err
+    assert main(["predict", "--model", str(tmp_path / "nope"), "--episode", str(ep), "--step", "0",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "model folder not found" in capsys.readouterr().err
+    other = tmp_path / "model_top"
+    shutil.copytree(setup["model"], other)
+    (other / CLIP_CONFIG_FILE).write_text(json.dumps({**setup["record"], "views": ["front", "top"]}))
+    assert main(["predict", "--model", str(other), "--episode", str(ep), "--step", "0",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "view 'top' is not in the rig" in capsys.readouterr().err
+
+
+def test_evaluate_video_on_held_out_clips(setup, tmp_path, capsys):
+    out = tmp_path / "ev"
+    assert main(["evaluate-video", "--model", str(setup["model"]), "--data", str(setup["data"]),
+                 "--clips", "3", "--steps", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "no-motion baseline" in printed and "FVD skipped" in printed
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["clips"] == 3 and m["episodes"] == 1  # only the held-out episode
+    assert {c["episode"] for c in m["clip_list"]} == {str(setup["paths"][2])}
+    for mode in ("policy", "world_model", "no_motion"):
+        f = m["frames"][mode]
+        assert np.isfinite(f["psnr_db_mean"]) and -1 <= f["ssim_mean"] <= 1 and len(f["psnr_db_per_keyframe"]) == F
+    for mode in ("policy", "label", "no_motion", "codec"):
+        assert 0 <= m["actions"][mode]["gripper_accuracy"] <= 1
+    # Decoding the recorded action images recovers the recorded poses: the truth is wired consistently.
+    assert m["actions"]["codec"]["position_mm_p95"] < 1.0 and m["actions"]["codec"]["gripper_accuracy"] == 1.0
+    # The synthetic arm moves ~80 mm per keyframe: standing still must be wrong by about that much.
+    assert m["actions"]["no_motion"]["position_mm_median"] > 10.0
+    assert m["skipped"]["fvd"]
+
+
+def test_select_episodes(setup, tmp_path):
+    paths, record = setup["paths"], setup["record"]
+    assert select_episodes([setup["data"]], record, False, 0.1) == [paths[2]]
+    assert select_episodes([setup["data"]], record, True, 0.1) == paths
+    assert select_episodes(None, record, False, 0.1) == [paths[2]]
+    no_list = {k: v for k, v in record.items() if k != "held_out_episodes"}
+    assert select_episodes([setup["data"]], no_list, False, 0.5) == [paths[1]]  # split_episodes: index 1 of 0..2
+    with pytest.raises(ValueError, match="pass the episodes with --data"):
+        select_episodes(None, no_list, False, 0.1)
+    with pytest.raises(ValueError, match="none of the 2 given episodes"):
+        select_episodes(paths[:2], record, False, 0.1)
+    with pytest.raises(FileNotFoundError, match="held-out episodes are missing"):
+        select_episodes(None, {"held_out_episodes": [str(tmp_path / "episode_000007.h5")]}, False, 0.1)
+
+
+def test_choose_clips_is_deterministic_without_repeats():
+    a = choose_clips(100, 10, seed=3)
+    assert np.array_equal(a, choose_clips(100, 10, seed=3)) and len(set(a.tolist())) == 10
+    assert not np.array_equal(a, choose_clips(100, 10, seed=4))
+    assert np.array_equal(choose_clips(5, 10, seed=0), np.arange(5))
+    with pytest.raises(ValueError):
+        choose_clips(5, 0, seed=0)
+
+
+# --------------------------------------------------------------------------- SSIM / PSNR
+def test_ssim_identical_is_one_and_falls_with_noise():
+    rng = np.random.default_rng(0)
+    img = rng.uniform(size=(2, 32, 32, 3))
+    np.testing.assert_allclose(ssim(img, img), 1.0, atol=1e-12)
+    values = [float(ssim(np.clip(img + rng.normal(0, s, img.shape), 0, 1), img).mean()) for s in (0.02, 0.05, 0.1, 0.3)]
+    assert values == sorted(values, reverse=True) and values[0] < 1.0 and values[-1] < 0.8
+
+
+def test_ssim_matches_reference_values():
+    # Two constant images a, b: SSIM = (2ab + C1) / (a^2 + b^2 + C1) (no structure term).
+    a, b = 0.3, 0.6
+    c1 = (0.01 * 1.0) ** 2
+    got = ssim(np.full((16, 16, 3), a), np.full((16, 16, 3), b))
+    assert got == pytest.approx((2 * a * b + c1) / (a * a + b * b + c1), abs=1e-12)
+    # skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+    # data_range=1, channel_axis=-1) on these images (computed once with scikit-image 0.26).
+    rng = np.random.default_rng(1234)
+    x = rng.uniform(size=(24, 24, 3))
+    y = np.clip(x + rng.normal(0, 0.1, size=x.shape), 0, 1)
+    assert float(ssim(x, y)) == pytest.approx(0.9436878482623667, abs=1e-9)
+    assert float(ssim(y, x)) == pytest.approx(float(ssim(x, y)), abs=1e-12)
+
+
+def test_ssim_psnr_shapes_and_errors():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(size=(3, 2, 20, 20, 3))
+    assert ssim(x, x[::-1]).shape == (3, 2) and psnr_per_image(x, x[::-1]).shape == (3, 2)
+    assert np.all(psnr_per_image(x, x) == PSNR_MAX_DB)  # identical: capped, not infinite
+    assert float(psnr_per_image(np.full((8, 8, 3), 0.1), np.zeros((8, 8, 3)))) == pytest.approx(20.0)
+    with pytest.raises(ValueError, match="differ in shape"):
+        ssim(x, x[:, :1])
+    with pytest.raises(ValueError, match="smaller than"):
+        ssim(np.zeros((8, 8, 3)), np.zeros((8, 8, 3)))
+    assert "16" in fvd_status(5)

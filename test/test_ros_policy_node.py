@@ -1,0 +1,188 @@
+"""policy_node over real DDS with a tiny random pipeline: the predict service, its outputs, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from geometry_msgs.msg import PoseStamped
+from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from action_images_ros.geometry import load_rig
+from action_images_ros.ros.camera_info import camera_to_info
+from action_images_ros.ros.qos import image_qos
+from action_images_ros.ros.image_conversions import image_to_msg, msg_to_image
+from action_images_ros.ros.policy_node import create_node
+from action_images_ros.ros.pose_conversions import pose_to_stamped
+from action_images_ros.ros.spin import spin_until
+from action_images_ros.ros.stamps import ns_to_stamp, stamp_to_ns
+
+pytestmark = pytest.mark.ros
+
+S, F, W, H = 32, 2, 64, 48
+RIG = load_rig("config/cameras_sim.yaml")
+VIEWS = [c.name for c in RIG]
+START = np.array([0.5, 0.0, 0.3, 1.0, 0.0, 0.0, 0.0])
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from action_images_ros.model.config import ModelConfig
+    from action_images_ros.model.factory import build_pipeline
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny"
+    build_pipeline(ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16))).save_pretrained(path)
+    return path
+
+
+class FakeCameras:
+    """Plays camera_node: 3 views + CameraInfo with one stamp per set, and the arm pose."""
+
+    def __init__(self, context):
+        import rclpy
+
+        self.node = rclpy.create_node("fake_cameras", context=context)
+        self.img_pubs = {v: self.node.create_publisher(Image, f"{v}/image_raw", image_qos()) for v in VIEWS}
+        self.info_pubs = {v: self.node.create_publisher(CameraInfo, f"{v}/camera_info", image_qos()) for v in VIEWS}
+        self.pose_pub = self.node.create_publisher(PoseStamped, "current_pose", 10)
+        self.rng = np.random.default_rng(0)
+        self.out = {}  # topic -> [msgs]
+        for v in VIEWS:
+            for kind, typ in (("action_video", Image), ("action_camera_info", CameraInfo), ("action_image", Image),
+                              ("overlay", Image), ("future_video", Image)):
+                self.node.create_subscription(typ, f"{v}/{kind}", lambda m, k=f"{v}/{kind}": self.out.setdefault(
+                    k, []).append(m), 10)
+        self.node.create_subscription(String, "prediction", lambda m: self.out.setdefault("prediction", []).append(
+            json.loads(m.data)), 10)
+        self.client = self.node.create_client(Trigger, "predict")
+
+    def publish(self, stamp_ns=None, skip=(), encoding=None, image_size=None):
+        stamp = ns_to_stamp(self.node.get_clock().now().nanoseconds if stamp_ns is None else stamp_ns)
+        for cam in RIG:
+            if cam.name in skip:
+                continue
+            h, w = image_size or (H, W)
+            img = self.rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            msg = (image_to_msg(img[..., 0].astype(np.uint16), "16UC1", stamp=stamp) if encoding == "16UC1"
+                   else image_to_msg(img, "rgb8", stamp=stamp))
+            self.img_pubs[cam.name].publish(msg)
+            self.info_pubs[cam.name].publish(camera_to_info(cam.scaled(W, H), stamp=stamp))
+        self.pose_pub.publish(pose_to_stamped(START, "base_link", self.node.get_clock().now().to_msg()))
+        return stamp_to_ns(stamp)
+
+
+def start(ros_context_factory, model, **params):
+    args = ["--ros-args", "--params-file", "config/policy.yaml", "-p", f"model:={model}", "-p", "mode:=on_demand",
+            "-p", "torch_threads:=1", "-p", "num_inference_steps:=2"]
+    for k, v in params.items():
+        args += ["-p", f"{k}:={v}"]
+    node = create_node(context=ros_context_factory(), cli_args=args)
+    cams = FakeCameras(ros_context_factory())
+    exs = []
+    for n in (node, cams.node):
+        ex = SingleThreadedExecutor(context=n.context)
+        ex.add_node(n)
+        exs.append(ex)
+    assert spin_until(exs, lambda: cams.client.service_is_ready() and all(
+        p.get_subscription_count() for p in cams.img_pubs.values()), 10.0), "discovery"
+    return node, cams, exs
+
+
+def stop(node, cams, exs):
+    for ex in exs:
+        ex.shutdown()
+    node.destroy_node()
+    cams.node.destroy_node()
+
+
+def call(cams, exs, timeout_s=60.0):
+    fut = cams.client.call_async(Trigger.Request())
+    assert spin_until(exs, fut.done, timeout_s), "the predict service did not answer"
+    return fut.result()
+
+
+def test_predict_service_publishes_action_video_overlays_and_summary(ros_context_factory, tiny_model):
+    node, cams, exs = start(ros_context_factory, tiny_model)
+    try:
+        assert spin_until(exs, lambda: node._pipeline is not None, 60.0), "model did not load"
+        stamp = cams.publish()
+        spin_until(exs, lambda: False, 0.2)
+        res = call(cams, exs)
+        assert res.success, res.message
+        summary = json.loads(res.message)
+        assert summary["stamp_ns"] == stamp and summary["views"] == VIEWS
+        assert np.shape(summary["poses"]) == (F, 7) and len(summary["confidence"]) == len(summary["gripper"]) == F
+        assert summary["latency_s"] > 0 and summary["num_inference_steps"] == 2
+        assert spin_until(exs, lambda: all(f"{v}/future_video" in cams.out for v in VIEWS) and "prediction" in cams.out,
+                          5.0)
+        for v, cam in zip(VIEWS, RIG):
+            video, info = cams.out[f"{v}/action_video"][-1], cams.out[f"{v}/action_camera_info"][-1]
+            assert video.encoding == "32FC3" and (video.height, video.width) == (F * S, S)
+            frames = msg_to_image(video)
+            assert frames.min() >= 0.0 and frames.max() <= 1.0
+            assert (info.width, info.height) == (S, S)
+            np.testing.assert_allclose(np.reshape(info.k, (3, 3)), cam.scaled(S, S).K, atol=1e-9)
+            assert info.header.frame_id == video.header.frame_id == f"{v}_optical_frame"
+            assert msg_to_image(cams.out[f"{v}/overlay"][-1]).shape == (H, W, 3)  # camera resolution
+            assert msg_to_image(cams.out[f"{v}/action_image"][-1]).shape == (S, S, 3)
+            assert msg_to_image(cams.out[f"{v}/future_video"][-1]).shape == (F * S, S, 3)
+            for kind in ("action_video", "action_camera_info", "overlay", "future_video"):
+                assert stamp_to_ns(cams.out[f"{v}/{kind}"][-1].header.stamp) == stamp
+        assert cams.out["prediction"][-1]["stamp_ns"] == stamp
+    finally:
+        stop(node, cams, exs)
+
+
+def test_bad_input_is_refused_with_a_reason_and_the_node_keeps_running(ros_context_factory, tiny_model):
+    node, cams, exs = start(ros_context_factory, tiny_model, max_frame_age_s=1.0)
+    try:
+        assert spin_until(exs, lambda: node._pipeline is not None, 60.0), "model did not load"
+        res = call(cams, exs)  # nothing received yet
+        assert not res.success and "no synchronised set of views yet" in res.message
+        cams.publish(skip=("right_shoulder",))  # a missing view: no set completes
+        spin_until(exs, lambda: False, 0.3)
+        res = call(cams, exs)
+        assert not res.success and "right_shoulder" in res.message and "front" not in res.message
+        cams.publish(encoding="16UC1")  # wrong encoding (a depth image on the colour topic)
+        spin_until(exs, lambda: False, 0.3)
+        res = call(cams, exs)
+        assert not res.success and "bad frames" in res.message and "16UC1" in res.message
+        cams.publish(image_size=(H - 8, W))  # image and camera_info disagree
+        spin_until(exs, lambda: False, 0.3)
+        res = call(cams, exs)
+        assert not res.success and "camera_info" in res.message and f"{W}x{H - 8}" in res.message
+        cams.publish()  # then the cameras stop: the latest set goes stale (max_frame_age_s 1.0)
+        spin_until(exs, lambda: False, 1.3)
+        res = call(cams, exs)
+        assert not res.success and "stale" in res.message
+        assert "prediction" not in cams.out  # none of these produced outputs
+        cams.publish()
+        spin_until(exs, lambda: False, 0.3)
+        res = call(cams, exs)
+        assert res.success, res.message  # still alive
+    finally:
+        stop(node, cams, exs)
+
+
+def test_missing_model_is_reported_and_the_node_keeps_running(ros_context_factory, tmp_path):
+    node, cams, exs = start(ros_context_factory, tmp_path / "no_such_model")
+    try:
+        cams.publish()
+        spin_until(exs, lambda: False, 0.3)
+        res = call(cams, exs)
+        assert not res.success and "cannot load the model" in res.message and "no_such_model" in res.message
+        res = call(cams, exs)  # asked again: same clear answer
+        assert not res.success and "model folder not found" in res.message
+    finally:
+        stop(node, cams, exs)
+
+
+def test_bad_parameters_are_clear_errors(ros_context):
+    with pytest.raises(ValueError, match="mode must be one of"):
+        create_node(context=ros_context, cli_args=["--ros-args", "-p", "mode:=sometimes"])
+    with pytest.raises(ValueError, match=r"views \['top'\] are not in the rig"):
+        create_node(context=ros_context, cli_args=["--ros-args", "-p", "views:=[front, top]"])
