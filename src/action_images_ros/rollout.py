@@ -19,9 +19,9 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 import torch
-from scipy.spatial.transform import Rotation, Slerp
 
 from .codec import overlay_action_images
+from .control.receding_horizon import interpolate_poses
 from .geometry import Camera
 
 logger = logging.getLogger(__name__)
@@ -141,19 +141,6 @@ class PolicyRunner:
         )
 
 
-def interpolate_poses(start: np.ndarray, goal: np.ndarray, n: int) -> np.ndarray:
-    """``n`` poses ``(n, 8)`` from just after ``start`` to ``goal`` (linear position, slerp rotation).
-
-    The gripper command switches to the goal's state at once (it is binary in practice).
-    """
-    alphas = np.arange(1, n + 1) / n
-    rots = Rotation.from_quat(np.stack([start[3:7], goal[3:7]]))
-    quats = Slerp([0.0, 1.0], rots)(alphas).as_quat()
-    pos = start[:3] + alphas[:, None] * (goal[:3] - start[:3])
-    grip = np.full((n, 1), goal[7])
-    return np.concatenate([pos, quats, grip], axis=1)
-
-
 @dataclasses.dataclass
 class EpisodeOutcome:
     """Result of one closed-loop episode."""
@@ -210,7 +197,7 @@ def run_episode(
                     logger.debug("keyframe %d refused by safety: %s", j, reason)
                     refused += 1
                     break
-            for pose in interpolate_poses(command, target, config.frame_stride):
+            for pose in interpolate_poses(command, target[None], config.frame_stride):
                 obs, _ = env.step(pose)
                 steps += 1
                 if env.success() or steps >= max_steps:
