@@ -30,7 +30,6 @@ import json
 import threading
 import time
 
-import rclpy
 from geometry_msgs.msg import PoseStamped, TransformStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -303,22 +302,9 @@ def create_node(**kwargs) -> CameraNode:
 
 
 def main(args=None) -> None:
-    from rclpy.executors import ExternalShutdownException
+    from .spin import run_node
 
-    from .log_bridge import forward_python_logging
-
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = create_node()
-        forward_python_logging(node.get_logger())
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(create_node, args)
 
 
 if __name__ == "__main__":

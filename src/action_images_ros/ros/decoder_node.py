@@ -23,7 +23,6 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseArray
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
@@ -187,22 +186,9 @@ def create_node(**node_kwargs) -> DecoderNode:
 
 
 def main(args=None) -> None:
-    from rclpy.executors import ExternalShutdownException
+    from .spin import run_node
 
-    from .log_bridge import forward_python_logging
-
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = create_node()
-        forward_python_logging(node.get_logger())
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(create_node, args)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ import dataclasses
 import json
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseArray, PoseStamped
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -258,22 +257,9 @@ def create_node(**node_kwargs) -> ExecutorNode:
 
 
 def main(args=None) -> None:
-    from rclpy.executors import ExternalShutdownException
+    from .spin import run_node
 
-    from .log_bridge import forward_python_logging
-
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = create_node()
-        forward_python_logging(node.get_logger())
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(create_node, args)
 
 
 if __name__ == "__main__":

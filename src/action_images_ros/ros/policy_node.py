@@ -33,7 +33,6 @@ import queue
 import threading
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
@@ -311,24 +310,9 @@ def create_node(**node_kwargs) -> PolicyNode:
 
 
 def main(args=None) -> None:
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from .spin import run_node
 
-    from .log_bridge import forward_python_logging
-
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = create_node()
-        forward_python_logging(node.get_logger())
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(create_node, args, num_threads=2)  # the predict service runs beside the sync callbacks
 
 
 if __name__ == "__main__":

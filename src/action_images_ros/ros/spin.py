@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 
 from rclpy.executors import Executor
 
-__all__ = ["spin_until"]
+__all__ = ["run_node", "spin_until"]
 
 
 def spin_until(executors: Executor | Sequence[Executor], predicate: Callable[[], bool], timeout_s: float,
@@ -27,3 +27,32 @@ def spin_until(executors: Executor | Sequence[Executor], predicate: Callable[[],
             return False
         for ex in executors:
             ex.spin_once(timeout_sec=poll_s)
+
+
+def run_node(create_node: Callable[[], object], args=None, num_threads: int = 1) -> None:
+    """The ``main`` of every node: init, build, forward Python logging, spin, clean shutdown.
+
+    Args:
+        create_node: builds the node (after ``rclpy.init``).
+        args: command-line arguments for ``rclpy.init``.
+        num_threads: >1 spins a ``MultiThreadedExecutor`` (service callbacks beside timers).
+    """
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+
+    from .log_bridge import forward_python_logging
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = create_node()
+        forward_python_logging(node.get_logger())
+        executor = MultiThreadedExecutor(num_threads=num_threads) if num_threads > 1 else SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
