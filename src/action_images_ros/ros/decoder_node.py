@@ -30,14 +30,13 @@ from std_msgs.msg import Float32MultiArray
 from visualization_msgs.msg import MarkerArray
 
 from ..codec import ActionImageCodec
-from ..geometry import load_rig
 from .action_video import unstack_frames
 from .camera_info import CameraInfoError, info_to_camera
 from .image_conversions import ImageConversionError, msg_to_image
 from .markers import trajectory_markers
 from .pose_conversions import trajectory_to_msgs
 from .qos import image_qos, state_qos
-from .share import resolve_share_path
+from .share import load_rig_views
 from .stamps import ns_to_stamp, stamp_to_ns
 from .sync import MultiViewSubscriber
 
@@ -98,14 +97,7 @@ class DecoderNode(Node):
             "marker_axis_length": 0.05,
             "queue_size": 3,
         }.items()}
-        rig = load_rig(resolve_share_path(p["rig"]))
-        self._extrinsics = {c.name: c.T_world_cam for c in rig}
-        self.views = [v for v in p["views"] if v] or list(self._extrinsics)
-        unknown = [v for v in self.views if v not in self._extrinsics]
-        if unknown:
-            raise ValueError(f"views {unknown} are not in the rig {p['rig']} ({sorted(self._extrinsics)})")
-        if len(self.views) < 2:
-            raise ValueError(f"decoding needs at least 2 views, got {self.views}")
+        self._extrinsics, self.views = load_rig_views(p["rig"], p["views"], "decoding needs")
         self._codec_args = dict(sigma_frac=p["codec_sigma_frac"], axis_length=p["codec_axis_length"],
                                 open_background=p["codec_open_background"],
                                 min_visibility=p["codec_min_visibility"])

@@ -41,13 +41,12 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from ..cell_description import optical_frame_id
-from ..geometry import load_rig
 from .action_video import combined_action_image, overlay_on_frame, prediction_summary, stack_frames
 from .camera_info import CameraInfoError, camera_to_info, info_to_camera
 from .image_conversions import ImageConversionError, image_to_msg, msg_to_image
 from .pose_conversions import gripper_openness, stamped_to_pose
 from .qos import image_qos, state_qos
-from .share import resolve_share_path
+from .share import load_rig_views, resolve_share_path
 from .stamps import ns_to_stamp, stamp_to_ns
 from .sync import MultiViewSubscriber
 
@@ -99,14 +98,7 @@ class PolicyNode(Node):
             if not p[name] > 0:
                 raise ValueError(f"{name} must be > 0, got {p[name]}")
         self._p = p
-        rig = load_rig(resolve_share_path(p["rig"]))
-        self._extrinsics = {c.name: c.T_world_cam for c in rig}
-        self.views = [v for v in p["views"] if v] or list(self._extrinsics)
-        unknown = [v for v in self.views if v not in self._extrinsics]
-        if unknown:
-            raise ValueError(f"views {unknown} are not in the rig {p['rig']} ({sorted(self._extrinsics)})")
-        if len(self.views) < 2:
-            raise ValueError(f"the policy needs at least 2 views, got {self.views}")
+        self._extrinsics, self.views = load_rig_views(p["rig"], p["views"], "the policy needs")
         # 2. state (written by callbacks, read by the worker under the lock)
         self._lock = threading.Lock()
         self._latest: tuple[int, tuple] | None = None  # (stamp_ns, (image msgs..., info msgs...))
