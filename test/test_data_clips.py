@@ -26,6 +26,7 @@ def test_clip_shapes_dtypes_and_ranges(episode_dir):
     ds = ActionClipDataset(episode_dir, ClipConfig(horizon=3, frame_stride=2, image_size=48))
     assert len(ds) == 2 * (STEPS - 1)  # the failed episode is left out by default
     item = ds[5]
+    assert item.pop("instruction") == ds.episodes[0].instruction  # the text, kept for conditioning
     V, F, S = 3, 3, 48
     expected = {
         "cond_rgb": (V, 3, S, S), "cond_action": (V, 3, S, S), "future_rgb": (V, F, 3, S, S),

@@ -223,3 +223,32 @@ def test_checkpoints_from_before_state_conditioning_still_load(tmp_path):
         del idx["model_config"][key]
     (tmp_path / "old" / "model_index.json").write_text(json.dumps(idx))
     assert ActionImagesPipeline.from_pretrained(tmp_path / "old").model_cfg == old
+
+
+def test_instruction_conditioning(item, tmp_path):
+    """A model that follows instructions needs one, rejects one it cannot read, and its output depends on it."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16), use_instruction=True,
+                      instruction_vocab=("blue", "reach", "red", "target", "the"))
+    p = _randomize_output(build_pipeline(cfg))
+    run = dict(num_inference_steps=2, **_common(item, state=item["state"]))
+
+    def sample(text):
+        return p(instruction=text, generator=torch.Generator().manual_seed(0), **run).future_action
+
+    red, blue = sample("Reach the red target."), sample("reach the blue target")
+    assert not np.allclose(red, blue)
+    np.testing.assert_array_equal(red, sample("reach the RED target, please"))  # case, punctuation, unknown words
+    with pytest.raises(ValueError, match="follows an instruction"):
+        p(**run)
+    with pytest.raises(ValueError, match="none of the words"):
+        sample("grasp a crimson cube")
+    p.save_pretrained(tmp_path / "m")
+    loaded = ActionImagesPipeline.from_pretrained(tmp_path / "m")
+    assert loaded.model_cfg.instruction_vocab == cfg.instruction_vocab
+    np.testing.assert_array_equal(red, loaded(instruction="reach the red target",
+                                              generator=torch.Generator().manual_seed(0), **run).future_action)
+    with pytest.raises(ValueError, match="instruction_vocab"):
+        build_pipeline(ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16), use_instruction=True))
+    with pytest.raises(ValueError, match="lower-case words"):
+        ModelConfig(instruction_vocab=("Red",))

@@ -76,6 +76,7 @@ class ClipTruth:
         step: row of the current frame.
         cameras: ``V`` cameras at ``S x S``.
         view_names: camera names in view order.
+        instruction: the episode's language instruction.
     """
 
     cond_rgb: np.ndarray
@@ -88,6 +89,7 @@ class ClipTruth:
     step: int
     cameras: list[Camera]
     view_names: list[str]
+    instruction: str = ""
 
 
 def clip_truth(dataset: ActionClipDataset, index: int) -> ClipTruth:
@@ -106,6 +108,7 @@ def clip_truth(dataset: ActionClipDataset, index: int) -> ClipTruth:
         step=t,
         cameras=dataset.cameras(e),
         view_names=list(dataset.view_names),
+        instruction=str(item.get("instruction", dataset.episodes[e].instruction)),
     )
 
 
@@ -139,9 +142,11 @@ def run_mode(pipeline, truth: ClipTruth, mode: str, num_inference_steps: int = 6
     """
     if mode == "policy":
         runner = PolicyRunner(pipeline, truth.cameras, num_inference_steps=num_inference_steps)
-        pred = runner.predict(truth.cond_rgb, truth.state, seed=seed)
+        pred = runner.predict(truth.cond_rgb, truth.state, seed=seed, instruction=truth.instruction)
         return ModeResult(mode, pred.future_rgb, pred.future_action, pred.actions, pred.confidence, pred.latency_s)
     extra: dict[str, Any] = {}
+    if pipeline.model_cfg.use_instruction:
+        extra["instruction"] = truth.instruction
     if mode == "world_model":
         extra["actions"] = truth.actions
     elif mode == "label":

@@ -65,6 +65,10 @@ class ActionImageCodec:
         open_background: B-channel background value for a fully open gripper.
         min_visibility: per-view matched-filter peak (relative to a full blob)
             below which a point counts as not visible in that view.
+        reprojection_tolerance: RMS reprojection error (in blob sigmas) at which a
+            point's confidence drops to 1/e.
+        axis_tolerance: relative error of the decoded axis lengths (and cosine of
+            the angle between the axes) at which a pose's confidence drops to 1/e.
     """
 
     def __init__(
@@ -75,6 +79,8 @@ class ActionImageCodec:
         axis_length: float = 0.1,
         open_background: float = 0.25,
         min_visibility: float = 0.3,
+        reprojection_tolerance: float = 0.5,
+        axis_tolerance: float = 0.4,
     ) -> None:
         if int(height) < 8 or int(width) < 8:
             raise ValueError(f"image size must be at least 8x8, got {height}x{width}")
@@ -86,6 +92,11 @@ class ActionImageCodec:
             raise ValueError(f"open_background must be in (0, 1), got {open_background}")
         if not 0.0 < min_visibility < 1.0:
             raise ValueError(f"min_visibility must be in (0, 1), got {min_visibility}")
+        if reprojection_tolerance <= 0 or axis_tolerance <= 0:
+            raise ValueError(f"reprojection_tolerance and axis_tolerance must be positive, got "
+                             f"{reprojection_tolerance} and {axis_tolerance}")
+        self.reprojection_tolerance = float(reprojection_tolerance)
+        self.axis_tolerance = float(axis_tolerance)
         self.height = int(height)
         self.width = int(width)
         self.sigma = float(sigma_frac) * min(self.height, self.width)
@@ -222,7 +233,7 @@ class ActionImageCodec:
         wsum = np.maximum(w_flat.sum(axis=0), 1e-9)
         rms = np.sqrt((w_flat * resid**2).sum(axis=0) / wsum)
         second_best = np.sort(w_flat, axis=0)[-2] if V >= 2 else np.zeros(T * 3)
-        point_conf = np.where(ok, second_best * np.exp(-((rms / (0.15 * self.sigma)) ** 2)), 0.0)
+        point_conf = np.where(ok, second_best * np.exp(-((rms / (self.reprojection_tolerance * self.sigma)) ** 2)), 0.0)
 
         # 5. Poses: position from R, rotation from the G (x) and B (-z) axes.
         pts = X.reshape(T, 3, 3)
@@ -240,7 +251,8 @@ class ActionImageCodec:
         Rm = np.stack([xh, yh, zh], axis=2)
         cos_xz = np.sum(x_axis * z_axis, axis=1) / np.maximum(lx * lz, 1e-9)
         L = self.axis_length
-        consistency = np.exp(-(((lx - L) / (0.25 * L)) ** 2) - (((lz - L) / (0.25 * L)) ** 2) - (cos_xz / 0.25) ** 2)
+        tol = self.axis_tolerance
+        consistency = np.exp(-(((lx - L) / (tol * L)) ** 2) - (((lz - L) / (tol * L)) ** 2) - (cos_xz / tol) ** 2)
         conf = point_conf.min(axis=1) * consistency
         valid = ok.reshape(T, 3).all(axis=1) & (lx > 1e-6) & (lzo > 1e-6) & np.isfinite(conf)
         conf = np.where(valid, np.clip(conf, 0.0, 1.0), 0.0)

@@ -118,14 +118,17 @@ class PolicyRunner:
             return images
         return np.stack([cv2.resize(im, (self.size, self.size), interpolation=cv2.INTER_AREA) for im in images])
 
-    def predict(self, images: np.ndarray, ee_pose: np.ndarray, seed: int | None = None) -> Prediction:
-        """Predict future keyframes from ``images (V, H, W, 3)`` uint8 and the current pose ``(8,)``."""
+    def predict(self, images: np.ndarray, ee_pose: np.ndarray, seed: int | None = None,
+                instruction: str | None = None) -> Prediction:
+        """Predict future keyframes from ``images (V, H, W, 3)`` uint8, the current pose ``(8,)`` and,
+        for models that follow one, the ``instruction``."""
         t0 = time.perf_counter()
         small = self.to_model_resolution(images)
         gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
         out = self.pipeline(
             cond_rgb=small.transpose(0, 3, 1, 2).astype(np.float32) / 255.0,
             state=np.asarray(ee_pose, dtype=np.float64),
+            instruction=instruction if self.pipeline.model_cfg.use_instruction else None,
             cameras=self.model_cameras,
             mode="policy",
             num_inference_steps=self.num_inference_steps,
@@ -177,7 +180,8 @@ def run_episode(
     command = obs.ee_pose.copy()
     command[7] = 1.0 if command[7] > 0.5 else 0.0
     while steps < max_steps and not env.success():
-        pred = runner.predict(obs.images, obs.ee_pose, seed=config.seed * 100_003 + seed * 1009 + n_pred)
+        pred = runner.predict(obs.images, obs.ee_pose, seed=config.seed * 100_003 + seed * 1009 + n_pred,
+                              instruction=env.instruction)
         n_pred += 1
         latencies.append(pred.latency_s)
         if record:

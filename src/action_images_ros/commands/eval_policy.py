@@ -24,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, default=128, help="render size of the simulated cameras")
     p.add_argument("--out", type=Path, default=None, help="folder for failure videos and results.json")
     p.add_argument("--no-videos", action="store_true", help="do not write videos of failed episodes")
+    p.add_argument("--safety", type=Path, default=Path("config/safety.yaml"),
+                   help="safety envelope every command passes, as on the real arm (default config/safety.yaml)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,6 +40,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown task {args.task!r}; valid tasks: {', '.join(TASK_NAMES)}")
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    from ..control.safety import SafetyEnvelope, load_safety_config
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    safety_cfg = load_safety_config(args.safety)
     pipe, clip = load_policy(args.model)
     cfg = RolloutConfig(
         num_inference_steps=args.steps,
@@ -58,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for i in tqdm(range(args.episodes), desc=f"eval {args.task}", unit="ep"):
             seed = args.seed_offset + i
-            res = run_episode(env, runner, cfg, seed, record=not args.no_videos)
+            res = run_episode(env, runner, cfg, seed, safety=SafetyEnvelope(safety_cfg), record=not args.no_videos)
             results.append(res)
             if not res.success and res.frames and not args.no_videos:
                 _write_video(out / f"failed_seed{seed}.gif", res.frames)
@@ -74,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         "policy_latency_median_ms": float(1000 * np.median(lat)),
         "mean_steps": float(np.mean([r.steps for r in results])),
         "failed_seeds": [r.seed for r in results if not r.success],
+        "refused_keyframes": int(sum(r.refused for r in results)),
+        "safety": str(args.safety),
         "rollout": vars(cfg),
     }
     (out / "results.json").write_text(json.dumps(summary, indent=2))

@@ -69,6 +69,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"no episodes found in {[str(d) for d in args.data]}")
     train_paths, held_out = split_episodes(paths, held_out_fraction=args.held_out) if args.held_out > 0 else (paths, [])
     dataset = ActionClipDataset(train_paths, clip_cfg)
+    if model_cfg.use_instruction and not model_cfg.instruction_vocab:
+        from ..model.conditioning import build_vocab
+
+        vocab = build_vocab([e.instruction for e in dataset.episodes])
+        model_cfg = dataclasses.replace(model_cfg, instruction_vocab=vocab)
+        logger.info("instruction vocabulary from the training data: %s", " ".join(model_cfg.instruction_vocab))
     logger.info("training on %d clips from %d episodes (%d held out)", len(dataset), len(train_paths), len(held_out))
     args.out.mkdir(parents=True, exist_ok=True)
     clip_record = {**dataclasses.asdict(clip_cfg), "views": list(dataset.view_names),

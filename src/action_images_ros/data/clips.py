@@ -261,6 +261,7 @@ class ActionClipDataset(Dataset):
             "state": torch.from_numpy(state.astype(np.float32)),
             "K": c.K,
             "T_world_cam": c.T_world_cam,
+            "instruction": self.episodes[int(e)].instruction,
             "episode_index": torch.tensor(int(e), dtype=torch.int64),
             "step": torch.tensor(int(t), dtype=torch.int64),
         }

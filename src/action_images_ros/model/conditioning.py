@@ -16,6 +16,7 @@ mode           future RGB   future actions  use
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Sequence
 
 import torch
@@ -100,6 +101,33 @@ def state_in_cameras(state: torch.Tensor, T_world_cam: torch.Tensor) -> torch.Te
     return torch.cat([p_cam, x_cam, z_cam, grip], dim=-1)
 
 
+def instruction_words(text: str) -> list[str]:
+    """Lower-case words of an instruction (punctuation dropped)."""
+    return re.findall(r"[a-z0-9]+", str(text).lower())
+
+
+def build_vocab(instructions: Sequence[str]) -> tuple[str, ...]:
+    """Sorted unique words of ``instructions``."""
+    return tuple(sorted({w for text in instructions for w in instruction_words(text)}))
+
+
+def instruction_vectors(instructions: Sequence[str], vocab: Sequence[str]) -> torch.Tensor:
+    """Multi-hot ``(B, len(vocab))`` float32 of ``B`` instructions over ``vocab``.
+
+    Raises:
+        ValueError: an instruction shares no word with ``vocab`` (the model would ignore it).
+    """
+    index = {w: i for i, w in enumerate(vocab)}
+    out = torch.zeros(len(instructions), len(vocab), dtype=torch.float32)
+    for b, text in enumerate(instructions):
+        hits = [index[w] for w in instruction_words(text) if w in index]
+        if not hits:
+            raise ValueError(f"instruction {text!r} has none of the words this model was trained on: "
+                             f"{list(vocab)}")
+        out[b, hits] = 1.0
+    return out
+
+
 @dataclasses.dataclass
 class Conditions:
     """Everything the denoiser sees besides the noisy streams, for a batch of ``B`` scenes with ``V`` views.
@@ -109,7 +137,8 @@ class Conditions:
         cond_action: ``(B, V, 3, H, W)`` action image of the current pose, normalised.
         rays: ``(B, V, 6, H, W)`` Plücker ray maps, or None when the model does not use them.
         flags: ``(B, 3)`` mode flags (rgb_given, action_given, action_dropped).
-        state: ``(B, V, 10)`` current pose per camera (:func:`state_in_cameras`), or None.
+        state: ``(B, V, k)`` constant per-view features: the current pose in each camera
+            (:func:`state_in_cameras`, 10) and/or the instruction (multi-hot), or None.
         given_rgb: model-space clean future RGB where given (shape of the RGB stream), else None.
         given_action: model-space clean future action images where given, else None.
         cache: backbone-specific precomputed tensors (e.g. conditioning latents).

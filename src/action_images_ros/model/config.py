@@ -9,6 +9,7 @@ YAML (``from_yaml``) and reject bad values in ``__post_init__`` with a
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,11 @@ class ModelConfig:
     #: feed the current pose expressed in each view's camera frame (10 constant channels: position,
     #: two rotation axes, gripper): tells every view the depth of the gripper it cannot see per pixel.
     use_state: bool = True
+    #: follow a language instruction: its words (multi-hot over ``instruction_vocab``) are constant
+    #: input channels. Without it a scene with several candidate targets is ambiguous.
+    use_instruction: bool = False
+    #: the words the model knows (filled by ``action-images train`` from the training instructions).
+    instruction_vocab: tuple[str, ...] = ()
     prediction_type: str = "sample"  #: what the network outputs: clean "sample" (x0) or flow "velocity" (noise - x0)
     #: UNet only: predict the future as the current frame / action image plus a learned change
     #: (the output layer starts at zero, so an untrained model already predicts "no motion").
@@ -136,6 +142,10 @@ class ModelConfig:
         _require(int(self.image_size) >= 16, f"image_size must be >= 16 pixels, got {self.image_size}")
         _require(int(self.num_future) >= 1, f"num_future must be >= 1, got {self.num_future}")
         self.block_out_channels = tuple(int(c) for c in self.block_out_channels)
+        self.instruction_vocab = tuple(str(w) for w in self.instruction_vocab)
+        _require(all(re.fullmatch(r"[a-z0-9]+", w) for w in self.instruction_vocab)
+                 and len(set(self.instruction_vocab)) == len(self.instruction_vocab),
+                 f"instruction_vocab must be unique lower-case words, got {list(self.instruction_vocab)}")
         _require(len(self.block_out_channels) >= 2, "block_out_channels needs at least 2 levels")
         _require(all(c % self.norm_num_groups == 0 for c in self.block_out_channels),
                  f"every block_out_channels entry must be divisible by norm_num_groups={self.norm_num_groups}, "
@@ -167,6 +177,11 @@ class ModelConfig:
         _require(self.sigma_logit_std > 0, f"sigma_logit_std must be positive, got {self.sigma_logit_std}")
         _require(0.0 < self.min_sigma < 0.5, f"min_sigma must be in (0, 0.5), got {self.min_sigma}")
 
+    @property
+    def num_instruction_channels(self) -> int:
+        """Constant input channels of the instruction (0 without ``use_instruction``)."""
+        return len(self.instruction_vocab) if self.use_instruction else 0
+
     # ------------------------------------------------------------------ io
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "ModelConfig":
@@ -182,6 +197,7 @@ class ModelConfig:
         """Plain JSON/YAML-serialisable dict (tuples become lists)."""
         d = dataclasses.asdict(self)
         d["block_out_channels"] = list(self.block_out_channels)
+        d["instruction_vocab"] = list(self.instruction_vocab)
         d["wan"]["patch_size"] = list(self.wan.patch_size)
         return d
 

@@ -26,13 +26,14 @@ def unet_channels(cfg: ModelConfig) -> tuple[int, int]:
 
     Input per view: noisy future RGB ``(F*3)`` | noisy future action images
     ``(F*3)`` | current RGB ``(3)`` | current action image ``(3)`` | Plücker
-    rays ``(6, optional)`` | current pose in the camera frame ``(10, optional)`` | mode
+    rays ``(6, optional)`` | current pose in the camera frame ``(10, optional)`` |
+    instruction words (multi-hot, optional) | mode
     flags ``(3)``. Output: future RGB and action
     images ``(F*6)``.
     """
     f = cfg.num_future
     cin = (6 * f + 6 + (NUM_RAY_CHANNELS if cfg.use_plucker else 0)
-           + (NUM_STATE_CHANNELS if cfg.use_state else 0) + NUM_FLAGS)
+           + (NUM_STATE_CHANNELS if cfg.use_state else 0) + cfg.num_instruction_channels + NUM_FLAGS)
     return cin, 6 * f
 
 
@@ -66,8 +67,9 @@ def build_unet2d(cfg: ModelConfig) -> "torch.nn.Module":
 # --------------------------------------------------------------------------- Wan
 def wan_extra_channels(cfg: ModelConfig) -> int:
     """Conditioning channels concatenated to every Wan latent frame: rays (6, optional), pose in the
-    camera frame (10, optional), is_action, given, dropped."""
-    return (NUM_RAY_CHANNELS if cfg.use_plucker else 0) + (NUM_STATE_CHANNELS if cfg.use_state else 0) + 3
+    camera frame (10, optional), instruction words (optional), is_action, given, dropped."""
+    return ((NUM_RAY_CHANNELS if cfg.use_plucker else 0) + (NUM_STATE_CHANNELS if cfg.use_state else 0)
+            + cfg.num_instruction_channels + 3)
 
 
 def build_wan_miniature(cfg: ModelConfig) -> tuple["torch.nn.Module", "torch.nn.Module"]:

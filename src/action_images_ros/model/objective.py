@@ -70,7 +70,8 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
         pipe: an :class:`ActionImagesPipeline`.
         batch: tensors with a leading batch dimension ``B``: ``cond_rgb``/``cond_action``
             ``(B, V, 3, H, W)``, ``future_rgb``/``future_action`` ``(B, V, F, 3, H, W)`` in [0, 1],
-            ``K (B, V, 3, 3)``, ``T_world_cam (B, V, 4, 4)``, ``state (B, 8)`` (models with ``use_state``).
+            ``K (B, V, 3, 3)``, ``T_world_cam (B, V, 4, 4)``, ``state (B, 8)`` (models with ``use_state``), ``instruction`` (B strings, models with
+            ``use_instruction``).
         modes: ``B`` mode names (which streams are given).
         generator: seeds the noise levels and noise.
         autocast: bf16 autocast for the forward pass.
@@ -91,8 +92,10 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
 
     if cfg.use_state and "state" not in batch:
         raise ValueError("the model is conditioned on the current pose (use_state): batches need 'state' (B, 8)")
+    if cfg.use_instruction and "instruction" not in batch:
+        raise ValueError("the model follows an instruction (use_instruction): batches need 'instruction' (B strings)")
     cond = pipe.prepare_conditions(batch["cond_rgb"], batch["cond_action"], batch["K"], batch["T_world_cam"], modes,
-                                   state=batch.get("state"))
+                                   state=batch.get("state"), instruction=batch.get("instruction"))
     x0_rgb = pipe.backbone.encode_stream(pipe.normalize(fut_rgb), "rgb", cond)
     x0_act = pipe.backbone.encode_stream(pipe.normalize(fut_act), "action", cond)
     cond.given_rgb, cond.given_action = x0_rgb, x0_act

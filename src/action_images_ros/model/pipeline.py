@@ -37,7 +37,8 @@ from diffusers.utils import BaseOutput
 from ..codec import ActionImageCodec
 from ..geometry import Camera, validate_actions
 from .backbones import make_backbone
-from .conditioning import Conditions, check_mode, mode_flags, plucker_rays, state_in_cameras
+from .conditioning import (Conditions, check_mode, instruction_vectors, mode_flags, plucker_rays,
+                           state_in_cameras)
 from .config import ModelConfig
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,9 @@ class ActionImagesPipeline(DiffusionPipeline):
         cfg = model_config if isinstance(model_config, ModelConfig) else ModelConfig.from_dict(model_config)
         self.register_to_config(model_config=cfg.to_dict())
         self.model_cfg = cfg
+        if cfg.use_instruction and not cfg.instruction_vocab:
+            raise ValueError("the model config has use_instruction but an empty instruction_vocab; "
+                             "`action-images train` fills it from the training instructions")
         self.codec = ActionImageCodec(cfg.image_size, cfg.image_size, sigma_frac=cfg.codec_sigma_frac,
                                       axis_length=cfg.codec_axis_length,
                                       open_background=cfg.codec_open_background)
@@ -157,7 +161,8 @@ class ActionImagesPipeline(DiffusionPipeline):
 
     def prepare_conditions(self, cond_rgb: torch.Tensor, cond_action: torch.Tensor, K: torch.Tensor,
                            T_world_cam: torch.Tensor, modes: Sequence[str],
-                           state: torch.Tensor | None = None) -> Conditions:
+                           state: torch.Tensor | None = None,
+                           instruction: Sequence[str] | None = None) -> Conditions:
         """Batched conditioning.
 
         Args:
@@ -165,6 +170,7 @@ class ActionImagesPipeline(DiffusionPipeline):
             K: ``(B, V, 3, 3)`` intrinsics at ``H x W``; T_world_cam: ``(B, V, 4, 4)``.
             modes: ``B`` mode names.
             state: ``(B, 8)`` current pose (world frame); required when the config has ``use_state``.
+            instruction: ``B`` instructions; required when the config has ``use_instruction``.
         """
         dev = self.device
         cond_rgb = cond_rgb.to(dev, torch.float32)
@@ -175,6 +181,13 @@ class ActionImagesPipeline(DiffusionPipeline):
             if state is None:
                 raise ValueError("this model is conditioned on the current pose (use_state): pass state (B, 8)")
             state_cam = state_in_cameras(state.to(dev), T_world_cam.to(dev))
+        if self.model_cfg.use_instruction:
+            if instruction is None or isinstance(instruction, str) or len(instruction) != B:
+                raise ValueError(f"this model follows an instruction (use_instruction): pass {B} instruction "
+                                 f"string(s) using the words {list(self.model_cfg.instruction_vocab)}")
+            words = instruction_vectors(list(instruction), self.model_cfg.instruction_vocab).to(dev)
+            words = words[:, None].expand(B, V, -1)
+            state_cam = words if state_cam is None else torch.cat([state_cam, words], dim=-1)
         cond = Conditions(
             cond_rgb=self.normalize(cond_rgb),
             cond_action=self.normalize(cond_action.to(dev, torch.float32)),
@@ -304,6 +317,7 @@ class ActionImagesPipeline(DiffusionPipeline):
         future_action: np.ndarray | torch.Tensor | None = None,
         actions: np.ndarray | None = None,
         state: np.ndarray | None = None,
+        instruction: str | None = None,
         num_inference_steps: int = 6,
         generator: torch.Generator | None = None,
         output_type: str = "np",
@@ -320,6 +334,8 @@ class ActionImagesPipeline(DiffusionPipeline):
             future_action: ``(V, F, 3, S, S)`` given action images (``world_model``), or ``actions (F, 8)``.
             state: ``(8,)`` current pose (world frame); drawn with the codec when ``cond_action`` is
                 None, decoded from ``cond_action`` when not given (models with ``use_state``).
+            instruction: what to do, e.g. ``"reach the red target"`` (models with ``use_instruction``;
+                ignored with a warning by models without).
             num_inference_steps: denoising steps (6 by default; <= 8 is the intended range).
             generator: seeds the initial noise (samples are reproducible with a seeded generator).
             output_type: ``"np"`` (numpy) or ``"pt"`` (torch) for the image outputs.
@@ -338,8 +354,11 @@ class ActionImagesPipeline(DiffusionPipeline):
         Kt = torch.as_tensor(np.stack([c.K for c in cams]), dtype=torch.float32)[None]
         Tt = torch.as_tensor(np.stack([c.T_world_cam for c in cams]), dtype=torch.float32)[None]
         state_t = None if inp["state"] is None else torch.from_numpy(inp["state"])[None]
+        if instruction is not None and not self.model_cfg.use_instruction:
+            logger.warning("this model does not take an instruction; ignoring %r", instruction)
         cond = self.prepare_conditions(torch.from_numpy(inp["cond_rgb"])[None],
-                                       torch.from_numpy(inp["cond_action"])[None], Kt, Tt, [mode], state=state_t)
+                                       torch.from_numpy(inp["cond_action"])[None], Kt, Tt, [mode], state=state_t,
+                                       instruction=None if instruction is None else [instruction])
         if inp["future_rgb"] is not None:
             cond.given_rgb = self.backbone.encode_stream(
                 self.normalize(torch.from_numpy(inp["future_rgb"])[None].to(dev)), "rgb", cond)

@@ -67,6 +67,37 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
     return done[-1] if done else None
 
 
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, use_ema: bool = True) -> Path:
+    """Write the pipeline of a training checkpoint to ``out_dir`` (EMA weights when it has them).
+
+    Lets a run be evaluated, or shipped, at any checkpoint while training goes on.
+    The run's ``clip_config.json`` (two levels up) is copied along when present.
+
+    Raises:
+        FileNotFoundError: ``checkpoint`` is not a complete checkpoint folder.
+    """
+    ckpt = Path(checkpoint)
+    if not (ckpt / "training_state.pt").is_file() or not (ckpt / "pipeline").is_dir():
+        raise FileNotFoundError(f"{ckpt} is not a complete checkpoint (needs pipeline/ and training_state.pt)")
+    pipe = ActionImagesPipeline.from_pretrained(ckpt / "pipeline")
+    state = torch.load(ckpt / "training_state.pt", map_location="cpu", weights_only=False)
+    if use_ema and state.get("ema") is not None:
+        from diffusers.training_utils import EMAModel
+
+        params = [p for p in pipe.denoiser.parameters() if p.requires_grad]
+        ema = EMAModel(params, decay=0.0)
+        ema.load_state_dict(state["ema"])
+        ema.copy_to(params)
+    out = Path(out_dir)
+    pipe.save_pretrained(out)
+    clip = ckpt.parent.parent / "clip_config.json"
+    if clip.is_file():
+        shutil.copy(clip, out / clip.name)
+    logger.info("exported %s (step %d, %s weights) to %s", ckpt, int(state.get("step", -1)),
+                "EMA" if use_ema and state.get("ema") is not None else "raw", out)
+    return out
+
+
 def _save_checkpoint(out_dir: Path, step: int, pipe: ActionImagesPipeline, state: dict, keep: int) -> Path:
     root = out_dir / CHECKPOINT_DIR
     final = root / f"step_{step:07d}"
@@ -126,6 +157,7 @@ def _check_item(dataset, cfg: ModelConfig) -> None:
     item = dataset[0]
     need = ("cond_rgb", "cond_action", "future_rgb", "future_action", "K", "T_world_cam")
     need += ("state",) if cfg.use_state else ()
+    need += ("instruction",) if cfg.use_instruction else ()
     missing = [k for k in need if k not in item]
     if missing:
         raise ValueError(f"dataset items lack key(s) {missing}; each item must be a dict with {list(need)}")

@@ -13,6 +13,8 @@ Publishes (relative names, remapped by ``graph.py``), one shared ``header.stamp`
     ``current_pose`` (geometry_msgs/PoseStamped, TCP in ``base_frame``; sim and replay)
     ``gripper_joint_states`` (sensor_msgs/JointState, the two finger joints, 0.04 m each = open)
     ``sim/status`` (std_msgs/String JSON: task, seed, step, success; sim only)
+    ``instruction`` (std_msgs/String, transient local): the episode's language instruction, when it
+        changes (sim and replay; on the real cell the operator publishes it)
     ``/tf_static``: the rig's camera frames, only when tf2_ros is importable (a ROS install).
 Subscribes (sim only):
     ``tcp_target`` (geometry_msgs/PoseStamped in ``base_frame``), ``gripper_target`` (std_msgs/Float32).
@@ -43,7 +45,7 @@ from .camera_info import camera_to_info
 from .camera_sources import FrameSource, RealSenseSource, ReplaySource, SimSource, find_realsense_devices
 from .image_conversions import image_to_msg
 from .pose_conversions import pose_to_stamped, stamped_to_pose
-from .qos import image_qos, state_qos
+from .qos import image_qos, latched_qos, state_qos
 from .share import resolve_share_path
 
 __all__ = ["CameraNode", "create_node", "main", "SOURCES"]
@@ -117,8 +119,10 @@ class CameraNode(Node):
         # 3. publishers (per view image + info), arm state, sim command subscriptions
         self._image_pubs = [self.create_publisher(Image, f"{c.name}/image_raw", image_qos()) for c in cams]
         self._info_pubs = [self.create_publisher(CameraInfo, f"{c.name}/camera_info", image_qos()) for c in cams]
-        self._pose_pub = self._joint_pub = self._status_pub = None
+        self._pose_pub = self._joint_pub = self._status_pub = self._instruction_pub = None
+        self._instruction: str | None = None
         if p["source"] in ("sim", "replay"):
+            self._instruction_pub = self.create_publisher(String, "instruction", latched_qos())
             self._pose_pub = self.create_publisher(PoseStamped, "current_pose", state_qos())
             self._joint_pub = self.create_publisher(JointState, "gripper_joint_states", state_qos())
         if p["source"] == "sim":
@@ -286,6 +290,10 @@ class CameraNode(Node):
             self._joint_pub.publish(js)
         if self._status_pub is not None:
             self._status_pub.publish(String(data=json.dumps(fs.info)))
+        text = fs.info.get("instruction")
+        if self._instruction_pub is not None and text and text != self._instruction:
+            self._instruction = text
+            self._instruction_pub.publish(String(data=text))
         self.sets_published += 1
 
     def destroy_node(self) -> None:

@@ -163,7 +163,7 @@ class SimSource(FrameSource):
                     logger.error("simulation became unstable (MuJoCo reset a diverged state)")
             return FrameSet(images=list(obs.images), ee_pose=obs.ee_pose.copy(), source_time_s=float(obs.time),
                             info={"success": bool(self.env.success()), "step": self._step, "seed": self._seed,
-                                  "task": self.env.task_name})
+                                  "task": self.env.task_name, "instruction": self.env.instruction})
 
     def close(self) -> None:
         self.env.close()
@@ -205,7 +205,8 @@ class ReplaySource(FrameSource):
         row = self._row
         self._row += 1
         return FrameSet(images=list(ep.rgb[row]), ee_pose=ep.ee_pose[row].astype(np.float64),
-                        source_time_s=float(ep.time[row]), info={"row": row, "rows": ep.num_steps})
+                        source_time_s=float(ep.time[row]),
+                        info={"row": row, "rows": ep.num_steps, "instruction": ep.instruction})
 
 
 # ---------------------------------------------------------------------------- realsense

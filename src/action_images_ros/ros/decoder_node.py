@@ -94,13 +94,17 @@ class DecoderNode(Node):
             "codec_axis_length": 0.1,
             "codec_open_background": 0.25,
             "codec_min_visibility": 0.3,
+            "codec_reprojection_tolerance": 0.5,
+            "codec_axis_tolerance": 0.4,
             "marker_axis_length": 0.05,
             "queue_size": 3,
         }.items()}
         self._extrinsics, self.views = load_rig_views(p["rig"], p["views"], "decoding needs")
         self._codec_args = dict(sigma_frac=p["codec_sigma_frac"], axis_length=p["codec_axis_length"],
                                 open_background=p["codec_open_background"],
-                                min_visibility=p["codec_min_visibility"])
+                                min_visibility=p["codec_min_visibility"],
+                                reprojection_tolerance=p["codec_reprojection_tolerance"],
+                                axis_tolerance=p["codec_axis_tolerance"])
         ActionImageCodec(64, 64, **self._codec_args)  # validates the settings now
         self._codecs: dict[tuple[int, int], ActionImageCodec] = {}
         self._base_frame = p["base_frame"]

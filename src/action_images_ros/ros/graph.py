@@ -70,6 +70,7 @@ def topic(kind: str, view: str | None = None) -> str:
         "sim_tcp_target": "sim/tcp_target", "sim_gripper_target": "sim/gripper_target",
         "sim_status": "sim/status", "sim_reset": "sim/reset",
         "cell_description": "action_images/cell_description",
+        "instruction": "action_images/instruction",
     }
     if kind not in names:
         raise ValueError(f"unknown topic kind {kind!r}; known: {sorted(names)}")
@@ -235,7 +236,8 @@ def build_graph(options: GraphOptions, views: tuple[str, ...] | None = None) -> 
                    ("publish_tf", not o.rviz)),  # with RViz the cell's robot_state_publisher publishes the TF
         remappings=cams + arm_remaps + (
             ("tcp_target", topic("sim_tcp_target")), ("gripper_target", topic("sim_gripper_target")),
-            ("sim/status", topic("sim_status")), ("sim/reset", topic("sim_reset"))),
+            ("sim/status", topic("sim_status")), ("sim/reset", topic("sim_reset")),
+            ("instruction", topic("instruction"))),
     )
     policy = NodeSpec(
         executable="policy_node", name="policy_node", parameters=("config/policy.yaml",),
@@ -243,7 +245,8 @@ def build_graph(options: GraphOptions, views: tuple[str, ...] | None = None) -> 
                    ("views", list(views))),
         remappings=cams + _per_view(views, "action_video", "action_camera_info", "action_image", "overlay",
                                     "future_video") + arm_remaps + (
-            ("prediction", topic("prediction")), ("predict", topic("predict"))),
+            ("prediction", topic("prediction")), ("predict", topic("predict")),
+            ("instruction", topic("instruction"))),
     )
     decoder = NodeSpec(
         executable="decoder_node", name="decoder_node", parameters=("config/decoder.yaml",),

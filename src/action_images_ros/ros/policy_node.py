@@ -5,6 +5,9 @@ Subscribes (relative names, remapped by ``graph.py``):
         in ``views``, synchronised by ``ros/sync.py`` (approximate time, ``slop_s``, ``queue_size``).
     ``current_pose`` (geometry_msgs/PoseStamped, TCP in the base frame) and ``gripper_joint_states``
         (sensor_msgs/JointState finger joints -> openness; 1.0 = open when none arrive).
+    ``instruction`` (std_msgs/String, transient local): what to do, e.g. "reach the red target", for
+        models that follow an instruction; the simulated cell publishes its task's, on the real cell
+        publish it yourself or set the ``instruction`` parameter (the newest of the two is used).
 Publishes, per prediction, all stamped with the camera frames' stamp:
     ``<view>/action_video`` (Image 32FC3, the F predicted action images stacked vertically,
         ``(F*S) x S``; decoder_node's input) and ``<view>/action_camera_info`` (CameraInfo of one
@@ -45,7 +48,7 @@ from .action_video import combined_action_image, overlay_on_frame, prediction_su
 from .camera_info import CameraInfoError, camera_to_info, info_to_camera
 from .image_conversions import ImageConversionError, image_to_msg, msg_to_image
 from .pose_conversions import gripper_openness, stamped_to_pose
-from .qos import image_qos, state_qos
+from .qos import image_qos, latched_qos, state_qos
 from .share import load_rig_views, resolve_share_path
 from .stamps import ns_to_stamp, stamp_to_ns
 from .sync import MultiViewSubscriber
@@ -87,6 +90,7 @@ class PolicyNode(Node):
             "seed": 0,
             "torch_threads": 0,
             "service_timeout_s": 30.0,
+            "instruction": "",
         }.items()}
         if p["mode"] not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {p['mode']!r}")
@@ -105,6 +109,7 @@ class PolicyNode(Node):
         self._pose: np.ndarray | None = None
         self._pose_time_s: float | None = None
         self._gripper: float | None = None
+        self._instruction: str = p["instruction"]
         self._last_used_stamp: int | None = None
         self._runner = None
         self._runner_key = None
@@ -126,6 +131,8 @@ class PolicyNode(Node):
                                         slop_s=p["slop_s"])
         self.create_subscription(PoseStamped, "current_pose", self._on_pose, state_qos())
         self.create_subscription(JointState, "gripper_joint_states", self._on_joints, state_qos())
+        self.create_subscription(String, "instruction", self._on_instruction, latched_qos())
+        self.add_on_set_parameters_callback(self._on_parameters)
         # 5. service (own callback group: it waits for the worker while the subscriptions go on)
         self._requests: queue.Queue[_Request] = queue.Queue()
         self.create_service(Trigger, "predict", self._on_predict, callback_group=MutuallyExclusiveCallbackGroup())
@@ -157,6 +164,21 @@ class PolicyNode(Node):
         value = gripper_openness(msg)
         if value is not None:
             self._gripper = value
+
+    def _on_instruction(self, msg: String) -> None:
+        with self._lock:
+            self._instruction = msg.data
+        self.get_logger().info(f"instruction: {msg.data!r}")
+
+    def _on_parameters(self, params):
+        from rcl_interfaces.msg import SetParametersResult
+
+        for prm in params:
+            if prm.name == "instruction":
+                with self._lock:
+                    self._instruction = str(prm.value)
+                self.get_logger().info(f"instruction: {prm.value!r}")
+        return SetParametersResult(successful=True)
 
     def _on_tick(self) -> None:
         if self._requests.empty():  # closed-loop ticks coalesce while a prediction runs
@@ -259,8 +281,16 @@ class PolicyNode(Node):
             self._runner_key = key
         state = np.concatenate([pose[:7], [1.0 if grip is None else grip]])
         seed = int(self._p["seed"]) + self.predictions
+        with self._lock:
+            instruction = self._instruction
+        if self._pipeline.model_cfg.use_instruction and not instruction.strip():
+            return self._refuse("the model follows an instruction and none was given: publish one on "
+                                "'instruction' (std_msgs/String) or set the 'instruction' parameter", from_service)
         # 3. run the model
-        pred = self._runner.predict(np.stack(images), state, seed=seed)
+        try:
+            pred = self._runner.predict(np.stack(images), state, seed=seed, instruction=instruction or None)
+        except ValueError as exc:  # e.g. an instruction with no word the model knows
+            return self._refuse(str(exc), from_service)
         self._last_used_stamp = stamp_ns
         self.predictions += 1
         # 4. publish

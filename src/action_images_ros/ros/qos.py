@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-__all__ = ["image_qos", "state_qos"]
+__all__ = ["image_qos", "latched_qos", "state_qos"]
 
 
 def image_qos() -> QoSProfile:
@@ -18,3 +18,10 @@ def state_qos(depth: int = 5) -> QoSProfile:
     """Small state / command / result messages: reliable, volatile, the newest ``depth`` kept."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)
+
+
+def latched_qos() -> QoSProfile:
+    """Rarely changing facts (the task instruction): reliable, transient local, the newest one kept,
+    so a node started later still receives it."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
