@@ -186,3 +186,40 @@ def test_bad_parameters_are_clear_errors(ros_context):
         create_node(context=ros_context, cli_args=["--ros-args", "-p", "mode:=sometimes"])
     with pytest.raises(ValueError, match=r"views \['top'\] are not in the rig"):
         create_node(context=ros_context, cli_args=["--ros-args", "-p", "views:=[front, top]"])
+
+
+def test_instruction_from_the_topic_or_parameter(ros_context_factory, tmp_path):
+    """A model that follows instructions: refused (with the reason) until one arrives on the latched
+    topic; a parameter set at run time replaces it; an unreadable one is refused, the node keeps going."""
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    from action_images_ros.model.config import ModelConfig
+    from action_images_ros.model.factory import build_pipeline
+    from action_images_ros.ros.qos import latched_qos
+
+    torch.manual_seed(0)
+    path = tmp_path / "tiny_instr"
+    build_pipeline(ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16), use_instruction=True,
+                               instruction_vocab=("blue", "reach", "red", "target"))).save_pretrained(path)
+    node, cams, exs = start(ros_context_factory, path)
+    try:
+        assert spin_until(exs, lambda: node._pipeline is not None, 60.0), "model did not load"
+        cams.publish()
+        spin_until(exs, lambda: False, 0.2)
+        res = call(cams, exs)
+        assert not res.success and "instruction" in res.message
+        pub = cams.node.create_publisher(String, "instruction", latched_qos())
+        pub.publish(String(data="reach the red target"))
+        assert spin_until(exs, lambda: node._instruction == "reach the red target", 5.0)
+        assert call(cams, exs).success
+        client = cams.node.create_client(SetParameters, "policy_node/set_parameters")
+        assert spin_until(exs, client.service_is_ready, 10.0)
+        fut = client.call_async(SetParameters.Request(parameters=[ParameterMsg(name="instruction", value=ParameterValue(
+            type=ParameterType.PARAMETER_STRING, string_value="grasp a crimson cube"))]))
+        assert spin_until(exs, fut.done, 10.0)
+        res = call(cams, exs)
+        assert not res.success and "none of the words" in res.message
+    finally:
+        stop(node, cams, exs)

@@ -230,6 +230,7 @@ class ActionImageCodec:
             w_flat = np.where(keep, w_flat, 0.0)
             X, ok = triangulate(cameras, uv_flat, w_flat)
             resid = self._reprojection(cameras, X, uv_flat)
+        X, ok, w_flat, resid = self._drop_disagreeing_view(cameras, uv_flat, w_flat, X, ok, resid)
         wsum = np.maximum(w_flat.sum(axis=0), 1e-9)
         rms = np.sqrt((w_flat * resid**2).sum(axis=0) / wsum)
         second_best = np.sort(w_flat, axis=0)[-2] if V >= 2 else np.zeros(T * 3)
@@ -314,6 +315,44 @@ class ActionImageCodec:
         dx = np.where((ix > 0) & (ix < W - 1), offset(at(iy, xl), at(iy, xr)), 0.0)
         dy = np.where((iy > 0) & (iy < H - 1), offset(at(yu, ix), at(yd, ix)), 0.0)
         return np.stack([ix + dx, iy + dy], axis=-1), val
+
+    def _drop_disagreeing_view(self, cameras, uv, w, X, ok, resid):
+        """Leave-one-view-out for points seen by 3+ views that the views disagree on.
+
+        A generated action image can misplace one view's blob by several pixels; the
+        least-squares point is then pulled off and every view's residual grows, so a
+        residual threshold cannot tell which view is wrong. Re-triangulating without
+        each view in turn finds it: the subset whose RMS drops below the tolerance
+        (and to under half the full RMS) replaces the full set.
+        """
+        V = w.shape[0]
+        if V < 3:
+            return X, ok, w, resid
+        tol = self.reprojection_tolerance * self.sigma
+
+        def rms_of(weights, r):
+            return np.sqrt((weights * r**2).sum(axis=0) / np.maximum(weights.sum(axis=0), 1e-9))
+
+        best_rms = rms_of(w, resid)
+        todo = ((w > 0).sum(axis=0) >= 3) & (best_rms > tol)
+        if not np.any(todo):
+            return X, ok, w, resid
+        X, ok, w, resid = X.copy(), ok.copy(), w.copy(), resid.copy()
+        full_rms = best_rms.copy()
+        for v in range(V):
+            w_v = w.copy()
+            w_v[v] = 0.0
+            w_v[:, ~todo] = 0.0
+            X_v, ok_v = triangulate(cameras, uv, w_v)
+            r_v = self._reprojection(cameras, X_v, uv)
+            rms_v = rms_of(w_v, r_v)
+            better = todo & ok_v & (rms_v < best_rms) & (rms_v < 0.5 * full_rms) & (rms_v <= tol)
+            if np.any(better):
+                X[better], ok[better] = X_v[better], True
+                w[:, better] = w_v[:, better]
+                resid[:, better] = r_v[:, better]
+                best_rms = np.where(better, rms_v, best_rms)
+        return X, ok, w, resid
 
     @staticmethod
     def _reprojection(cameras: Sequence[Camera], X: np.ndarray, uv: np.ndarray) -> np.ndarray:

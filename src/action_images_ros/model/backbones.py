@@ -78,6 +78,8 @@ class UNet2DBackbone:
             parts.append(cond.rays.reshape(n, -1, H, W))
         if cond.state is not None:
             parts.append(cond.state.reshape(n, -1, 1, 1).expand(n, -1, H, W))
+        if cond.maps is not None:
+            parts.append(cond.maps.reshape(n, -1, H, W))
         parts.append(cond.flags[:, None, :, None, None].expand(B, V, -1, H, W).reshape(n, -1, H, W))
         t = timestep.reshape(B, 1).expand(B, V).reshape(n)
         dtype = self.denoiser.dtype
@@ -188,6 +190,9 @@ class WanBackbone:
         noisy = (1.0 - given) * (1.0 - dropped)
         frame_flags = torch.stack([is_action, given, dropped], dim=2)  # (B, 2*seg, 3)
         extra = [frame_flags[:, None, :, :, None, None].expand(B, V, 2 * seg, 3, h, w).transpose(2, 3)]
+        if cond.maps is not None:  # per-pixel maps at latent resolution
+            m = torch.nn.functional.interpolate(cond.maps.flatten(0, 1), size=(h, w), mode="area")
+            extra.insert(0, m.reshape(B, V, -1, 1, h, w).expand(B, V, -1, 2 * seg, h, w))
         if cond.state is not None:
             extra.insert(0, cond.state[:, :, :, None, None, None].expand(B, V, -1, 2 * seg, h, w))
         if cond.rays is not None:

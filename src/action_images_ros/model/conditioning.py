@@ -128,6 +128,48 @@ def instruction_vectors(instructions: Sequence[str], vocab: Sequence[str]) -> to
     return out
 
 
+#: Gaussian width (degrees of hue) of the colour grounding map.
+HUE_WIDTH_DEG = 10.0
+
+
+def _hue_sat_val(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Hue (degrees), saturation and value of ``(..., 3, H, W)`` RGB in [0, 1] (HSV, channel dim removed)."""
+    r, g, b = rgb.unbind(-3)
+    mx, mn = rgb.amax(-3), rgb.amin(-3)
+    d = (mx - mn).clamp(min=1e-6)
+    h = torch.where(mx == r, ((g - b) / d) % 6.0, torch.where(mx == g, (b - r) / d + 2.0, (r - g) / d + 4.0))
+    return 60.0 * h, (mx - mn) / mx.clamp(min=1e-6), mx
+
+
+def colour_grounding(rgb01: torch.Tensor, colours: Sequence[Sequence[Sequence[float]]]) -> torch.Tensor:
+    """Where in each view are the colours an instruction names.
+
+    Args:
+        rgb01: ``(B, V, 3, H, W)`` frames in [0, 1].
+        colours: per scene, the RGB colours named (may be empty: the map is 0).
+
+    Returns:
+        ``(B, V, 1, H, W)`` in [0, 1]: hue similarity to the nearest named colour, gated by
+        saturation and brightness (grey, white, dark and pale surfaces such as a wooden table score 0).
+    """
+    hue, sat, val = _hue_sat_val(rgb01.float())
+    gate = ((sat - 0.45) / 0.2).clamp(0.0, 1.0) * ((val - 0.15) / 0.15).clamp(0.0, 1.0)
+    out = torch.zeros_like(hue)
+    for b, named in enumerate(colours):
+        if len(named) == 0:
+            continue
+        ref_h, _, _ = _hue_sat_val(torch.tensor(named, dtype=torch.float32, device=rgb01.device)[..., None, None])
+        diff = (hue[b, None] - ref_h.reshape(-1, 1, 1, 1)).abs() % 360.0  # (k, V, H, W)
+        diff = torch.minimum(diff, 360.0 - diff)
+        out[b] = torch.exp(-((diff / HUE_WIDTH_DEG) ** 2)).amax(0) * gate[b]
+    return out[:, :, None]
+
+
+def named_colours(instruction: str, table: dict) -> list:
+    """RGB colours of the colour words of ``instruction`` found in ``table`` (word -> RGB)."""
+    return [list(table[w]) for w in instruction_words(instruction) if w in table]
+
+
 @dataclasses.dataclass
 class Conditions:
     """Everything the denoiser sees besides the noisy streams, for a batch of ``B`` scenes with ``V`` views.
@@ -139,6 +181,7 @@ class Conditions:
         flags: ``(B, 3)`` mode flags (rgb_given, action_given, action_dropped).
         state: ``(B, V, k)`` constant per-view features: the current pose in each camera
             (:func:`state_in_cameras`, 10) and/or the instruction (multi-hot), or None.
+        maps: ``(B, V, k, H, W)`` per-pixel conditioning maps (instruction grounding), or None.
         given_rgb: model-space clean future RGB where given (shape of the RGB stream), else None.
         given_action: model-space clean future action images where given, else None.
         cache: backbone-specific precomputed tensors (e.g. conditioning latents).
@@ -149,6 +192,7 @@ class Conditions:
     rays: torch.Tensor | None
     flags: torch.Tensor
     state: torch.Tensor | None = None
+    maps: torch.Tensor | None = None
     given_rgb: torch.Tensor | None = None
     given_action: torch.Tensor | None = None
     cache: dict = dataclasses.field(default_factory=dict)

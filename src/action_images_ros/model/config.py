@@ -104,6 +104,11 @@ class ModelConfig:
     use_instruction: bool = False
     #: the words the model knows (filled by ``action-images train`` from the training instructions).
     instruction_vocab: tuple[str, ...] = ()
+    #: colour words and the RGB (0..1) of the objects they name in this cell. With ``use_instruction``
+    #: each view gets a grounding map: per pixel, how well its hue matches the colours the instruction
+    #: names. A tiny model trained for an hour cannot learn to bind a word to a 2-pixel object by itself
+    #: (tried: it ignored the colour word); a large pretrained video model would bring this grounding.
+    instruction_colours: dict[str, tuple[float, float, float]] = dataclasses.field(default_factory=dict)
     prediction_type: str = "sample"  #: what the network outputs: clean "sample" (x0) or flow "velocity" (noise - x0)
     #: UNet only: predict the future as the current frame / action image plus a learned change
     #: (the output layer starts at zero, so an untrained model already predicts "no motion").
@@ -143,6 +148,9 @@ class ModelConfig:
         _require(int(self.num_future) >= 1, f"num_future must be >= 1, got {self.num_future}")
         self.block_out_channels = tuple(int(c) for c in self.block_out_channels)
         self.instruction_vocab = tuple(str(w) for w in self.instruction_vocab)
+        self.instruction_colours = {str(k): tuple(float(c) for c in v) for k, v in dict(self.instruction_colours).items()}
+        _require(all(len(v) == 3 and all(0.0 <= c <= 1.0 for c in v) for v in self.instruction_colours.values()),
+                 f"instruction_colours must map words to 3 RGB values in [0, 1], got {self.instruction_colours}")
         _require(all(re.fullmatch(r"[a-z0-9]+", w) for w in self.instruction_vocab)
                  and len(set(self.instruction_vocab)) == len(self.instruction_vocab),
                  f"instruction_vocab must be unique lower-case words, got {list(self.instruction_vocab)}")
@@ -182,6 +190,11 @@ class ModelConfig:
         """Constant input channels of the instruction (0 without ``use_instruction``)."""
         return len(self.instruction_vocab) if self.use_instruction else 0
 
+    @property
+    def num_grounding_maps(self) -> int:
+        """Per-pixel instruction grounding channels (1 with ``use_instruction`` and colours, else 0)."""
+        return 1 if self.use_instruction and self.instruction_colours else 0
+
     # ------------------------------------------------------------------ io
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "ModelConfig":
@@ -198,6 +211,7 @@ class ModelConfig:
         d = dataclasses.asdict(self)
         d["block_out_channels"] = list(self.block_out_channels)
         d["instruction_vocab"] = list(self.instruction_vocab)
+        d["instruction_colours"] = {k: list(v) for k, v in self.instruction_colours.items()}
         d["wan"]["patch_size"] = list(self.wan.patch_size)
         return d
 

@@ -27,13 +27,14 @@ def unet_channels(cfg: ModelConfig) -> tuple[int, int]:
     Input per view: noisy future RGB ``(F*3)`` | noisy future action images
     ``(F*3)`` | current RGB ``(3)`` | current action image ``(3)`` | Plücker
     rays ``(6, optional)`` | current pose in the camera frame ``(10, optional)`` |
-    instruction words (multi-hot, optional) | mode
+    instruction words (multi-hot, optional) | instruction grounding map (1, optional) | mode
     flags ``(3)``. Output: future RGB and action
     images ``(F*6)``.
     """
     f = cfg.num_future
     cin = (6 * f + 6 + (NUM_RAY_CHANNELS if cfg.use_plucker else 0)
-           + (NUM_STATE_CHANNELS if cfg.use_state else 0) + cfg.num_instruction_channels + NUM_FLAGS)
+           + (NUM_STATE_CHANNELS if cfg.use_state else 0) + cfg.num_instruction_channels + cfg.num_grounding_maps
+           + NUM_FLAGS)
     return cin, 6 * f
 
 
@@ -69,7 +70,7 @@ def wan_extra_channels(cfg: ModelConfig) -> int:
     """Conditioning channels concatenated to every Wan latent frame: rays (6, optional), pose in the
     camera frame (10, optional), instruction words (optional), is_action, given, dropped."""
     return ((NUM_RAY_CHANNELS if cfg.use_plucker else 0) + (NUM_STATE_CHANNELS if cfg.use_state else 0)
-            + cfg.num_instruction_channels + 3)
+            + cfg.num_instruction_channels + cfg.num_grounding_maps + 3)
 
 
 def build_wan_miniature(cfg: ModelConfig) -> tuple["torch.nn.Module", "torch.nn.Module"]:

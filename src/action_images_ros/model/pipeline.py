@@ -37,8 +37,8 @@ from diffusers.utils import BaseOutput
 from ..codec import ActionImageCodec
 from ..geometry import Camera, validate_actions
 from .backbones import make_backbone
-from .conditioning import (Conditions, check_mode, instruction_vectors, mode_flags, plucker_rays,
-                           state_in_cameras)
+from .conditioning import (Conditions, check_mode, colour_grounding, instruction_vectors, mode_flags,
+                           named_colours, plucker_rays, state_in_cameras)
 from .config import ModelConfig
 
 logger = logging.getLogger(__name__)
@@ -188,12 +188,17 @@ class ActionImagesPipeline(DiffusionPipeline):
             words = instruction_vectors(list(instruction), self.model_cfg.instruction_vocab).to(dev)
             words = words[:, None].expand(B, V, -1)
             state_cam = words if state_cam is None else torch.cat([state_cam, words], dim=-1)
+        maps = None
+        if self.model_cfg.num_grounding_maps:
+            table = self.model_cfg.instruction_colours
+            maps = colour_grounding(cond_rgb, [named_colours(text, table) for text in instruction])
         cond = Conditions(
             cond_rgb=self.normalize(cond_rgb),
             cond_action=self.normalize(cond_action.to(dev, torch.float32)),
             rays=rays,
             flags=mode_flags(modes, device=dev),
             state=state_cam,
+            maps=maps,
         )
         return self.backbone.prepare(cond)
 
