@@ -70,6 +70,17 @@ def test_out_of_workspace_refused_by_default_and_clamped_on_request():
     assert np.linalg.norm(d.pose[:3] - CURRENT[:3]) == pytest.approx(0.05)
 
 
+def test_small_excursions_clamped_within_the_margin_larger_refused():
+    near = pose(0.52, 0.0, 0.03)
+    d = envelope(workspace_clamp_margin_m=0.02).check(pose(0.52, 0.0, -0.01), near, 1.0)  # 15 mm below the floor
+    assert d.allowed and "clamped" in d.reason
+    np.testing.assert_allclose(d.pose[:3], [0.52, 0.0, 0.005])
+    d = envelope(workspace_clamp_margin_m=0.02).check(pose(0.52, 0.0, -0.03), near, 1.0)  # 35 mm below
+    assert not d.allowed and "outside the workspace box" in d.reason
+    with pytest.raises(ValueError, match="workspace_clamp_margin_m"):
+        SafetyConfig(workspace_clamp_margin_m=0.2)
+
+
 def test_large_step_limited_along_the_direction():
     env = envelope(max_translation_m=0.05, max_rotation_deg=15.0)
     target = pose(0.7, 0.0, 0.3)  # 0.2 m away

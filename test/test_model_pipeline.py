@@ -229,7 +229,8 @@ def test_instruction_conditioning(item, tmp_path):
     """A model that follows instructions needs one, rejects one it cannot read, and its output depends on it."""
     torch.manual_seed(0)
     cfg = ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16), use_instruction=True,
-                      instruction_vocab=("blue", "reach", "red", "target", "the"))
+                      instruction_vocab=("blue", "reach", "red", "target", "the"),
+                      instruction_colours={"red": (0.85, 0.12, 0.10), "blue": (0.12, 0.30, 0.85)})
     p = _randomize_output(build_pipeline(cfg))
     run = dict(num_inference_steps=2, **_common(item, state=item["state"]))
 
@@ -246,9 +247,28 @@ def test_instruction_conditioning(item, tmp_path):
     p.save_pretrained(tmp_path / "m")
     loaded = ActionImagesPipeline.from_pretrained(tmp_path / "m")
     assert loaded.model_cfg.instruction_vocab == cfg.instruction_vocab
+    assert loaded.model_cfg.instruction_colours == cfg.instruction_colours
     np.testing.assert_array_equal(red, loaded(instruction="reach the red target",
                                               generator=torch.Generator().manual_seed(0), **run).future_action)
     with pytest.raises(ValueError, match="instruction_vocab"):
         build_pipeline(ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16), use_instruction=True))
     with pytest.raises(ValueError, match="lower-case words"):
         ModelConfig(instruction_vocab=("Red",))
+
+
+def test_colour_grounding_map_finds_the_named_colour():
+    from action_images_ros.model.conditioning import colour_grounding, named_colours
+
+    table = {"red": (0.85, 0.12, 0.10), "orange": (0.95, 0.50, 0.08), "yellow": (0.95, 0.82, 0.10)}
+    img = torch.full((1, 1, 3, 8, 8), 0.0)
+    img[..., :, :, :] = torch.tensor([0.80, 0.65, 0.50])[:, None, None]  # a wooden table: orange hue, pale
+    img[..., :, 1, 1] = torch.tensor([0.70, 0.10, 0.08])  # a shaded red object
+    img[..., :, 5, 5] = torch.tensor([0.90, 0.47, 0.10])  # an orange one
+    img[..., :, 6, 2] = torch.tensor([0.95, 0.95, 0.95])  # a white highlight
+    red = colour_grounding(img, [named_colours("Reach the red target", table)])[0, 0, 0]
+    orange = colour_grounding(img, [named_colours("reach the orange target", table)])[0, 0, 0]
+    assert red[1, 1] > 0.9 and red[5, 5] < 0.1 and orange[5, 5] > 0.9 and orange[1, 1] < 0.1
+    for m in (red, orange):
+        assert m[0, 7] == 0 and m[6, 2] == 0  # table and highlight never match
+    none = colour_grounding(img, [named_colours("pick up the cube", table)])
+    assert none.shape == (1, 1, 1, 8, 8) and float(none.abs().max()) == 0.0

@@ -64,6 +64,10 @@ class SafetyConfig:
     Attributes:
         workspace_min, workspace_max: TCP box (m, robot base frame).
         clamp_to_workspace: clamp targets into the box instead of refusing them.
+        workspace_clamp_margin_m: targets at most this far outside the box are clamped into it
+            even without ``clamp_to_workspace`` (a policy reaching for an object on the table
+            aims a few mm below the box floor; it should stop at the floor, not freeze); farther
+            ones are refused.
         max_translation_m: largest position change per command (m); larger steps are limited.
         max_rotation_deg: largest rotation change per command (deg); larger steps are limited.
         refuse_translation_m: targets farther than this (m) from the current pose are refused.
@@ -78,6 +82,7 @@ class SafetyConfig:
     workspace_min: tuple[float, float, float] = (0.25, -0.35, 0.005)
     workspace_max: tuple[float, float, float] = (0.85, 0.35, 0.60)
     clamp_to_workspace: bool = False
+    workspace_clamp_margin_m: float = 0.0
     max_translation_m: float = 0.05
     max_rotation_deg: float = 15.0
     refuse_translation_m: float = 0.30
@@ -116,6 +121,8 @@ class SafetyConfig:
             raise ValueError(f"gripper_debounce_s must be >= 0, got {self.gripper_debounce_s}")
         if not 0.0 < self.gripper_threshold < 1.0:
             raise ValueError(f"gripper_threshold must be in (0, 1), got {self.gripper_threshold}")
+        if not 0.0 <= float(self.workspace_clamp_margin_m) <= 0.05:
+            raise ValueError(f"workspace_clamp_margin_m must be in [0, 0.05] m, got {self.workspace_clamp_margin_m}")
         if not isinstance(self.clamp_to_workspace, bool):
             raise ValueError(f"clamp_to_workspace must be true or false, got {self.clamp_to_workspace!r}")
 
@@ -250,7 +257,8 @@ class SafetyEnvelope:
         if np.any(pos < self._lo) or np.any(pos > self._hi):
             where = (f"target {np.round(pos, 3).tolist()} outside the workspace box "
                      f"{list(cfg.workspace_min)}..{list(cfg.workspace_max)}")
-            if not cfg.clamp_to_workspace:
+            outside = float(np.max(np.maximum(self._lo - pos, pos - self._hi)))
+            if not cfg.clamp_to_workspace and outside > cfg.workspace_clamp_margin_m:
                 return self._refuse("workspace", where)
             pos = np.clip(pos, self._lo, self._hi)
             notes.append(f"{where}; clamped to {np.round(pos, 3).tolist()}")
