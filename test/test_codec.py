@@ -90,6 +90,27 @@ def test_missing_view_and_off_image_points(rig128):
     np.testing.assert_allclose(dec[1, :7], dec[0, :7])  # holds the nearest recovered step
 
 
+@pytest.mark.parametrize("view,shift", [(0, [0.0, 0.04, 0.0]), (1, [0.04, 0.0, 0.0]), (2, [0.0, 0.0, 0.04])])
+def test_one_view_misplacing_a_blob_is_outvoted(rig128, view, shift):
+    """Generated images can put one view's blob a few pixels off: the two agreeing views decide.
+    (A shift along an epipolar line of the other views would be truly ambiguous with 3 views.)"""
+    codec = ActionImageCodec(128, 128)
+    a = random_actions(8, np.random.default_rng(5))
+    a[:, :3] = [0.55, 0.0, 0.25]  # in every view, away from the borders
+    good = codec.encode(a, rig128)
+    moved = a.copy()
+    moved[:, :3] += shift  # one view draws the red (position) blob 4 cm off
+    bad = good.copy()
+    bad[view, ..., 0] = codec.encode(moved, rig128)[view, ..., 0]
+    dec, conf = codec.decode(bad, rig128)
+    assert np.all(np.linalg.norm(dec[:, :3] - a[:, :3], axis=1) < 2e-3)
+    assert np.all(conf > 0.3)
+    # Two views only: nothing to outvote with, the disagreement shows as low confidence instead.
+    keep = [v for v in range(3) if v != (view + 1) % 3]
+    _, conf2 = codec.decode(bad[keep], [rig128[v] for v in keep])
+    assert np.all(conf2 < conf)
+
+
 def test_blank_and_nan_images_give_zero_confidence(rig128):
     codec = ActionImageCodec(128, 128)
     blank = np.zeros((3, 4, 128, 128, 3), np.float32)

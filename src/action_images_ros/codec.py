@@ -323,7 +323,7 @@ class ActionImageCodec:
         least-squares point is then pulled off and every view's residual grows, so a
         residual threshold cannot tell which view is wrong. Re-triangulating without
         each view in turn finds it: the subset whose RMS drops below the tolerance
-        (and to under half the full RMS) replaces the full set.
+        (and to under a third of the full RMS) replaces the full set.
         """
         V = w.shape[0]
         if V < 3:
@@ -334,7 +334,7 @@ class ActionImageCodec:
             return np.sqrt((weights * r**2).sum(axis=0) / np.maximum(weights.sum(axis=0), 1e-9))
 
         best_rms = rms_of(w, resid)
-        todo = ((w > 0).sum(axis=0) >= 3) & (best_rms > tol)
+        todo = ((w > 0).sum(axis=0) >= 3) & (best_rms > 0.1 * self.sigma)
         if not np.any(todo):
             return X, ok, w, resid
         X, ok, w, resid = X.copy(), ok.copy(), w.copy(), resid.copy()
@@ -346,7 +346,8 @@ class ActionImageCodec:
             X_v, ok_v = triangulate(cameras, uv, w_v)
             r_v = self._reprojection(cameras, X_v, uv)
             rms_v = rms_of(w_v, r_v)
-            better = todo & ok_v & (rms_v < best_rms) & (rms_v < 0.5 * full_rms) & (rms_v <= tol)
+            # Generic noise shrinks by dropping a view too, but not to a third: only a lone outlier does.
+            better = todo & ok_v & (rms_v < best_rms) & (rms_v < 0.35 * full_rms) & (rms_v <= tol)
             if np.any(better):
                 X[better], ok[better] = X_v[better], True
                 w[:, better] = w_v[:, better]
