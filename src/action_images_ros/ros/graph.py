@@ -144,6 +144,9 @@ class GraphOptions:
         mode: policy mode, ``closed_loop`` (continuous) or ``on_demand`` (``/action_images/predict``).
         device: torch device of the policy (``cpu``, ``cuda``).
         rig: camera rig YAML (extrinsics, base frame).
+        instruction: what the policy is asked to do (models that follow instructions), e.g.
+            ``"pick up the red cube"``; empty = from the ``action_images/instruction`` topic
+            (which the simulated cell publishes for its task).
     """
 
     use_sim: bool = True
@@ -154,6 +157,7 @@ class GraphOptions:
     mode: str = "closed_loop"
     device: str = "cpu"
     rig: str = "config/cameras_sim.yaml"
+    instruction: str = ""
 
     def __post_init__(self) -> None:
         for name in ("use_sim", "rviz"):
@@ -193,7 +197,8 @@ LAUNCH_ARGUMENTS = tuple(
         "policy mode: closed_loop | on_demand",
         "torch device of the policy",
         "camera rig YAML (extrinsics in the robot base frame)",
-    ))
+        "instruction for the policy; empty = from the action_images/instruction topic",
+    ), strict=True)
 )
 
 
@@ -242,7 +247,7 @@ def build_graph(options: GraphOptions, views: tuple[str, ...] | None = None) -> 
     policy = NodeSpec(
         executable="policy_node", name="policy_node", parameters=("config/policy.yaml",),
         overrides=(("model", o.model), ("device", o.device), ("mode", o.mode), ("rig", o.rig),
-                   ("views", list(views))),
+                   ("views", list(views))) + ((("instruction", o.instruction),) if o.instruction else ()),
         remappings=cams + _per_view(views, "action_video", "action_camera_info", "action_image", "overlay",
                                     "future_video") + arm_remaps + (
             ("prediction", topic("prediction")), ("predict", topic("predict")),
