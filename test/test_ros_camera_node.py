@@ -110,10 +110,17 @@ def test_sim_source_publishes_synchronised_views_and_executes_targets(ros_contex
 
 
 def test_enabled_parameter_stops_and_resumes_publishing_and_reset_service(ros_context_factory):
-    node, lis, exs = start(ros_context_factory, {"sim_image_width": 32, "sim_image_height": 32})
+    from std_msgs.msg import String
+
+    from action_images_ros.ros.qos import latched_qos
+
+    node, lis, exs = start(ros_context_factory, {"sim_image_width": 32, "sim_image_height": 32, "sim_seed": 0})
     client = lis.node.create_client(Trigger, "sim/reset")
+    instructions = []
+    lis.node.create_subscription(String, "instruction", lambda m: instructions.append(m.data), latched_qos())
     try:
         assert spin_until(exs, lambda: len(lis.complete_sets()) >= 1 and client.service_is_ready(), 15.0)
+        assert spin_until(exs, lambda: instructions, 5.0) and instructions[0].startswith("reach the ")
         assert node.set_parameters([Parameter("enabled", value=False)])[0].successful
         spin_until(exs, lambda: False, 0.3)  # in-flight sets arrive
         n = len(lis.images)
