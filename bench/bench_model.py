@@ -28,6 +28,8 @@ def time_calls(pipe, item, steps: int, repeats: int, sync=None) -> np.ndarray:
     """Seconds per policy call, ``repeats`` times after two warm-up calls."""
     kw = dict(cond_rgb=item["cond_rgb"], cond_action=item["cond_action"], K=item["K"],
               T_world_cam=item["T_world_cam"], mode="policy", num_inference_steps=steps)
+    if pipe.model_cfg.use_instruction:  # a trained model that follows instructions (models/tiny)
+        kw["instruction"] = "reach the red target"
     out = []
     for i in range(repeats + 2):
         t0 = time.perf_counter()
