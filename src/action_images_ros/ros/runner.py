@@ -86,6 +86,8 @@ class InProcessGraph:
 
     def shutdown(self) -> None:
         """Destroy the nodes and, if it was created here, the context."""
+        for node in list(self.executor.get_nodes()):  # no callback may run on a node being destroyed
+            self.executor.remove_node(node)
         self.executor.shutdown()
         for node in self.nodes.values():
             node.destroy_node()
