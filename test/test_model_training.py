@@ -9,7 +9,7 @@ from action_images_ros.model.factory import build_pipeline
 from action_images_ros.model.objective import blob_intensity, flow_matching_loss, sample_modes
 from action_images_ros.model.pipeline import ActionImagesPipeline
 from action_images_ros.model.synthetic import SyntheticReachDataset
-from action_images_ros.model.training import latest_checkpoint, train
+from action_images_ros.model.training import export_checkpoint, latest_checkpoint, train
 
 S, F = 32, 2
 
@@ -94,6 +94,17 @@ def test_train_checkpoints_resumes_and_plots(cfg, dataset, tmp_path):
     other = ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16), use_plucker=False)
     with pytest.raises(ValueError, match="different model configuration"):
         train(other, dataset, tc2, tmp_path / "run")
+
+    # Exporting the last checkpoint gives the final model (EMA weights); raw weights differ.
+    final = ActionImagesPipeline.from_pretrained(tmp_path / "run" / "model").denoiser.state_dict()
+    ema = export_checkpoint(latest_checkpoint(tmp_path / "run"), tmp_path / "ema")
+    raw = export_checkpoint(latest_checkpoint(tmp_path / "run"), tmp_path / "raw", use_ema=False)
+    ema_sd = ActionImagesPipeline.from_pretrained(ema).denoiser.state_dict()
+    raw_sd = ActionImagesPipeline.from_pretrained(raw).denoiser.state_dict()
+    assert all(torch.equal(final[k], ema_sd[k]) for k in final)
+    assert not all(torch.equal(final[k], raw_sd[k]) for k in final)
+    with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
+        export_checkpoint(tmp_path / "run", tmp_path / "bad")
 
 
 def test_train_rejects_mismatched_data(cfg, tmp_path):
