@@ -108,7 +108,7 @@ def clip_truth(dataset: ActionClipDataset, index: int) -> ClipTruth:
         step=t,
         cameras=dataset.cameras(e),
         view_names=list(dataset.view_names),
-        instruction=str(item.get("instruction", dataset.episodes[e].instruction)),
+        instruction=item["instruction"],
     )
 
 

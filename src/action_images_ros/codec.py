@@ -231,8 +231,7 @@ class ActionImageCodec:
             X, ok = triangulate(cameras, uv_flat, w_flat)
             resid = self._reprojection(cameras, X, uv_flat)
         X, ok, w_flat, resid = self._drop_disagreeing_view(cameras, uv_flat, w_flat, X, ok, resid)
-        wsum = np.maximum(w_flat.sum(axis=0), 1e-9)
-        rms = np.sqrt((w_flat * resid**2).sum(axis=0) / wsum)
+        rms = _weighted_rms(w_flat, resid)
         second_best = np.sort(w_flat, axis=0)[-2] if V >= 2 else np.zeros(T * 3)
         point_conf = np.where(ok, second_best * np.exp(-((rms / (self.reprojection_tolerance * self.sigma)) ** 2)), 0.0)
 
@@ -330,10 +329,7 @@ class ActionImageCodec:
             return X, ok, w, resid
         tol = self.reprojection_tolerance * self.sigma
 
-        def rms_of(weights, r):
-            return np.sqrt((weights * r**2).sum(axis=0) / np.maximum(weights.sum(axis=0), 1e-9))
-
-        best_rms = rms_of(w, resid)
+        best_rms = _weighted_rms(w, resid)
         todo = ((w > 0).sum(axis=0) >= 3) & (best_rms > 0.1 * self.sigma)
         if not np.any(todo):
             return X, ok, w, resid
@@ -345,7 +341,7 @@ class ActionImageCodec:
             w_v[:, ~todo] = 0.0
             X_v, ok_v = triangulate(cameras, uv, w_v)
             r_v = self._reprojection(cameras, X_v, uv)
-            rms_v = rms_of(w_v, r_v)
+            rms_v = _weighted_rms(w_v, r_v)
             # Generic noise shrinks by dropping a view too, but not to a third: only a lone outlier does.
             better = todo & ok_v & (rms_v < best_rms) & (rms_v < 0.35 * full_rms) & (rms_v <= tol)
             if np.any(better):
@@ -374,6 +370,11 @@ class ActionImageCodec:
             src = good[np.argmin(np.abs(good - t))]
             actions[t, :7] = actions[src, :7]
         return actions
+
+
+def _weighted_rms(weights: np.ndarray, resid: np.ndarray) -> np.ndarray:
+    """Per point ``(N,)`` RMS of the residuals ``(V, N)`` over the views, weighted by ``weights (V, N)``."""
+    return np.sqrt((weights * resid**2).sum(axis=0) / np.maximum(weights.sum(axis=0), 1e-9))
 
 
 def overlay_action_images(rgb: np.ndarray, action_images: np.ndarray, alpha: float = 0.85,
