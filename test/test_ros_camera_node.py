@@ -6,7 +6,6 @@ from collections import defaultdict
 import numpy as np
 import pytest
 from geometry_msgs.msg import PoseStamped
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
@@ -16,7 +15,7 @@ from action_images_ros.ros.camera_node import create_node
 from action_images_ros.ros.qos import image_qos
 from action_images_ros.ros.image_conversions import msg_to_image
 from action_images_ros.ros.pose_conversions import pose_to_stamped, stamped_to_pose
-from action_images_ros.ros.spin import spin_until
+from action_images_ros.ros.spin import executors_for, spin_until
 from action_images_ros.ros.stamps import stamp_to_ns
 
 pytestmark = pytest.mark.ros
@@ -54,12 +53,7 @@ def start(ros_context_factory, overrides, **kwargs):
         args += ["-p", f"{k}:={v}"]
     node = create_node(context=ros_context_factory(), cli_args=args, **kwargs)
     listener = Listener(ros_context_factory(), views=tuple(node.source.camera_names))
-    executors = []
-    for n in (node, listener.node):
-        ex = SingleThreadedExecutor(context=n.context)
-        ex.add_node(n)
-        executors.append(ex)
-    return node, listener, executors
+    return node, listener, executors_for(node, listener.node)
 
 
 def stop(node, listener, executors):

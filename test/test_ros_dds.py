@@ -2,14 +2,13 @@
 
 import numpy as np
 import pytest
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from action_images_ros.geometry import load_rig
 from action_images_ros.ros.camera_info import camera_to_info, info_to_rig_camera
 from action_images_ros.ros.image_conversions import image_to_msg, msg_to_image
-from action_images_ros.ros.spin import spin_until
+from action_images_ros.ros.spin import executors_for, spin_until
 from action_images_ros.ros.stamps import ns_to_stamp, stamp_to_ns
 
 pytestmark = pytest.mark.ros
@@ -27,11 +26,7 @@ def test_image_and_camera_info_over_dds(ros_context_factory):
     got_img, got_info = [], []
     sub_node.create_subscription(Image, "front/image_raw", got_img.append, qos)
     sub_node.create_subscription(CameraInfo, "front/camera_info", got_info.append, qos)
-    executors = []
-    for ctx, node in ((pub_ctx, pub_node), (sub_ctx, sub_node)):
-        ex = SingleThreadedExecutor(context=ctx)
-        ex.add_node(node)
-        executors.append(ex)
+    executors = executors_for(pub_node, sub_node)
 
     rig = load_rig("config/cameras_sim.yaml")
     cam = rig[0].scaled(640, 480)

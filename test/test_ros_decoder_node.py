@@ -7,7 +7,6 @@ videos encoded from a planned trajectory) -> decoder_node -> executor_node -> th
 import numpy as np
 import pytest
 from geometry_msgs.msg import PoseArray, PoseStamped
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Float32MultiArray
@@ -20,7 +19,7 @@ from action_images_ros.ros.camera_info import camera_to_info
 from action_images_ros.ros.decoder_node import create_node
 from action_images_ros.ros.image_conversions import image_to_msg
 from action_images_ros.ros.pose_conversions import msgs_to_trajectory, stamped_to_pose
-from action_images_ros.ros.spin import spin_until
+from action_images_ros.ros.spin import executors_for, spin_until
 from action_images_ros.ros.stamps import ns_to_stamp, stamp_to_ns
 
 pytestmark = pytest.mark.ros
@@ -68,12 +67,7 @@ def spin_pair(ros_context_factory, node_factory):
 
     node = node_factory(ros_context_factory())
     world = rclpy.create_node("world", context=ros_context_factory())
-    exs = []
-    for n in (node, world):
-        ex = SingleThreadedExecutor(context=n.context)
-        ex.add_node(n)
-        exs.append(ex)
-    return node, world, exs
+    return node, world, executors_for(node, world)
 
 
 def test_decodes_action_videos_into_trajectory_and_markers(ros_context_factory):
@@ -151,8 +145,7 @@ def test_decoded_commands_move_the_simulated_arm(ros_context_factory):
     poses, commands = [], []
     world.create_subscription(PoseStamped, topic("current_pose"), poses.append, QOS)
     world.create_subscription(PoseStamped, "executor_node/command", commands.append, QOS)
-    ex = SingleThreadedExecutor(context=world.context)
-    ex.add_node(world)
+    (ex,) = executors_for(world)
 
     def spin(pred, timeout_s):
         return spin_until([ex, graph.executor], pred, timeout_s)

@@ -10,7 +10,6 @@ import json
 import numpy as np
 import pytest
 from geometry_msgs.msg import PoseArray, PoseStamped
-from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Float32MultiArray, String
 from std_srvs.srv import SetBool
@@ -18,7 +17,7 @@ from std_srvs.srv import SetBool
 from _ros_fakes import QOS, START, FakeArm
 from action_images_ros.ros.executor_node import create_node
 from action_images_ros.ros.pose_conversions import trajectory_to_msgs
-from action_images_ros.ros.spin import spin_until
+from action_images_ros.ros.spin import executors_for, spin_until
 from action_images_ros.ros.stamps import stamp_to_ns
 
 pytestmark = pytest.mark.ros
@@ -45,11 +44,7 @@ class Harness:
             json.loads(m.data)), QOS)
         self.world.create_subscription(PoseStamped, "executor_node/command", self.commands.append, QOS)
         self.pause_client = self.world.create_client(SetBool, "executor_node/pause")
-        self.executors = []
-        for ctx, node in ((ctx_exec, self.executor_node), (ctx_world, self.world)):
-            ex = SingleThreadedExecutor(context=ctx)
-            ex.add_node(node)
-            self.executors.append(ex)
+        self.executors = executors_for(self.executor_node, self.world)
         assert self.spin(lambda: self.traj_pub.get_subscription_count() and self.info_pub.get_subscription_count()
                          and self.pause_client.service_is_ready() and self.executor_node.measured_pose() is not None,
                          10.0), "graph did not come up"

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from geometry_msgs.msg import PoseStamped
-from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -17,7 +16,7 @@ from action_images_ros.ros.qos import image_qos
 from action_images_ros.ros.image_conversions import image_to_msg, msg_to_image
 from action_images_ros.ros.policy_node import create_node
 from action_images_ros.ros.pose_conversions import pose_to_stamped
-from action_images_ros.ros.spin import spin_until
+from action_images_ros.ros.spin import executors_for, spin_until
 from action_images_ros.ros.stamps import ns_to_stamp, stamp_to_ns
 
 pytestmark = pytest.mark.ros
@@ -82,11 +81,7 @@ def start(ros_context_factory, model, **params):
         args += ["-p", f"{k}:={v}"]
     node = create_node(context=ros_context_factory(), cli_args=args)
     cams = FakeCameras(ros_context_factory())
-    exs = []
-    for n in (node, cams.node):
-        ex = SingleThreadedExecutor(context=n.context)
-        ex.add_node(n)
-        exs.append(ex)
+    exs = executors_for(node, cams.node)
     assert spin_until(exs, lambda: cams.client.service_is_ready() and all(
         p.get_subscription_count() for p in cams.img_pubs.values()), 10.0), "discovery"
     return node, cams, exs

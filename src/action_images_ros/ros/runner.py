@@ -35,6 +35,16 @@ __all__ = ["InProcessGraph", "SubprocessGraph"]
 logger = logging.getLogger(__name__)
 
 
+def _own_specs(specs):
+    """The specs of this package's nodes; others (e.g. RViz) need ``ros2 launch`` and are skipped with a warning."""
+    for spec in specs:
+        if spec.package != PACKAGE:
+            logger.warning("skipping node %r of package %r: only %s nodes run without ros2 launch",
+                           spec.name, spec.package, PACKAGE)
+            continue
+        yield spec
+
+
 class InProcessGraph:
     """Create the graph's nodes in this process.
 
@@ -55,11 +65,7 @@ class InProcessGraph:
         self.nodes = {}
         self.executor = MultiThreadedExecutor(num_threads=num_threads, context=context)
         try:
-            for spec in specs:
-                if spec.package != PACKAGE:
-                    logger.warning("skipping node %r of package %r: only %s nodes run in-process",
-                                   spec.name, spec.package, PACKAGE)
-                    continue
+            for spec in _own_specs(specs):
                 module = importlib.import_module(f"{PACKAGE}.ros.{spec.executable}")
                 node = module.create_node(context=context, cli_args=spec.ros_arguments(share))
                 self.nodes[spec.name] = node
@@ -122,11 +128,7 @@ class SubprocessGraph:
         self.processes: dict[str, subprocess.Popen] = {}
         self._logs = []
         try:
-            for spec in specs:
-                if spec.package != PACKAGE:
-                    logger.warning("skipping node %r of package %r: only %s nodes are started here",
-                                   spec.name, spec.package, PACKAGE)
-                    continue
+            for spec in _own_specs(specs):
                 cmd = [sys.executable, "-m", f"{PACKAGE}.ros.{spec.executable}"] + spec.ros_arguments(share)
                 out = None
                 if log_dir is not None:

@@ -7,7 +7,20 @@ from typing import Callable, Sequence
 
 from rclpy.executors import Executor
 
-__all__ = ["run_node", "spin_until"]
+__all__ = ["executors_for", "run_node", "spin_until"]
+
+
+def executors_for(*nodes) -> list[Executor]:
+    """One ``SingleThreadedExecutor`` per node, on the node's own context (nodes in separate DDS
+    participants, as separate processes would be), for :func:`spin_until`."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    executors = []
+    for node in nodes:
+        ex = SingleThreadedExecutor(context=node.context)
+        ex.add_node(node)
+        executors.append(ex)
+    return executors
 
 
 def spin_until(executors: Executor | Sequence[Executor], predicate: Callable[[], bool], timeout_s: float,
