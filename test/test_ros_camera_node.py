@@ -1,6 +1,5 @@
-"""camera_node over real DDS: sim (owns the arm), replay, RealSense (software devices), bad commands."""
+"""camera_node over real DDS: RealSense (software devices, capture-time stamps), replay, run-time switch."""
 
-import json
 from collections import defaultdict
 
 import numpy as np
@@ -9,18 +8,18 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
-from std_srvs.srv import Trigger
 
 from action_images_ros.ros.camera_node import create_node
-from action_images_ros.ros.qos import image_qos
 from action_images_ros.ros.image_conversions import msg_to_image
-from action_images_ros.ros.pose_conversions import pose_to_stamped, stamped_to_pose
+from action_images_ros.ros.pose_conversions import stamped_to_pose
+from action_images_ros.ros.qos import image_qos, latched_qos
 from action_images_ros.ros.spin import executors_for, spin_until
 from action_images_ros.ros.stamps import stamp_to_ns
 
 pytestmark = pytest.mark.ros
 
 VIEWS = ("front", "left_shoulder", "right_shoulder")
+T_MS = 1_760_000_000_000.0  # a global-time frame timestamp: ms since the Unix epoch
 
 
 class Listener:
@@ -32,7 +31,7 @@ class Listener:
         self.node = rclpy.create_node("camera_listener", context=context)
         self.images = defaultdict(list)  # stamp_ns -> [(view, msg)]
         self.infos = defaultdict(list)
-        self.poses, self.joints, self.status = [], [], []
+        self.poses, self.joints, self.instructions = [], [], []
         for v in views:
             self.node.create_subscription(Image, f"{v}/image_raw", lambda m, v=v: self.images[
                 stamp_to_ns(m.header.stamp)].append((v, m)), image_qos())
@@ -40,8 +39,8 @@ class Listener:
                 stamp_to_ns(m.header.stamp)].append((v, m)), image_qos())
         self.node.create_subscription(PoseStamped, "current_pose", self.poses.append, 10)
         self.node.create_subscription(JointState, "gripper_joint_states", self.joints.append, 10)
-        self.node.create_subscription(String, "sim/status", lambda m: self.status.append(json.loads(m.data)), 10)
-        self.target_pub = self.node.create_publisher(PoseStamped, "tcp_target", 10)
+        self.node.create_subscription(String, "instruction", lambda m: self.instructions.append(m.data),
+                                      latched_qos())
 
     def complete_sets(self, n_views=3):
         return [s for s, msgs in self.images.items() if len(msgs) == n_views and len(self.infos.get(s, [])) == n_views]
@@ -63,75 +62,8 @@ def stop(node, listener, executors):
     listener.node.destroy_node()
 
 
-def test_sim_source_publishes_synchronised_views_and_executes_targets(ros_context_factory):
-    node, lis, exs = start(ros_context_factory, {"sim_image_width": 64, "sim_image_height": 48, "sim_seed": 3})
-    try:
-        assert spin_until(exs, lambda: len(lis.complete_sets()) >= 2 and lis.poses, 15.0), "no frames"
-        stamp = lis.complete_sets()[0]
-        imgs, infos = dict(lis.images[stamp]), dict(lis.infos[stamp])
-        assert set(imgs) == set(infos) == set(VIEWS)
-        for v, cam in zip(VIEWS, node.source.cameras):
-            img = msg_to_image(imgs[v])
-            assert imgs[v].encoding == "rgb8" and img.shape == (48, 64, 3) and img.std() > 1.0
-            assert imgs[v].header.frame_id == infos[v].header.frame_id == f"{v}_optical_frame"
-            assert (infos[v].width, infos[v].height) == (64, 48)
-            np.testing.assert_allclose(np.reshape(infos[v].k, (3, 3)), cam.K)
-        assert lis.poses[-1].header.frame_id == "base_link"
-        assert lis.joints[-1].name == ["fr3_finger_joint1", "fr3_finger_joint2"]
-        assert lis.status[-1]["task"] == "reach_target" and lis.status[-1]["seed"] == 3
-
-        # a target 6 cm forward is executed by the simulated arm
-        start_pose, _ = stamped_to_pose(lis.poses[-1])
-        target = start_pose.copy()
-        target[0] += 0.06
-        lis.target_pub.publish(pose_to_stamped(target, "base_link"))
-        assert spin_until(exs, lambda: stamped_to_pose(lis.poses[-1])[0][0] > start_pose[0] + 0.05, 10.0)
-
-        # NaN and wrong-frame targets are ignored (logged); the arm stays, frames keep coming
-        here, _ = stamped_to_pose(lis.poses[-1])
-        bad = target.copy()
-        bad[1] = np.nan
-        lis.target_pub.publish(pose_to_stamped(bad, "base_link"))
-        far = target.copy()
-        far[0] -= 0.2
-        lis.target_pub.publish(pose_to_stamped(far, "camera_link"))
-        n = len(lis.poses)
-        assert spin_until(exs, lambda: len(lis.poses) > n + 5, 5.0)
-        np.testing.assert_allclose(stamped_to_pose(lis.poses[-1])[0][:3], here[:3], atol=0.01)
-        np.testing.assert_allclose(node.source.command[:7], target[:7])
-    finally:
-        stop(node, lis, exs)
-
-
-def test_enabled_parameter_stops_and_resumes_publishing_and_reset_service(ros_context_factory):
-    from std_msgs.msg import String
-
-    from action_images_ros.ros.qos import latched_qos
-
-    node, lis, exs = start(ros_context_factory, {"sim_image_width": 32, "sim_image_height": 32, "sim_seed": 0})
-    client = lis.node.create_client(Trigger, "sim/reset")
-    instructions = []
-    lis.node.create_subscription(String, "instruction", lambda m: instructions.append(m.data), latched_qos())
-    try:
-        assert spin_until(exs, lambda: len(lis.complete_sets()) >= 1 and client.service_is_ready(), 15.0)
-        assert spin_until(exs, lambda: instructions, 5.0) and instructions[0].startswith("reach the ")
-        assert node.set_parameters([Parameter("enabled", value=False)])[0].successful
-        spin_until(exs, lambda: False, 0.3)  # in-flight sets arrive
-        n = len(lis.images)
-        spin_until(exs, lambda: False, 0.5)
-        assert len(lis.images) == n  # dropout: nothing published
-        assert node.set_parameters([Parameter("enabled", value=True)])[0].successful
-        assert spin_until(exs, lambda: len(lis.images) > n + 2, 5.0)
-        refused = node.set_parameters([Parameter("source", value="replay")])[0]
-        assert not refused.successful and "start-up only" in refused.reason
-        fut = client.call_async(Trigger.Request())
-        assert spin_until(exs, fut.done, 10.0)
-        assert fut.result().success and json.loads(fut.result().message)["seed"] == 1
-    finally:
-        stop(node, lis, exs)
-
-
 def test_realsense_source_with_software_devices(ros_context_factory):
+    import pyrealsense2 as rs
     from test_ros_camera_sources import H, W, inject, software_camera
 
     cams = [software_camera(str(200 + i), fx=40.0 + i) for i in range(3)]
@@ -143,7 +75,8 @@ def test_realsense_source_with_software_devices(ros_context_factory):
         for k in range(1, 6):  # the test plays the camera hardware at ~20 Hz
             for v, (dev, sensor, prof) in enumerate(cams):
                 frames[(v, k)] = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
-                inject(sensor, prof, frames[(v, k)], number=k, t_ms=1000.0 + 50 * k)
+                inject(sensor, prof, frames[(v, k)], number=k, t_ms=T_MS + 50 * k + v,
+                       domain=rs.timestamp_domain.global_time)
             spin_until(exs, lambda: False, 0.05)
         assert spin_until(exs, lambda: len(lis.complete_sets()) >= 1, 5.0)
         stamp = lis.complete_sets()[-1]
@@ -151,8 +84,11 @@ def test_realsense_source_with_software_devices(ros_context_factory):
         received = {v: msg_to_image(imgs[v]) for v in VIEWS}
         ks = [k for k in range(1, 6) if all(np.array_equal(received[v], frames[(i, k)]) for i, v in enumerate(VIEWS))]
         assert len(ks) == 1  # all views of the set come from the same injected frame number
+        # stamped with the capture time (the newest view's global-time timestamp), not the arrival time
+        assert stamp == pytest.approx((T_MS + 50 * ks[0] + 2) * 1e6, abs=1000)
         for i, v in enumerate(VIEWS):
             assert np.reshape(infos[v].k, (3, 3))[0, 0] == 40.0 + i  # intrinsics from the device
+            assert imgs[v].header.frame_id == infos[v].header.frame_id == f"{v}_optical_frame"
         assert lis.poses == []  # a real camera knows no arm pose
     finally:
         stop(node, lis, exs)
@@ -173,13 +109,41 @@ def test_replay_source(ros_context_factory, tmp_path):
             for v, cam in enumerate(ep.cameras):
                 np.testing.assert_array_equal(msg_to_image(got[cam.name]), ep.rgb[t, v])
         np.testing.assert_allclose(stamped_to_pose(lis.poses[2])[0], ep.ee_pose[2, :7])
+        assert lis.joints[-1].name == ["fr3_finger_joint1", "fr3_finger_joint2"]
+        assert spin_until(exs, lambda: lis.instructions, 5.0) and lis.instructions[0] == ep.instruction
+    finally:
+        stop(node, lis, exs)
+
+
+def test_enabled_parameter_stops_and_resumes_publishing(ros_context_factory, tmp_path):
+    from _data_synthetic import synthetic_episode
+    from action_images_ros.data.episode import write_episode
+
+    ep = synthetic_episode(steps=4, size=32)
+    write_episode(ep, tmp_path / "episode_000000.h5")
+    node, lis, exs = start(ros_context_factory, {"source": "replay", "replay_file": str(tmp_path / "episode_000000.h5"),
+                                                 "rate_hz": 20.0})
+    try:
+        n_views = len(ep.cameras)
+        assert spin_until(exs, lambda: len(lis.complete_sets(n_views)) >= 2, 10.0)
+        assert node.set_parameters([Parameter("enabled", value=False)])[0].successful
+        spin_until(exs, lambda: False, 0.3)  # in-flight sets arrive
+        n = len(lis.images)
+        spin_until(exs, lambda: False, 0.5)
+        assert len(lis.images) == n  # dropout: nothing published
+        assert node.set_parameters([Parameter("enabled", value=True)])[0].successful
+        assert spin_until(exs, lambda: len(lis.images) > n + 2, 5.0)
+        refused = node.set_parameters([Parameter("source", value="realsense")])[0]
+        assert not refused.successful and "start-up only" in refused.reason
     finally:
         stop(node, lis, exs)
 
 
 def test_bad_parameters_are_clear_errors(ros_context):
-    with pytest.raises(ValueError, match="unknown camera source 'kinect'; valid sources: sim, replay, realsense"):
+    with pytest.raises(ValueError, match="unknown camera source 'kinect'; valid sources: realsense, replay"):
         create_node(context=ros_context, cli_args=["--ros-args", "-p", "source:=kinect"])
+    with pytest.raises(ValueError, match="its own node now \\(sim_node"):
+        create_node(context=ros_context, cli_args=["--ros-args", "-p", "source:=sim"])
     with pytest.raises(ValueError, match="needs realsense_serials"):
         create_node(context=ros_context, cli_args=["--ros-args", "-p", "source:=realsense"])
     with pytest.raises(ValueError, match="needs the parameter replay_file"):

@@ -1,4 +1,4 @@
-"""camera_node's ROS-free frame sources: RealSense (software devices), replay, sim commands."""
+"""camera_node's ROS-free frame sources: RealSense (software devices, capture times), replay."""
 
 import numpy as np
 import pytest
@@ -32,10 +32,11 @@ def software_camera(serial, fx=50.0, coeffs=(0, 0, 0, 0, 0), model=None, fmt=Non
     return dev, sensor, profile.as_video_stream_profile()
 
 
-def inject(sensor, profile, image, number, t_ms):
+def inject(sensor, profile, image, number, t_ms, domain=None):
     f = rs.software_video_frame()
     f.pixels, f.bpp, f.stride = image, 3, image.shape[1] * 3
-    f.timestamp, f.domain, f.frame_number, f.profile = t_ms, rs.timestamp_domain.system_time, number, profile
+    f.timestamp, f.frame_number, f.profile = t_ms, number, profile
+    f.domain = rs.timestamp_domain.system_time if domain is None else domain
     sensor.on_video_frame(f)
 
 
@@ -57,7 +58,31 @@ def test_realsense_source_reads_one_newest_frame_per_camera():
         for img, imgs in zip(fs.images, frames):
             np.testing.assert_array_equal(img, imgs[1])
         assert fs.source_time_s == pytest.approx(1.033)
+        assert fs.time_domain == "system_time" and fs.stamp_s == pytest.approx(1.033)  # host clock: capture time
         assert src.read(timeout_s=0.1) is None  # nothing new: no set (the old frames are not re-sent)
+    finally:
+        src.close()
+
+
+@pytest.mark.parametrize("domains, host_clock", [
+    (("global_time", "global_time"), True),
+    (("hardware_clock", "hardware_clock"), False),
+    (("global_time", "hardware_clock"), False),  # one device clock spoils the set's stamp
+])
+def test_realsense_capture_time_only_from_host_clock_domains(domains, host_clock):
+    cams = [software_camera(str(300 + i)) for i in range(2)]
+    src = RealSenseSource([c[0] for c in cams], RIG, width=W, height=H, fps=30)
+    try:
+        t_ms = 1_760_000_000_000.0  # ms since the Unix epoch, as librealsense's global time
+        for i, ((dev, sensor, prof), domain) in enumerate(zip(cams, domains)):
+            inject(sensor, prof, np.zeros((H, W, 3), np.uint8), number=1, t_ms=t_ms + 2 * i,
+                   domain=getattr(rs.timestamp_domain, domain))
+        fs = src.read(timeout_s=2.0)
+        assert fs is not None and fs.info["device_spread_ms"] == pytest.approx(2.0)
+        if host_clock:
+            assert fs.time_domain == "global_time" and fs.stamp_s == pytest.approx(1_760_000_000.002, abs=1e-6)
+        else:
+            assert fs.time_domain == "hardware_clock" and fs.stamp_s is None
     finally:
         src.close()
 

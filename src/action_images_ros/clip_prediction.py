@@ -25,7 +25,7 @@ from .data.clips import ActionClipDataset, ClipConfig
 from .geometry import Camera
 from .model.metrics import action_errors
 from .model.video_metrics import lpips_distance, psnr_per_image, ssim
-from .rollout import PolicyRunner
+from .policy import PolicyRunner
 
 #: The no-motion baseline, scored like a mode.
 NO_MOTION = "no_motion"

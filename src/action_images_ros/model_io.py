@@ -1,19 +1,20 @@
-"""Loading a trained policy folder: the pipeline plus the clip settings it was trained with."""
+"""Loading a trained policy folder: the pipeline with the policy settings it was trained with."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+from .config import PolicyConfig, load_policy_config
 
-#: Written by ``action-images train`` next to the pipeline: the ClipConfig of the training data.
-CLIP_CONFIG_FILE = "clip_config.json"
+logger = logging.getLogger(__name__)
 
 
 def load_policy(model_dir: str | Path, device: str = "cpu"):
-    """``(pipeline, clip_settings dict)`` from a folder written by ``action-images train``.
+    """``(pipeline, PolicyConfig)`` from a folder written by ``action-images train``.
+
+    The policy settings come from the folder's ``model_index.json`` (``policy_config``), or from
+    the ``clip_config.json`` of older folders; ``pipeline.policy_cfg`` is set either way.
 
     Raises:
         FileNotFoundError: the folder does not exist.
@@ -26,10 +27,6 @@ def load_policy(model_dir: str | Path, device: str = "cpu"):
         raise FileNotFoundError(f"model folder not found: {path}")
     pipe = ActionImagesPipeline.from_pretrained(path)
     pipe.to(device)
-    clip = {}
-    clip_file = path / CLIP_CONFIG_FILE
-    if clip_file.is_file():
-        clip = json.loads(clip_file.read_text())
-    else:
-        logger.warning("%s has no %s; assuming frame_stride=2", path, CLIP_CONFIG_FILE)
-    return pipe, clip
+    policy_cfg: PolicyConfig = pipe.policy_cfg or load_policy_config(path)[0]
+    pipe.policy_cfg = policy_cfg
+    return pipe, policy_cfg

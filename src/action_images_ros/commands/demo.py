@@ -1,9 +1,10 @@
 """`action-images demo`: the main job on embedded defaults (`make demo`).
 
 1. The action-image codec round trip on the simulated 3-camera rig (errors + contact sheet).
-2. With a shipped checkpoint in ``models/tiny``: the whole ROS 2 node graph (sim camera ->
-   policy -> decoder -> sim executor) closed loop on ``reach_target``, recording what RViz
-   would show (per-view action-image overlays) to a video.
+2. With a shipped checkpoint in ``models/tiny``: the whole ROS 2 node graph (sim_node ->
+   policy_node -> executor_node) closed loop on ``reach_target`` in lockstep on simulated time
+   (a loaded machine changes only the wall time), recording what RViz would show (per-view
+   action-image overlays) to a video. Exits non-zero when the task is not achieved.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ HELP = "codec round trip, then the ROS 2 graph closed loop in the simulated cell
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("outputs/demo"))
     p.add_argument("--model", type=Path, default=Path("models/tiny"))
-    p.add_argument("--duration", type=float, default=60.0, help="seconds of closed-loop control")
+    p.add_argument("--duration", type=float, default=30.0, help="simulated seconds of closed-loop control")
 
 
 def run(args: argparse.Namespace) -> int:

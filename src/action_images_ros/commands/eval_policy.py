@@ -1,4 +1,10 @@
-"""`action-images eval`: closed-loop success rate of a trained policy in the simulated cell."""
+"""`action-images eval`: closed-loop success of a trained policy in the simulated cell.
+
+Both paths run the same policy runner, chunk executor and safety envelope on simulated time:
+the direct path (default) drives them in one loop (``eval.closed_loop``); ``--graph`` runs the
+same seeds through the ROS node graph in lockstep (sim_node, policy_node, executor_node over DDS)
+— the code the robot runs. Both print the same summary.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,7 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
-
-HELP = "run a policy closed-loop (receding horizon) in the simulated cell; print the success rate"
+HELP = "run a policy closed loop in the simulated cell (direct or through the ROS graph); print the success rate"
 logger = logging.getLogger(__name__)
 
 
@@ -18,84 +22,98 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", required=True)
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed-offset", type=int, default=100_000, help="first seed (keep away from training seeds)")
-    p.add_argument("--steps", type=int, default=6, help="denoising steps per prediction")
-    p.add_argument("--execute-keyframes", type=int, default=2, help="keyframes executed per prediction")
-    p.add_argument("--min-confidence", type=float, default=0.2)
+    p.add_argument("--steps", type=int, default=None, help="denoising steps per prediction (default: the model's)")
+    p.add_argument("--latency", type=float, default=0.0,
+                   help="simulated policy latency in seconds (direct path): a chunk predicted from the frames "
+                        "of time t reaches the executor at t + latency while the arm keeps moving (0 = lockstep)")
+    p.add_argument("--execution", default="",
+                   help="execution settings changed for this run, a YAML mapping, e.g. \"{blend_s: 0.0}\"")
+    p.add_argument("--graph", action="store_true", help="run the episodes through the ROS node graph (lockstep)")
+    p.add_argument("--processes", action="store_true", help="with --graph: one process per node")
     p.add_argument("--image-size", type=int, default=128, help="render size of the simulated cameras")
     p.add_argument("--out", type=Path, default=None, help="folder for failure videos and results.json")
     p.add_argument("--no-videos", action="store_true", help="do not write videos of failed episodes")
     p.add_argument("--safety", type=Path, default=Path("config/safety.yaml"),
                    help="safety envelope every command passes, as on the real arm (default config/safety.yaml)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (pinned; default 2)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..eval.closed_loop import format_summary, summarize
+
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    out = args.out or Path("outputs") / f"eval_{args.task}{'_graph' if args.graph else ''}"
+    out.mkdir(parents=True, exist_ok=True)
+    outcomes = _run_graph(args) if args.graph else _run_direct(args, out)
+    summary = summarize(args.task, outcomes, "graph" if args.graph else "direct")
+    summary.update(model=str(args.model), safety=str(args.safety), latency_s=args.latency,
+                   execution_overrides=args.execution, per_episode=[
+                       {"seed": o.seed, "success": o.success, "steps": o.steps, "predictions": o.predictions,
+                        **{k: o.stats.get(k) for k in ("stalls", "refused", "holds", "commands")}}
+                       for o in outcomes])
+    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    print(format_summary(summary) + f"; results in {out}")
+    return 0
+
+
+def _run_direct(args: argparse.Namespace, out: Path) -> list:
+    import torch
     from tqdm import tqdm
 
+    from ..config import execution_config_for
+    from ..control.chunk_execution import ChunkExecutor
+    from ..control.safety import SafetyEnvelope, load_safety_config
+    from ..eval.closed_loop import ClosedLoopConfig, run_episode
     from ..model_io import load_policy
-    from ..rollout import PolicyRunner, RolloutConfig, run_episode
+    from ..policy import PolicyRunner
     from ..sim import TASK_NAMES, make_env
 
     if args.task not in TASK_NAMES:
         raise ValueError(f"unknown task {args.task!r}; valid tasks: {', '.join(TASK_NAMES)}")
-    if args.episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
-    from ..control.safety import SafetyEnvelope, load_safety_config
-
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     safety_cfg = load_safety_config(args.safety)
-    pipe, clip = load_policy(args.model)
-    cfg = RolloutConfig(
-        num_inference_steps=args.steps,
-        frame_stride=int(clip.get("frame_stride", 2)),
-        execute_keyframes=args.execute_keyframes,
-        min_confidence=args.min_confidence,
-    )
-    out = args.out or Path("outputs") / f"eval_{args.task}"
-    out.mkdir(parents=True, exist_ok=True)
+    pipe, policy_cfg = load_policy(args.model)
+    execution = execution_config_for(str(args.model), args.execution, safety_cfg.min_confidence)
     env = make_env(args.task, image_size=args.image_size)
-    views = clip.get("views")
-    cameras = env.cameras
-    if views:
-        idx = [env.camera_names.index(v) if isinstance(v, str) else int(v) for v in views]
-        if idx != list(range(len(cameras))):
-            raise ValueError(f"model was trained on views {views}; the simulated rig has {env.camera_names}")
-    runner = PolicyRunner(pipe, cameras, num_inference_steps=args.steps)
-    results = []
+    views = policy_cfg.views
+    if views and list(views) != env.camera_names:
+        raise ValueError(f"model was trained on views {views}; the simulated rig has {env.camera_names}")
+    runner = PolicyRunner(pipe, env.cameras, num_inference_steps=args.steps)
+    cfg = ClosedLoopConfig(latency_s=args.latency)
+    outcomes = []
     try:
         for i in tqdm(range(args.episodes), desc=f"eval {args.task}", unit="ep"):
             seed = args.seed_offset + i
-            res = run_episode(env, runner, cfg, seed, safety=SafetyEnvelope(safety_cfg), record=not args.no_videos)
-            results.append(res)
+            executor = ChunkExecutor(execution, SafetyEnvelope(safety_cfg))
+            res = run_episode(env, runner, executor, seed, cfg, record=not args.no_videos)
+            outcomes.append(res)
             if not res.success and res.frames and not args.no_videos:
                 _write_video(out / f"failed_seed{seed}.gif", res.frames)
     finally:
         env.close()
-    succ = np.array([r.success for r in results])
-    lat = np.array([r.latency_median_s for r in results])
-    summary = {
-        "task": args.task,
-        "episodes": len(results),
-        "success_rate": float(succ.mean()),
-        "seeds": [args.seed_offset, args.seed_offset + args.episodes - 1],
-        "policy_latency_median_ms": float(1000 * np.median(lat)),
-        "mean_steps": float(np.mean([r.steps for r in results])),
-        "failed_seeds": [r.seed for r in results if not r.success],
-        "refused_keyframes": int(sum(r.refused for r in results)),
-        "safety": str(args.safety),
-        "rollout": vars(cfg),
-    }
-    (out / "results.json").write_text(json.dumps(summary, indent=2))
-    print(f"{args.task}: success {int(succ.sum())}/{len(results)} = {100 * succ.mean():.1f} % "
-          f"(seeds {args.seed_offset}..{args.seed_offset + args.episodes - 1}); "
-          f"policy call median {summary['policy_latency_median_ms']:.0f} ms; results in {out}")
-    return 0
+    return outcomes
 
 
-def _write_video(path: Path, frames: list[np.ndarray]) -> None:
+def _run_graph(args: argparse.Namespace) -> list:
+    from ..ros.graph import GraphOptions
+    from ..ros.session import run_graph_episodes
+
+    options = GraphOptions(model=str(args.model), task=args.task, seed=args.seed_offset, lockstep=True)
+    params = {"policy_node": {"torch_threads": args.threads},
+              "executor_node": {"safety_config": str(args.safety.resolve())},
+              "sim_node": {"image_width": args.image_size, "image_height": args.image_size}}
+    if args.steps:
+        params["policy_node"]["num_inference_steps"] = args.steps
+    if args.execution:
+        params["executor_node"]["execution_overrides"] = args.execution
+    if args.latency:
+        raise ValueError("--latency applies to the direct path; the graph runs in lockstep (for a slow policy on "
+                         "the real-time cell: action-images run --lockstep false --policy-delay-s ...)")
+    return run_graph_episodes(options, args.episodes, processes=args.processes, node_parameters=params)
+
+
+def _write_video(path: Path, frames: list) -> None:
     import imageio.v2 as imageio
 
     imageio.mimsave(path, frames, duration=0.4, loop=0)

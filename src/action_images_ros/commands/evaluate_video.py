@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    pipe, record = load_policy(args.model)
+    pipe, policy_cfg = load_policy(args.model)
+    record = policy_cfg.clip
     clip = clip_config_for(pipe, record)
     paths = select_episodes(args.data, record, args.all_episodes, args.held_out)
     dataset = ActionClipDataset(paths, clip)

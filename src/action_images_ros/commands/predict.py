@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     info = check_step(args.episode, args.step)
-    pipe, record = load_policy(args.model)
+    pipe, policy_cfg = load_policy(args.model)
+    record = policy_cfg.clip
     clip = clip_config_for(pipe, record, only_success=False)  # any episode may be inspected
     dataset = ActionClipDataset([args.episode], clip)
     truth = clip_truth(dataset, args.step)  # one episode: clip index == start row

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import yaml
 
-HELP = "run the ROS 2 node graph (camera, policy, decoder, executor) in this environment and report the outcome"
+HELP = ("run the ROS 2 node graph (sim or cameras, policy, executor) in this environment and report the outcome; "
+        "exits 1 when the simulated task is not achieved")
 
 
 def _launch_arguments():
@@ -21,14 +22,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("graph (the launch arguments of launch/*.launch.py)")
     for name, default, doc in _launch_arguments():
         g.add_argument(f"--{name.replace('_', '-')}", dest=name, default=default, help=f"{doc} (default: {default})")
-    p.add_argument("--duration", type=float, default=60.0, help="seconds to run (default: 60)")
+    p.add_argument("--duration", type=float, default=60.0,
+                   help="seconds to run: simulated seconds in the simulated cell, wall seconds on the real one "
+                        "(default: 60)")
     p.add_argument("--processes", action="store_true", help="one process per node (default: all in this process)")
     p.add_argument("--keep-going", action="store_true", help="do not stop when the simulated task succeeds")
     p.add_argument("--record", type=Path, default=None, help="video of the per-view overlays (.mp4 or .avi)")
     p.add_argument("--record-fps", type=float, default=2.0)
     p.add_argument("--log-dir", type=Path, default=None, help="with --processes: one log file per node")
     p.add_argument("--param", action="append", default=[], metavar="NODE.NAME=VALUE",
-                   help="extra node parameter, e.g. executor_node.max_plan_age_s=2.0 (repeatable)")
+                   help="extra node parameter, e.g. policy_node.torch_threads=1 (repeatable)")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
 
 
@@ -39,7 +42,7 @@ def parse_params(items: list[str]) -> dict[str, dict]:
         key, sep, value = item.partition("=")
         node, dot, name = key.partition(".")
         if not sep or not dot or not node or not name:
-            raise ValueError(f"--param must look like NODE.NAME=VALUE (e.g. executor_node.max_plan_age_s=2.0), "
+            raise ValueError(f"--param must look like NODE.NAME=VALUE (e.g. policy_node.torch_threads=1), "
                              f"got {item!r}")
         out.setdefault(node, {})[name] = yaml.safe_load(value)
     return out
@@ -57,11 +60,14 @@ def run(args: argparse.Namespace) -> int:
                            record=args.record, record_fps=args.record_fps, log_dir=args.log_dir,
                            node_parameters=parse_params(args.param))
     summary = run_session(options, config)
+    failed = options.use_sim and not summary.get("success")
     if args.json:
         print(json.dumps(summary, indent=2))
-        return 0
+        return 1 if failed else 0
     status = summary.get("sim_status") or {}
-    print(f"ran {summary['wall_s']:.1f} s: {summary['predictions']} predictions, {summary['commands']} commands sent")
+    sim_s = f", {status.get('episode_time_s', 0.0):.1f} s simulated" if options.use_sim else ""
+    print(f"ran {summary['wall_s']:.1f} s{sim_s}: {summary['predictions']} predictions, "
+          f"{summary['commands']} commands sent")
     if options.use_sim:
         print(f"task {status.get('task', options.task)} (seed {status.get('seed', '?')}): "
               f"{'SUCCESS' if summary['success'] else 'not achieved'}")
@@ -77,4 +83,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"video: {args.record} ({summary['video_frames']} frames)")
     if summary.get("exit_codes"):
         print(f"node exit codes: {summary['exit_codes']}")
-    return 0
+    return 1 if failed else 0

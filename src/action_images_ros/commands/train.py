@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data import resolve_episode_paths, split_episodes
     from ..data.clips import ActionClipDataset
-    from ..model.training import FINAL_DIR, train
-    from ..model_io import CLIP_CONFIG_FILE
+    from ..model.training import FINAL_DIR, POLICY_CONFIG_FILE, train
+    from ..config import PolicyConfig
 
     model_cfg, train_cfg, clip_cfg = read_config(args.config)
     if args.time_budget is not None:
@@ -79,10 +79,13 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     clip_record = {**dataclasses.asdict(clip_cfg), "views": list(dataset.view_names),
                    "train_episodes": len(train_paths), "held_out_episodes": [str(p) for p in held_out]}
-    (args.out / CLIP_CONFIG_FILE).write_text(json.dumps(clip_record, indent=2))
-    result = train(model_cfg, dataset, train_cfg, args.out)
+    control_dt = {round(float(e.control_dt), 6) for e in dataset.episodes}
+    if len(control_dt) != 1:
+        raise ValueError(f"the training episodes were recorded at different control periods {sorted(control_dt)} s")
+    policy_cfg = PolicyConfig(clip=clip_record, control_dt_s=control_dt.pop())
+    (args.out / POLICY_CONFIG_FILE).write_text(json.dumps(policy_cfg.to_dict(), indent=2))  # for checkpoints
+    result = train(model_cfg, dataset, train_cfg, args.out, policy_config=policy_cfg)
     final = args.out / FINAL_DIR
-    (final / CLIP_CONFIG_FILE).write_text(json.dumps(clip_record, indent=2))
     print(f"trained {result.steps} steps in {result.elapsed_s / 60:.1f} min, final loss {result.final_loss:.4f}; "
           f"model in {final}, loss curve {args.out / 'loss_curve.png'}")
     return 0

@@ -82,9 +82,13 @@ class ActionImagesPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "denoiser->vae"
     _optional_components = ["vae"]
 
-    def __init__(self, denoiser, scheduler, vae=None, model_config: dict | None = None) -> None:
+    def __init__(self, denoiser, scheduler, vae=None, model_config: dict | None = None,
+                 policy_config: dict | None = None) -> None:
         super().__init__()
         self.register_modules(denoiser=denoiser, scheduler=scheduler, vae=vae)
+        self.policy_cfg = None
+        if policy_config is not None:
+            self.set_policy_config(policy_config)
         if isinstance(model_config, dict):
             # Checkpoints saved before these options existed were trained without them.
             model_config = {"use_state": False, "residual_to_current": False, **model_config}
@@ -101,6 +105,15 @@ class ActionImagesPipeline(DiffusionPipeline):
         self._backbone_key = None
         self.set_progress_bar_config(disable=True)  # one call per control step: no bars unless asked for
         _ = self.backbone  # validate that the components fit the config now, not at the first call
+
+    def set_policy_config(self, policy_config) -> None:
+        """Register the clip / execution settings (``config.PolicyConfig`` or its dict) with the pipeline,
+        so ``save_pretrained`` writes them into ``model_index.json`` beside the model config."""
+        from ..config import PolicyConfig
+
+        cfg = policy_config if isinstance(policy_config, PolicyConfig) else PolicyConfig.from_dict(policy_config)
+        self.register_to_config(policy_config=cfg.to_dict())
+        self.policy_cfg = cfg
 
     # ------------------------------------------------------------------ loading
     @classmethod

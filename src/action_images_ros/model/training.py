@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 FINAL_DIR = "model"
+#: The run's ``config.PolicyConfig`` (clip / execution settings), written by ``action-images train``;
+#: :func:`export_checkpoint` registers it with the exported pipeline.
+POLICY_CONFIG_FILE = "policy_config.json"
 
 
 @dataclasses.dataclass
@@ -71,7 +74,8 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, use_ema: bool
     """Write the pipeline of a training checkpoint to ``out_dir`` (EMA weights when it has them).
 
     Lets a run be evaluated, or shipped, at any checkpoint while training goes on.
-    The run's ``clip_config.json`` (two levels up) is copied along when present.
+    The run's policy settings (``policy_config.json`` two levels up, or an older run's
+    ``clip_config.json``) are registered with / copied along to the export.
 
     Raises:
         FileNotFoundError: ``checkpoint`` is not a complete checkpoint folder.
@@ -89,10 +93,13 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, use_ema: bool
         ema.load_state_dict(state["ema"])
         ema.copy_to(params)
     out = Path(out_dir)
+    run_dir = ckpt.parent.parent
+    if (run_dir / POLICY_CONFIG_FILE).is_file():
+        pipe.set_policy_config(json.loads((run_dir / POLICY_CONFIG_FILE).read_text()))
     pipe.save_pretrained(out)
-    clip = ckpt.parent.parent / "clip_config.json"
-    if clip.is_file():
-        shutil.copy(clip, out / clip.name)
+    legacy = run_dir / "clip_config.json"
+    if legacy.is_file() and pipe.policy_cfg is None:
+        shutil.copy(legacy, out / legacy.name)
     logger.info("exported %s (step %d, %s weights) to %s", ckpt, int(state.get("step", -1)),
                 "EMA" if use_ema and state.get("ema") is not None else "raw", out)
     return out
@@ -170,7 +177,7 @@ def _check_item(dataset, cfg: ModelConfig) -> None:
 
 # --------------------------------------------------------------------------- the loop
 def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train_config: TrainConfig,
-          out_dir: str | Path, device: str | None = None) -> TrainResult:
+          out_dir: str | Path, device: str | None = None, policy_config=None) -> TrainResult:
     """Train (or resume training of) a pipeline on ``dataset``.
 
     Args:
@@ -179,6 +186,8 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
         train_config: the run's :class:`TrainConfig`.
         out_dir: run folder; if it holds a checkpoint the run resumes from it.
         device: torch device (default: CUDA when available, else CPU).
+        policy_config: ``config.PolicyConfig`` registered with the pipeline (saved in every
+            checkpoint's and the final ``model_index.json``).
 
     Returns:
         A :class:`TrainResult`; the final model is also saved in ``out_dir / "model"``.
@@ -213,6 +222,9 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
     net = pipe.denoiser
     net.train()
     params = [p for p in net.parameters() if p.requires_grad]
+
+    if policy_config is not None:
+        pipe.set_policy_config(policy_config)  # saved with every checkpoint and the final model
 
     # 2. Optimiser, warm-up schedule, EMA.
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)

@@ -1,34 +1,29 @@
-"""camera_node: synchronised multi-view frames (sim / replay / RealSense) -> Image + CameraInfo per view.
+"""camera_node: synchronised multi-view frames (RealSense / replay) -> Image + CameraInfo per view.
 
 Sources (parameter ``source``; the frame sources themselves are ROS-free, ``camera_sources``):
-    ``sim``: the MuJoCo cell. This node also owns the simulated arm: it executes the latest
-        ``tcp_target`` / ``gripper_target`` every ``control_dt`` and publishes the measured pose.
-    ``replay``: an episode file (``replay_file``), row by row at its ``control_dt``.
     ``realsense``: RealSense colour streams by serial (``realsense_serials``), intrinsics from
-        the devices, extrinsics from the rig YAML (``rig``).
+        the devices, extrinsics from the rig YAML (``rig``). Each set is stamped with its capture
+        time (the devices' global / system time); with device-clock (``hardware_clock``)
+        timestamps it falls back to the arrival time and warns once.
+    ``replay``: an episode file (``replay_file``), row by row at its ``control_dt``, stamped on arrival.
+The simulated cell is its own node, ``sim_node`` (it owns the arm and the clock).
 
 Publishes (relative names, remapped by ``graph.py``), one shared ``header.stamp`` per set:
     ``<view>/image_raw`` (sensor_msgs/Image, rgb8, frame ``<view>_optical_frame``)
     ``<view>/camera_info`` (sensor_msgs/CameraInfo: K, P, R, plumb_bob zeros, image size)
-    ``current_pose`` (geometry_msgs/PoseStamped, TCP in ``base_frame``; sim and replay)
-    ``gripper_joint_states`` (sensor_msgs/JointState, the two finger joints, 0.04 m each = open)
-    ``sim/status`` (std_msgs/String JSON: task, seed, step, success; sim only)
+    ``current_pose`` (geometry_msgs/PoseStamped, TCP in ``base_frame``; replay only)
+    ``gripper_joint_states`` (sensor_msgs/JointState, the two finger joints, 0.04 m each = open; replay)
     ``instruction`` (std_msgs/String, transient local): the episode's language instruction, when it
-        changes (sim and replay; on the real cell the operator publishes it)
+        changes (replay; on the real cell the operator publishes it)
     ``/tf_static``: the rig's camera frames, only when tf2_ros is importable (a ROS install).
-Subscribes (sim only):
-    ``tcp_target`` (geometry_msgs/PoseStamped in ``base_frame``), ``gripper_target`` (std_msgs/Float32).
-Services (sim only):
-    ``sim/reset`` (std_srvs/Trigger): a new episode (next seed).
 Parameters: see ``config/camera.yaml``. ``enabled`` (bool) can be changed at run time: false stops
-publishing (the sim keeps running) — a camera dropout on purpose.
+publishing (the source keeps being read) — a camera dropout on purpose.
 
-Frames are read, stamped and published by a worker thread; callbacks only store commands.
+Frames are read, stamped and published by a worker thread.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
@@ -36,22 +31,22 @@ from geometry_msgs.msg import PoseStamped, TransformStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Float32, String
-from std_srvs.srv import Trigger
+from std_msgs.msg import String
 
 from ..cell_description import optical_frame_id
 from ..geometry import load_rig, matrix_to_quat
 from .camera_info import camera_to_info
-from .camera_sources import FrameSource, RealSenseSource, ReplaySource, SimSource, find_realsense_devices
+from .camera_sources import FrameSource, RealSenseSource, ReplaySource, find_realsense_devices
 from .image_conversions import image_to_msg
-from .pose_conversions import pose_to_stamped, stamped_to_pose
+from .pose_conversions import pose_to_stamped
 from .qos import image_qos, latched_qos, state_qos
 from .share import resolve_share_path
+from .stamps import ns_to_stamp
 
 __all__ = ["CameraNode", "create_node", "main", "SOURCES"]
 
 NODE_NAME = "camera_node"
-SOURCES = ("sim", "replay", "realsense")
+SOURCES = ("realsense", "replay")
 FINGER_JOINTS = ("fr3_finger_joint1", "fr3_finger_joint2")
 FINGER_MAX_M = 0.04  # per finger; openness 1 = 0.08 m between the fingers
 
@@ -69,15 +64,11 @@ class CameraNode(Node):
         super().__init__(NODE_NAME, **node_kwargs)
         # 1. parameters
         p = {k: self.declare_parameter(k, v).value for k, v in {
-            "source": "sim",
+            "source": "realsense",
             "rig": "config/cameras_sim.yaml",
             "base_frame": "base_link",
             "rate_hz": 0.0,
             "enabled": True,
-            "task": "reach_target",
-            "sim_image_width": 128,
-            "sim_image_height": 128,
-            "sim_seed": 0,
             "replay_file": "",
             "replay_loop": True,
             "replay_wait_for_subscribers": True,
@@ -89,6 +80,9 @@ class CameraNode(Node):
             "hardware_sync": False,
             "publish_tf": True,
         }.items()}
+        if p["source"] == "sim":
+            raise ValueError("camera source 'sim' is gone: the simulated cell is its own node now (sim_node, "
+                             f"config/sim.yaml); valid camera sources: {', '.join(SOURCES)}")
         if p["source"] not in SOURCES:
             raise ValueError(f"unknown camera source {p['source']!r}; valid sources: {', '.join(SOURCES)}")
         if p["rate_hz"] < 0:
@@ -101,9 +95,6 @@ class CameraNode(Node):
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._publishing = threading.Event()
-        self._reset_requested = threading.Event()
-        self._reset_done = threading.Event()
-        self._reset_seed: int | None = None
         self._source_error: BaseException | None = None
         self.source: FrameSource | None = None
         self._worker = threading.Thread(target=self._run, args=(p, realsense_devices), name="camera_node_frames",
@@ -116,20 +107,16 @@ class CameraNode(Node):
         self._period_s = 1.0 / p["rate_hz"] if p["rate_hz"] > 0 else self.source.period_s
         self._pace = p["source"] != "realsense"  # devices pace themselves
         cams = self.source.cameras
-        # 3. publishers (per view image + info), arm state, sim command subscriptions
+        # 3. publishers (per view image + info), the recorded arm state of a replay
         self._image_pubs = [self.create_publisher(Image, f"{c.name}/image_raw", image_qos()) for c in cams]
         self._info_pubs = [self.create_publisher(CameraInfo, f"{c.name}/camera_info", image_qos()) for c in cams]
-        self._pose_pub = self._joint_pub = self._status_pub = self._instruction_pub = None
+        self._pose_pub = self._joint_pub = self._instruction_pub = None
         self._instruction: str | None = None
-        if p["source"] in ("sim", "replay"):
+        self._warned_arrival_stamps = False
+        if p["source"] == "replay":
             self._instruction_pub = self.create_publisher(String, "instruction", latched_qos())
             self._pose_pub = self.create_publisher(PoseStamped, "current_pose", state_qos())
             self._joint_pub = self.create_publisher(JointState, "gripper_joint_states", state_qos())
-        if p["source"] == "sim":
-            self._status_pub = self.create_publisher(String, "sim/status", state_qos())
-            self.create_subscription(PoseStamped, "tcp_target", self._on_tcp_target, state_qos())
-            self.create_subscription(Float32, "gripper_target", self._on_gripper_target, state_qos())
-            self.create_service(Trigger, "sim/reset", self._on_reset)
         if p["publish_tf"]:
             self._publish_static_tf(cams)
         # 4. from here on the worker thread reads, stamps and publishes
@@ -142,9 +129,6 @@ class CameraNode(Node):
 
     # ------------------------------------------------------------------ set-up helpers
     def _make_source(self, p: dict, realsense_devices) -> FrameSource:
-        if p["source"] == "sim":
-            return SimSource(p["task"], image_size=(p["sim_image_height"], p["sim_image_width"]),
-                             seed=p["sim_seed"], rig_path=resolve_share_path(p["rig"]))
         if p["source"] == "replay":
             if not p["replay_file"]:
                 raise ValueError("source 'replay' needs the parameter replay_file (an episode .h5)")
@@ -194,34 +178,6 @@ class CameraNode(Node):
                                            reason=f"{prm.name} is read at start-up only; restart the node")
         return SetParametersResult(successful=True)
 
-    def _on_tcp_target(self, msg: PoseStamped) -> None:
-        if msg.header.frame_id and msg.header.frame_id != self._base_frame:
-            self.get_logger().error(f"tcp_target in frame {msg.header.frame_id!r}, expected {self._base_frame!r}; "
-                                    "ignored", throttle_duration_sec=2.0)
-            return
-        pose, _ = stamped_to_pose(msg)
-        try:
-            self.source.command_pose(pose)
-        except ValueError as exc:
-            self.get_logger().error(f"tcp_target ignored: {exc}", throttle_duration_sec=2.0)
-
-    def _on_gripper_target(self, msg: Float32) -> None:
-        try:
-            self.source.command_gripper(msg.data)
-        except ValueError as exc:
-            self.get_logger().error(f"gripper_target ignored: {exc}", throttle_duration_sec=2.0)
-
-    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        self._reset_done.clear()
-        self._reset_requested.set()  # the worker thread owns the simulation
-        if not self._reset_done.wait(timeout=10.0):
-            response.success, response.message = False, "the simulation did not reset within 10 s"
-            return response
-        response.success = True
-        response.message = json.dumps({"seed": self._reset_seed, "task": self.source.env.task_name})
-        self.get_logger().info(f"simulation reset: seed {self._reset_seed}")
-        return response
-
     # ------------------------------------------------------------------ worker
     def _run(self, params: dict, realsense_devices) -> None:
         try:
@@ -245,13 +201,9 @@ class CameraNode(Node):
             self._stop.wait(0.5)  # discovery is asymmetric: let the subscribers match this side too
         next_t = time.monotonic()
         while not self._stop.is_set():
-            if self._reset_requested.is_set():
-                self._reset_requested.clear()
-                self._reset_seed = self.source.reset()
-                self._reset_done.set()
             try:
                 fs = self.source.read(timeout_s=1.0)
-            except Exception as exc:  # a failing device or sim step must not kill the node silently
+            except Exception as exc:  # a failing device must not kill the node silently
                 if not self.context.ok():
                     return
                 self.get_logger().error(f"reading frames failed: {exc!r}", throttle_duration_sec=2.0)
@@ -278,8 +230,21 @@ class CameraNode(Node):
                 else:
                     next_t = time.monotonic()  # running late: do not try to catch up
 
+    def _stamp(self, fs):
+        """The set's capture time where the source knows it on the host clock, else its arrival time."""
+        if fs.stamp_s is not None:
+            return ns_to_stamp(round(fs.stamp_s * 1e9))
+        if fs.time_domain is not None and not self._warned_arrival_stamps:
+            self._warned_arrival_stamps = True
+            self.get_logger().warning(
+                f"camera frames carry {fs.time_domain} timestamps (the device's own clock): stamping with the "
+                "arrival time instead of the capture time. Enable global time on the colour sensors "
+                "(rs.option.global_time_enabled = 1; this node sets it at start where the sensor supports it, "
+                "so this firmware or sensor does not) for capture-time stamps")
+        return self.get_clock().now().to_msg()
+
     def _publish(self, fs) -> None:
-        stamp = self.get_clock().now().to_msg()
+        stamp = self._stamp(fs)
         for cam, img, img_pub, info_pub in zip(self.source.cameras, fs.images, self._image_pubs, self._info_pubs):
             img_pub.publish(image_to_msg(img, "rgb8", frame_id=optical_frame_id(cam.name), stamp=stamp))
             info_pub.publish(camera_to_info(cam, stamp=stamp))
@@ -288,8 +253,6 @@ class CameraNode(Node):
             js = JointState(name=list(FINGER_JOINTS), position=[FINGER_MAX_M * float(fs.ee_pose[7])] * 2)
             js.header.stamp = stamp
             self._joint_pub.publish(js)
-        if self._status_pub is not None:
-            self._status_pub.publish(String(data=json.dumps(fs.info)))
         text = fs.info.get("instruction")
         if self._instruction_pub is not None and text and text != self._instruction:
             self._instruction = text

@@ -1,18 +1,19 @@
-"""Multi-view frame sources for camera_node (no ROS): the simulated cell, an episode replay, RealSense.
+"""Multi-view frame sources for camera_node (no ROS): an episode replay, RealSense.
 
 Every source yields :class:`FrameSet` objects, one image per view taken at (about) the
 same time, and knows its calibrated :class:`~action_images_ros.geometry.Camera` per view
 (intrinsics of the delivered images, extrinsics camera -> robot base frame). camera_node
 stamps each set once and publishes it; the sources never touch ROS.
 
-* :class:`SimSource` owns the simulated arm (``sim.make_env``): each :meth:`~SimSource.read`
-  steps the cell by ``control_dt`` towards the latest commanded TCP target and gripper
-  (held at the reset pose until a command arrives) and renders every view.
 * :class:`ReplaySource` plays back an episode file (``data.load_episode``), one row per read.
 * :class:`RealSenseSource` streams the colour sensor (rgb8) of several RealSense cameras
   (pyrealsense2 devices, found by serial with :func:`find_realsense_devices`); intrinsics come
   from the device, extrinsics from the rig YAML. Works with ``rs.software_device`` too, which
-  is how it is tested without hardware.
+  is how it is tested without hardware. Each set carries its capture time on the host clock
+  (``FrameSet.stamp_s``) when the devices report global or system time.
+
+The simulated cell is not a frame source: it owns the arm and the clock, so it is its own node
+(``ros/sim_node.py`` around ``sim.cell.SimulatedCell``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,7 +30,7 @@ import numpy as np
 
 from ..geometry import Camera
 
-__all__ = ["FrameSet", "FrameSource", "SimSource", "ReplaySource", "RealSenseSource", "RealSenseUnavailable",
+__all__ = ["FrameSet", "FrameSource", "ReplaySource", "RealSenseSource", "RealSenseUnavailable",
            "find_realsense_devices", "camera_from_intrinsics"]
 
 logger = logging.getLogger(__name__)
@@ -43,15 +43,22 @@ class FrameSet:
     Attributes:
         images: per view an ``(H, W, 3)`` uint8 RGB image, in the source's view order.
         ee_pose: ``(8,)`` measured TCP pose ``[x y z qx qy qz qw gripper]`` (base frame) when the
-            source knows it (sim, replay), else None.
-        source_time_s: the source's own clock for this set (simulated seconds, episode time,
-            device timestamp), for logs only: camera_node stamps with the ROS clock.
-        info: source-specific extras (sim: ``success``, ``step``; replay: ``row``).
+            source knows it (replay), else None.
+        source_time_s: the source's own clock for this set (episode time, device timestamp), for logs.
+        stamp_s: capture time on the host clock (seconds since the Unix epoch, the clock ROS time
+            uses without sim time) when the source knows it, else None (camera_node then stamps
+            with the arrival time). RealSense: the newest view's frame timestamp, when every view
+            reports ``global_time`` or ``system_time``.
+        time_domain: where ``source_time_s`` comes from (RealSense: ``global_time``,
+            ``system_time`` or ``hardware_clock``; None for other sources).
+        info: source-specific extras (replay: ``row``; RealSense: ``device_spread_ms``).
     """
 
     images: list[np.ndarray]
     ee_pose: np.ndarray | None = None
     source_time_s: float | None = None
+    stamp_s: float | None = None
+    time_domain: str | None = None
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -70,7 +77,7 @@ class FrameSource(abc.ABC):
     @property
     @abc.abstractmethod
     def period_s(self) -> float:
-        """Nominal seconds between sets (camera_node paces sim/replay with it)."""
+        """Nominal seconds between sets (camera_node paces a replay with it)."""
 
     @abc.abstractmethod
     def read(self, timeout_s: float = 1.0) -> FrameSet | None:
@@ -78,95 +85,6 @@ class FrameSource(abc.ABC):
 
     def close(self) -> None:
         """Release devices / renderers (idempotent)."""
-
-
-# ---------------------------------------------------------------------------- sim
-class SimSource(FrameSource):
-    """The simulated Franka cell; the latest commanded target is executed by every read.
-
-    Args:
-        task: a ``sim.TASK_NAMES`` task.
-        image_size: ``(height, width)`` of the rendered views.
-        seed: seed of the first episode (later resets draw from it).
-        rig_path: camera rig YAML; None = the sim's default (``config/cameras_sim.yaml``).
-    """
-
-    def __init__(self, task: str, image_size: tuple[int, int] = (128, 128), seed: int = 0,
-                 rig_path: str | Path | None = None) -> None:
-        from ..sim import make_env  # mujoco: only for this source
-
-        self.env = make_env(task, image_size=tuple(image_size), rig_path=rig_path, seed=seed, render_depth=False)
-        self._lock = threading.Lock()
-        self._seed = int(seed)
-        self._pending_obs = None
-        self._command: np.ndarray | None = None
-        self._step = 0
-        self.reset(self._seed)
-
-    @property
-    def cameras(self) -> list[Camera]:
-        return self.env.cameras
-
-    @property
-    def period_s(self) -> float:
-        return float(self.env.control_dt)
-
-    def reset(self, seed: int | None = None) -> int:
-        """Start a new episode (None = the next seed); the arm holds its new pose. Returns the seed."""
-        with self._lock:
-            self._seed = self._seed + 1 if seed is None else int(seed)
-            obs = self.env.reset(self._seed)
-            self._command = obs.ee_pose.copy()
-            self._command[7] = 1.0 if obs.ee_pose[7] > 0.5 else 0.0
-            self._pending_obs = obs  # the next read returns the reset observation itself
-            self._step = 0
-            return self._seed
-
-    def command_pose(self, pose: np.ndarray) -> None:
-        """Set the TCP target ``(7,)`` or ``(8,)`` (base frame); the gripper keeps its command if 7 values.
-
-        Raises:
-            ValueError: wrong shape, non-finite values or a zero quaternion (the command is ignored).
-        """
-        p = np.asarray(pose, dtype=np.float64).reshape(-1)
-        if p.shape[0] not in (7, 8):
-            raise ValueError(f"TCP target must have 7 or 8 values, got {p.shape[0]}")
-        if not np.all(np.isfinite(p)) or np.linalg.norm(p[3:7]) < 1e-6:
-            raise ValueError(f"TCP target must be finite with a non-zero quaternion, got {np.round(p, 4).tolist()}")
-        with self._lock:
-            self._command[:7] = p[:7]
-            if p.shape[0] == 8:
-                self._command[7] = float(np.clip(p[7], 0.0, 1.0))
-
-    def command_gripper(self, openness: float) -> None:
-        """Set the gripper openness command in [0, 1] (1 = open). Raises ValueError if not finite."""
-        g = float(openness)
-        if not np.isfinite(g):
-            raise ValueError(f"gripper command must be finite, got {openness}")
-        with self._lock:
-            self._command[7] = float(np.clip(g, 0.0, 1.0))
-
-    @property
-    def command(self) -> np.ndarray:
-        """The ``(8,)`` target the next read executes."""
-        with self._lock:
-            return self._command.copy()
-
-    def read(self, timeout_s: float = 1.0) -> FrameSet:
-        with self._lock:
-            if self._pending_obs is not None:
-                obs, self._pending_obs = self._pending_obs, None
-            else:
-                obs, info = self.env.step(self._command)
-                self._step += 1
-                if info.get("physics_unstable"):
-                    logger.error("simulation became unstable (MuJoCo reset a diverged state)")
-            return FrameSet(images=list(obs.images), ee_pose=obs.ee_pose.copy(), source_time_s=float(obs.time),
-                            info={"success": bool(self.env.success()), "step": self._step, "seed": self._seed,
-                                  "task": self.env.task_name, "instruction": self.env.instruction})
-
-    def close(self) -> None:
-        self.env.close()
 
 
 # ---------------------------------------------------------------------------- replay
@@ -274,6 +192,10 @@ class RealSenseSource(FrameSource):
         width, height, fps: colour stream to open (rgb8).
         hardware_sync: set ``inter_cam_sync_mode`` (first camera master = 1, others slave = 2) where
             the sensor supports it; otherwise the views are matched by arrival only.
+
+    Capture times: ``rs.option.global_time_enabled`` is switched on where the sensor supports it,
+    so frame timestamps are on the host clock (``global_time``) and become ``FrameSet.stamp_s``.
+    With ``hardware_clock`` timestamps (the device's own clock) ``stamp_s`` is None.
     """
 
     def __init__(self, devices: Sequence, rig: Sequence[Camera], names: Sequence[str] | None = None,
@@ -288,6 +210,7 @@ class RealSenseSource(FrameSource):
         unknown = [n for n in names if n not in by_name]
         if unknown:
             raise ValueError(f"view(s) {unknown} are not in the rig {sorted(by_name)}")
+        self._rs = rs
         self._fps = int(fps)
         self._sensors, self._queues, self._cameras, self._maps = [], [], [], []
         try:
@@ -295,6 +218,7 @@ class RealSenseSource(FrameSource):
                 sensor, profile = self._colour_profile(rs, dev, name, width, height, fps)
                 if hardware_sync:
                     self._set_sync(rs, sensor, name, 1 if i == 0 else 2)
+                self._enable_global_time(rs, sensor, name)
                 cam, maps = camera_from_intrinsics(profile.get_intrinsics(), by_name[name].T_world_cam, name)
                 queue = rs.frame_queue(2)  # keep only the newest frames; read() drains to the latest
                 sensor.open(profile)
@@ -331,6 +255,16 @@ class RealSenseSource(FrameSource):
             logger.warning("camera %r does not support hardware sync (inter_cam_sync_mode); matching by arrival",
                            name)
 
+    @staticmethod
+    def _enable_global_time(rs, sensor, name):
+        if not sensor.supports(rs.option.global_time_enabled):
+            return
+        try:
+            sensor.set_option(rs.option.global_time_enabled, 1.0)
+        except RuntimeError as exc:  # read-only on some firmware
+            logger.warning("camera %r: could not enable global time (%s); frames may carry device-clock "
+                           "timestamps", name, exc)
+
     @property
     def cameras(self) -> list[Camera]:
         return list(self._cameras)
@@ -342,7 +276,7 @@ class RealSenseSource(FrameSource):
     def read(self, timeout_s: float = 1.0) -> FrameSet | None:
         """The newest frame of every camera, each newer than the one of the previous set."""
         deadline = time.monotonic() + timeout_s
-        images, stamps = [], []
+        images, stamps, domains = [], [], []
         for i, queue in enumerate(self._queues):
             frame = None
             while True:  # drain to the newest frame, waiting for one newer than the last set's
@@ -367,9 +301,13 @@ class RealSenseSource(FrameSource):
                 img = cv2.remap(img, *self._maps[i], interpolation=cv2.INTER_LINEAR)
             self._last_numbers[i] = vf.get_frame_number()
             images.append(img)
-            stamps.append(vf.get_timestamp() * 1e-3)
-        return FrameSet(images=images, source_time_s=float(max(stamps)),
-                        info={"device_spread_ms": 1000 * (max(stamps) - min(stamps))})
+            stamps.append(vf.get_timestamp())  # ms
+            domains.append(vf.get_frame_timestamp_domain())
+        host = (self._rs.timestamp_domain.global_time, self._rs.timestamp_domain.system_time)
+        other = [d for d in domains if d not in host]  # one view on the device clock spoils the set's stamp
+        newest_s = max(stamps) * 1e-3
+        return FrameSet(images=images, source_time_s=newest_s, stamp_s=None if other else newest_s,
+                        time_domain=(other or domains)[0].name, info={"device_spread_ms": max(stamps) - min(stamps)})
 
     def close(self) -> None:
         for sensor in getattr(self, "_sensors", []):

@@ -1,7 +1,11 @@
-"""decoder_node: per-view action videos + their CameraInfo -> 7-DoF trajectory, gripper, confidence, markers.
+"""decoder_node: per-view action videos + their CameraInfo -> a timed 7-DoF trajectory and markers.
 
-The one place in the graph where action images become poses (``codec.ActionImageCodec.decode``:
-every point triangulated over the views, rotation from both axes, gripper from the B background).
+For action videos that do not come with a decoded trajectory: the label mode (a recorded or
+external action video -> poses), a model run elsewhere, or a check of what the policy drew. The
+policy's own chunks are decoded once, in policy_node; this node is not in their path.
+Decoding is ``codec.ActionImageCodec.decode`` (every point triangulated over the views, rotation
+from both axes, gripper from the B background) with the codec settings of the model folder
+(``model``: ``model_index.json``), so they cannot disagree with what the model was trained on.
 
 Subscribes (relative names, remapped by ``graph.py``), synchronised by exact stamp:
     ``<view>/action_video`` (sensor_msgs/Image ``32FC3`` in [0, 1], or ``rgb8``): F action images
@@ -9,12 +13,11 @@ Subscribes (relative names, remapped by ``graph.py``), synchronised by exact sta
     ``<view>/action_camera_info`` (sensor_msgs/CameraInfo of one ``S x S`` frame; the optical frame
         id names the view). Extrinsics come from the rig YAML (``rig``), as everywhere in the graph.
 Publishes, stamped with the camera frames' stamp the prediction was made from:
-    ``trajectory`` (geometry_msgs/PoseArray, ``base_frame``) and ``trajectory_info``
-        (std_msgs/Float32MultiArray ``(T, 2)`` = [gripper, confidence], ``pose_conversions``).
+    ``trajectory`` (trajectory_msgs/MultiDOFJointTrajectory, ``trajectory_conversion``, ``base_frame``):
+        step ``k`` due ``k * keyframe_dt`` after the stamp (the model folder's clip settings).
     ``markers`` (visualization_msgs/MarkerArray: gripper axes, path, gripper state; ``markers.py``).
 
-The codec settings (``codec_*``) must match the model's (``ModelConfig.codec_*``). Malformed
-input (encoding, sizes, frame counts, unknown views) is logged with the reason and dropped;
+Malformed input (encoding, sizes, frame counts, unknown views) is logged with the reason and dropped;
 decoding runs in a worker thread on the newest set.
 """
 
@@ -23,10 +26,9 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from geometry_msgs.msg import PoseArray
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import Float32MultiArray
+from trajectory_msgs.msg import MultiDOFJointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from ..codec import ActionImageCodec
@@ -34,11 +36,11 @@ from .action_video import unstack_frames
 from .camera_info import CameraInfoError, info_to_camera
 from .image_conversions import ImageConversionError, msg_to_image
 from .markers import trajectory_markers
-from .pose_conversions import trajectory_to_msgs
 from .qos import image_qos, state_qos
-from .share import load_rig_views
+from .share import load_rig_views, resolve_share_path
 from .stamps import ns_to_stamp, stamp_to_ns
 from .sync import MultiViewSubscriber
+from .trajectory_conversion import trajectory_to_msg
 
 __all__ = ["DecoderNode", "DecodeInputError", "create_node", "main", "action_videos_to_arrays"]
 
@@ -90,29 +92,27 @@ class DecoderNode(Node):
             "views": [""],
             "rig": "config/cameras_sim.yaml",
             "base_frame": "base_link",
-            "codec_sigma_frac": 0.05,
-            "codec_axis_length": 0.1,
-            "codec_open_background": 0.25,
-            "codec_min_visibility": 0.3,
-            "codec_reprojection_tolerance": 0.5,
-            "codec_axis_tolerance": 0.4,
+            "tcp_link": "fr3_hand_tcp",
+            "model": "models/tiny",
             "marker_axis_length": 0.05,
             "queue_size": 3,
         }.items()}
         self._extrinsics, self.views = load_rig_views(p["rig"], p["views"], "decoding needs")
-        self._codec_args = dict(sigma_frac=p["codec_sigma_frac"], axis_length=p["codec_axis_length"],
-                                open_background=p["codec_open_background"],
-                                min_visibility=p["codec_min_visibility"],
-                                reprojection_tolerance=p["codec_reprojection_tolerance"],
-                                axis_tolerance=p["codec_axis_tolerance"])
-        ActionImageCodec(64, 64, **self._codec_args)  # validates the settings now
+        from ..config import load_policy_config
+        from ..model.config import ModelConfig
+
+        policy_cfg, model_dict = load_policy_config(resolve_share_path(p["model"]))
+        model_cfg = ModelConfig.from_dict({"use_state": False, "residual_to_current": False, **model_dict})
+        self._codec_args = dict(sigma_frac=model_cfg.codec_sigma_frac, axis_length=model_cfg.codec_axis_length,
+                                open_background=model_cfg.codec_open_background)
+        self._keyframe_dt_s = policy_cfg.keyframe_dt_s
+        self._tcp_link = p["tcp_link"]
         self._codecs: dict[tuple[int, int], ActionImageCodec] = {}
         self._base_frame = p["base_frame"]
         self._axis_length = float(p["marker_axis_length"])
         # 2. publishers
         qos = state_qos()
-        self._traj_pub = self.create_publisher(PoseArray, "trajectory", qos)
-        self._info_pub = self.create_publisher(Float32MultiArray, "trajectory_info", qos)
+        self._traj_pub = self.create_publisher(MultiDOFJointTrajectory, "trajectory", qos)
         self._marker_pub = self.create_publisher(MarkerArray, "markers", qos)
         # 3. synchronised inputs (the policy stamps every view's video and info alike)
         topics = [(f"{v}/action_video", Image) for v in self.views] + [
@@ -126,7 +126,8 @@ class DecoderNode(Node):
         self._stop = False
         self._worker = threading.Thread(target=self._run, name="decoder_node_worker", daemon=True)
         self._worker.start()
-        self.get_logger().info(f"decoding views {self.views} into {self._base_frame}")
+        self.get_logger().info(f"decoding views {self.views} into {self._base_frame} with the codec of {p['model']} "
+                               f"({self._codec_args})")
 
     def _on_set(self, msgs: tuple) -> None:
         with self._cv:
@@ -161,9 +162,9 @@ class DecoderNode(Node):
         if codec is None:
             codec = self._codecs[size] = ActionImageCodec(*size, **self._codec_args)
         actions, confidence = codec.decode(images, cameras)
-        poses, info = trajectory_to_msgs(actions, confidence, stamp_ns, self._base_frame)
-        self._traj_pub.publish(poses)
-        self._info_pub.publish(info)
+        times = self._keyframe_dt_s * np.arange(1, len(actions) + 1)
+        self._traj_pub.publish(trajectory_to_msg(actions, confidence, times, stamp_ns, self._base_frame,
+                                                 self._tcp_link))
         self._marker_pub.publish(trajectory_markers(actions, confidence, self._base_frame, ns_to_stamp(stamp_ns),
                                                     self._axis_length))
         self.decoded += 1

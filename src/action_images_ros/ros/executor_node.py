@@ -1,29 +1,43 @@
-"""executor_node: decoded trajectories -> safety envelope -> arm backend (sim / servo / moveit).
+"""executor_node: timed trajectory chunks -> the one chunk executor + safety envelope -> arm backend.
 
 Subscribes (relative names, remap as needed):
-    ``trajectory`` (geometry_msgs/PoseArray) + ``trajectory_info`` (std_msgs/Float32MultiArray):
-        the decoder's trajectory, paired by stamp (``pose_conversions``).
+    ``trajectory`` (trajectory_msgs/MultiDOFJointTrajectory, ``trajectory_conversion``): the policy's
+        decoded chunk, stamped with its frames' capture time; every step has a ``time_from_start``.
+        An empty one is the policy's refusal of a request.
     ``current_pose`` (geometry_msgs/PoseStamped): measured TCP pose in the base frame
-        (franka_ros2: ``/franka_robot_state_broadcaster/current_pose``; sim: camera_node).
+        (franka_ros2: ``/franka_robot_state_broadcaster/current_pose``; sim: sim_node).
     ``gripper_joint_states`` (sensor_msgs/JointState): finger joints -> measured openness.
     ``camera_heartbeat`` (sensor_msgs/CameraInfo): one camera's info; its stamps tell the
         executor the cameras are alive (it holds within ``max_frame_gap_s`` of a dropout).
+    ``episode`` (std_msgs/Header, transient local): a new episode starts at ``header.stamp``
+        (sim_node publishes it on every reset, before the episode's first tick): the executor
+        resets there, so nothing predicted from the previous episode acts in the new one.
 Publishes:
+    ``chunk_request`` (std_msgs/Header, transient local): "the next chunk, from frames stamped at
+        least ``header.stamp``", when the current chunk is running out (``request_fraction``).
     ``~/command`` (geometry_msgs/PoseStamped): every command sent to the backend.
-    ``~/status`` (std_msgs/String): JSON ``{"event": ..., "reason": ...}`` when a command is not
-        sent: ``refused`` (safety; the arm is stopped), ``hold`` (cameras stale; stopped),
-        ``idle`` (trajectory used up; the last command stands), ``dropped`` (a trajectory was
-        not used), ``paused`` / ``resumed`` (e-stop service).
+    ``~/status`` (std_msgs/String): JSON ``{"event", "reason", "stats"}`` when something changes:
+        ``stall`` (the chunk ran out before the next arrived: the last command stands), ``hold``
+        (cameras stale: stopped), ``refused`` (safety: stopped), ``dropped`` (a chunk not used),
+        ``policy_refused``, ``paused`` / ``resumed`` / ``reset``, ``backend`` (e.g. a Servo halt),
+        ``episode_end`` (the statistics of the episode that just ended, published before a reset).
 Services:
     ``~/pause`` (std_srvs/SetBool): ``true`` = e-stop (refuse everything, hold), ``false`` = resume.
+    ``~/reset`` (std_srvs/Trigger): a new episode / trial: drop the chunk, the request, the last
+        command and the statistics; chunks predicted before now are ignored.
 
-Each control tick (``control_rate_hz``) takes the next command of the receding-horizon
-queue (``control.receding_horizon``), checks it against the safety envelope
-(``config/safety.yaml``, ``control.safety``) and the measured pose, and sends it or holds.
-Refused commands are never sent; the queue is dropped and the next trajectory replans.
-A watchdog (``watchdog_hz``, between control ticks) holds the arm as soon as no camera
-frame has arrived for ``max_frame_gap_s`` (camera dropout), so the hold does not wait for
-the next control tick.
+Execution is ``control.chunk_execution.ChunkExecutor``, the class ``action-images eval`` runs, with
+the execution settings saved in the model folder (``model``; ``execution_overrides`` changes some
+on purpose) and the cell's safety envelope (``safety_config``). Ticks (``tick_source``):
+
+* ``timer``: every ``1 / control_rate_hz`` of ROS time (the real cell; the real-time sim);
+* ``state``: every ``current_pose`` message, at its stamp (the lockstep sim). When the executor
+  asks for a chunk it waits for the answer before it finishes the tick, and the sim backend then
+  acknowledges the tick (``sim/command``): the simulator waits for the policy. While paused
+  (e-stop) no tick is acknowledged, so the simulated world waits too; resuming re-runs the tick.
+
+A watchdog (``watchdog_hz``, between ticks) holds the arm as soon as no camera frame has arrived
+for ``max_frame_gap_s``.
 """
 
 from __future__ import annotations
@@ -32,27 +46,30 @@ import dataclasses
 import json
 
 import numpy as np
-from geometry_msgs.msg import PoseArray, PoseStamped
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, JointState
-from std_msgs.msg import Float32MultiArray, String
-from std_srvs.srv import SetBool
+from std_msgs.msg import Header, String
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import MultiDOFJointTrajectory
 
-from ..control.receding_horizon import RecedingHorizon, RecedingHorizonConfig
+from ..config import execution_config_for
+from ..control.chunk_execution import ChunkExecutor
 from ..control.safety import SafetyEnvelope, load_safety_config
 from .executor_backends import BackendConfig, make_backend
-from .pose_conversions import (
-    TrajectoryMessageError, gripper_openness, msgs_to_trajectory, pose_to_stamped, stamped_to_pose,
-    trajectory_info_stamp_ns,
-)
+from .pose_conversions import gripper_openness, pose_to_stamped, stamped_to_pose
+from .qos import latched_qos, state_qos
 from .share import resolve_share_path
-from .stamps import stamp_to_ns
-from .sync import ApproximateTimeSync
+from .stamps import ns_to_stamp, stamp_to_ns
+from .trajectory_conversion import TrajectoryMessageError, msg_to_chunk
 
-__all__ = ["ExecutorNode", "create_node", "main"]
+__all__ = ["ExecutorNode", "create_node", "main", "TICK_SOURCES"]
 
 NODE_NAME = "executor_node"
+TICK_SOURCES = ("timer", "state")
 
 
 class ExecutorNode(Node):
@@ -64,62 +81,87 @@ class ExecutorNode(Node):
         p = self._declare({
             "backend": "sim",
             "safety_config": "config/safety.yaml",
+            "model": "models/tiny",
+            "execution_overrides": "",
+            "tick_source": "timer",
             "control_rate_hz": 10.0,
-            "execute_steps": RecedingHorizonConfig.execute_steps,
-            "substeps": RecedingHorizonConfig.substeps,
-            "max_plan_age_s": RecedingHorizonConfig.max_plan_age_s,
-            "max_frame_gap_s": RecedingHorizonConfig.max_frame_gap_s,
             "max_state_age_s": 0.5,
             "watchdog_hz": 50.0,
+            "request_retry_s": 10.0,
         })
         backend_cfg = BackendConfig(**self._declare(
             {f.name: f.default for f in dataclasses.fields(BackendConfig)}))
+        if p["tick_source"] not in TICK_SOURCES:
+            raise ValueError(f"tick_source must be one of {list(TICK_SOURCES)}, got {p['tick_source']!r}")
         if not p["control_rate_hz"] > 0:
             raise ValueError(f"control_rate_hz must be > 0, got {p['control_rate_hz']}")
         if not p["watchdog_hz"] >= p["control_rate_hz"]:
             raise ValueError(f"watchdog_hz must be >= control_rate_hz ({p['control_rate_hz']}), "
                              f"got {p['watchdog_hz']}")
+        for name in ("max_state_age_s", "request_retry_s"):
+            if not p[name] > 0:
+                raise ValueError(f"{name} must be > 0, got {p[name]}")
         safety_cfg = load_safety_config(resolve_share_path(p["safety_config"]))
         self.envelope = SafetyEnvelope(safety_cfg)
-        self.horizon = RecedingHorizon(RecedingHorizonConfig(
-            execute_steps=p["execute_steps"], substeps=p["substeps"], min_confidence=safety_cfg.min_confidence,
-            max_plan_age_s=p["max_plan_age_s"], max_frame_gap_s=p["max_frame_gap_s"]))
+        execution = execution_config_for(resolve_share_path(p["model"]), p["execution_overrides"],
+                                         safety_cfg.min_confidence)
+        self.chunks = ChunkExecutor(execution, self.envelope)
+        self._lockstep = p["tick_source"] == "state"
         self._max_state_age_s = float(p["max_state_age_s"])
+        self._retry_s = float(p["request_retry_s"])
         self._gripper_width = backend_cfg.gripper_max_width_m
         self._base_frame = backend_cfg.base_frame
-        # 2. state
+        # 2. state (all callbacks share the node's default mutually exclusive group: no races)
         self._pose: np.ndarray | None = None  # measured (7,)
+        self._pose_stamp_s: float | None = None
         self._pose_time_s: float | None = None
         self._gripper: float | None = None
-        self._holding = True
-        self._idle = False
-        self._traj_sync = ApproximateTimeSync(2, queue_size=3, slop_s=0.0)
-        # 3. backend, publishers, subscriptions, service, timer
+        self._frame_stamp_s: float | None = None  # newest camera heartbeat
+        self._deferred: float | None = None  # lockstep: the tick waiting for the requested chunk
+        self._deferred_wall = Clock(clock_type=ClockType.STEADY_TIME)
+        self._deferred_since_ns = 0
+        self._unacked: float | None = None  # lockstep: a tick seen while paused (not acknowledged)
+        self._last_event = ""
+        # 3. backend, publishers, subscriptions, services, timers
         self.backend = make_backend(p["backend"], self, backend_cfg)
-        reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        reliable = state_qos()
         self._cmd_pub = self.create_publisher(PoseStamped, "~/command", reliable)
         self._status_pub = self.create_publisher(String, "~/status", reliable)
-        self.create_subscription(PoseArray, "trajectory", self._on_poses, reliable)
-        self.create_subscription(Float32MultiArray, "trajectory_info", self._on_info, reliable)
+        self._request_pub = self.create_publisher(Header, "chunk_request", latched_qos())
+        self.create_subscription(MultiDOFJointTrajectory, "trajectory", self._on_trajectory, reliable)
         self.create_subscription(PoseStamped, "current_pose", self._on_current_pose, reliable)
         self.create_subscription(JointState, "gripper_joint_states", self._on_gripper, reliable)
         self.create_subscription(CameraInfo, "camera_heartbeat", self._on_heartbeat, reliable)
-        self.create_service(SetBool, "~/pause", self._on_pause)
-        self.create_timer(1.0 / p["control_rate_hz"], self._tick)
-        self.create_timer(1.0 / p["watchdog_hz"], self._watchdog)  # camera dropout -> hold, between ticks too
+        self.create_subscription(Header, "episode", self._on_episode, latched_qos())
+        services = MutuallyExclusiveCallbackGroup()
+        self.create_service(SetBool, "~/pause", self._on_pause, callback_group=services)
+        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=services)
+        self.add_on_set_parameters_callback(self._on_parameters)
+        if not self._lockstep:
+            self.create_timer(1.0 / p["control_rate_hz"], self._on_timer)
+            self.create_timer(1.0 / p["watchdog_hz"], self._watchdog)  # camera dropout -> hold, between ticks
+        else:  # simulated time stands still while waiting: re-ask on the wall clock
+            self.create_timer(1.0, self._retry_request, clock=self._deferred_wall)
         self.get_logger().info(
-            f"backend {p['backend']!r}, safety {resolve_share_path(p['safety_config'])}, "
-            f"{p['control_rate_hz']:g} Hz, {p['execute_steps']} step(s) x {p['substeps']} per trajectory")
+            f"backend {p['backend']!r}, safety {resolve_share_path(p['safety_config'])}, ticks "
+            + ("on every current_pose (lockstep)" if self._lockstep else f"at {p['control_rate_hz']:g} Hz")
+            + f", execution {execution.to_dict()}")
 
     # ------------------------------------------------------------------ helpers
     def _declare(self, defaults: dict) -> dict:
         return {k: self.declare_parameter(k, v).value for k, v in defaults.items()}
 
     def _now_s(self) -> float:
+        if self._lockstep and self._pose_stamp_s is not None:
+            return max(self._pose_stamp_s, self.get_clock().now().nanoseconds * 1e-9)
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _status(self, event: str, reason: str) -> None:
-        self._status_pub.publish(String(data=json.dumps({"event": event, "reason": reason})))
+    def _status(self, event: str, reason: str, force: bool = False) -> None:
+        if event == self._last_event and not force and event in ("stall", "idle", "hold", "paused"):
+            return  # a state that persists is reported once
+        self._last_event = event
+        self._status_pub.publish(String(data=json.dumps({"event": event, "reason": reason,
+                                                         "stats": self.chunks.stats.as_dict()})))
 
     def measured_pose(self) -> np.ndarray | None:
         """``(8,)`` measured TCP pose + openness (commanded openness if no finger joints are published)."""
@@ -127,24 +169,38 @@ class ExecutorNode(Node):
             return None
         grip = self._gripper
         if grip is None:
-            last = self.horizon.last_command
+            last = self.chunks.last_command
             grip = 1.0 if last is None else float(last[7])
         return np.concatenate([self._pose, [grip]])
 
-    def _hold(self, event: str, reason: str) -> None:
-        if not self._holding:
-            self.backend.hold(self.measured_pose())
-            self._holding = True
-            self._status(event, reason)
+    def _state_fresh(self, now_s: float) -> bool:
+        return self._pose is not None and self._pose_time_s is not None and \
+            self._now_s_ros() - self._pose_time_s <= self._max_state_age_s
+
+    def _now_s_ros(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
 
     # ------------------------------------------------------------------ callbacks
+    def _on_parameters(self, params) -> SetParametersResult:
+        for prm in params:
+            if prm.name != "use_sim_time":
+                return SetParametersResult(successful=False,
+                                           reason=f"{prm.name} is read at start-up only; restart the node")
+        return SetParametersResult(successful=True)
+
     def _on_current_pose(self, msg: PoseStamped) -> None:
         if msg.header.frame_id and msg.header.frame_id != self._base_frame:
             self.get_logger().error(f"current_pose in frame {msg.header.frame_id!r}, expected {self._base_frame!r}; "
                                     "ignored", throttle_duration_sec=5.0)
             return
-        self._pose, _ = stamped_to_pose(msg)
-        self._pose_time_s = self._now_s()
+        pose, stamp_ns = stamped_to_pose(msg)
+        if not np.all(np.isfinite(pose)) or np.linalg.norm(pose[3:7]) < 1e-6:
+            self.get_logger().error("current_pose is not finite or has a zero quaternion; ignored",
+                                    throttle_duration_sec=5.0)
+            return
+        self._pose, self._pose_stamp_s, self._pose_time_s = pose, stamp_ns * 1e-9, self._now_s_ros()
+        if self._lockstep:
+            self._tick(stamp_ns * 1e-9)
 
     def _on_gripper(self, msg: JointState) -> None:
         value = gripper_openness(msg, self._gripper_width)
@@ -152,102 +208,144 @@ class ExecutorNode(Node):
             self._gripper = value
 
     def _on_heartbeat(self, msg: CameraInfo) -> None:
-        self.horizon.observe_frame(stamp_to_ns(msg.header.stamp) * 1e-9)
+        stamp_s = stamp_to_ns(msg.header.stamp) * 1e-9
+        self.chunks.observe_frame(stamp_s)
+        if self._frame_stamp_s is None or stamp_s > self._frame_stamp_s:
+            if stamp_s <= self._now_s_ros() + 1.0:  # a broken upstream clock must not set the request stamp
+                self._frame_stamp_s = stamp_s
 
-    def _on_poses(self, msg: PoseArray) -> None:
-        self._add_trajectory_part(0, stamp_to_ns(msg.header.stamp), msg)
-
-    def _on_info(self, msg: Float32MultiArray) -> None:
-        try:
-            stamp_ns = trajectory_info_stamp_ns(msg)
-        except TrajectoryMessageError as exc:
-            self._drop(str(exc))
-            return
-        self._add_trajectory_part(1, stamp_ns, msg)
-
-    def _add_trajectory_part(self, part: int, stamp_ns: int, msg) -> None:
-        for pair in self._traj_sync.add(part, stamp_ns, msg):
-            self._on_trajectory(*pair.payloads)
-
-    def _on_trajectory(self, poses: PoseArray, info: Float32MultiArray) -> None:
-        if poses.header.frame_id and poses.header.frame_id != self._base_frame:
-            self._drop(f"trajectory in frame {poses.header.frame_id!r}, expected {self._base_frame!r}")
-            return
-        try:
-            actions, confidence, stamp_ns = msgs_to_trajectory(poses, info)
-        except TrajectoryMessageError as exc:
-            self._drop(str(exc))
-            return
-        current = self.measured_pose()
-        if current is None:
-            self._drop("no measured pose on current_pose yet")
-            return
-        if self.envelope.paused:
-            self._drop("paused (e-stop)")
-            return
-        result = self.horizon.set_trajectory(actions, confidence, stamp_ns * 1e-9, current, self._now_s(),
-                                             target_check=self.envelope.check_target)
-        if not result.accepted:
-            self._drop(result.reason)
+    def _on_trajectory(self, msg: MultiDOFJointTrajectory) -> None:
+        now_s = self._deferred if self._deferred is not None else self._now_s()
+        if not msg.points:  # the policy could not serve a request (its reason is on action_images/prediction)
+            self.chunks.request_answered(stamp_to_ns(msg.header.stamp) * 1e-9)
+            self._status("policy_refused", "the policy answered the chunk request without a trajectory", force=True)
+        else:
+            try:
+                chunk, _ = msg_to_chunk(msg, expected_frame=self._base_frame)
+            except TrajectoryMessageError as exc:
+                self._drop(str(exc))
+                chunk = None
+            current = self.measured_pose()
+            if chunk is not None and current is None:
+                self._drop("no measured pose on current_pose yet")
+                self.chunks.request_answered(chunk.stamp_s)
+            elif chunk is not None:
+                result = self.chunks.add_chunk(chunk, now_s, current)
+                if not result.accepted:
+                    self._drop(result.reason)
+        if self._deferred is not None and not self.chunks.waiting:
+            tick, self._deferred = self._deferred, None
+            self._execute(tick)
 
     def _drop(self, reason: str) -> None:
-        self.get_logger().warning(f"trajectory dropped: {reason}", throttle_duration_sec=1.0)
-        self._status("dropped", reason)
+        self.get_logger().warning(f"chunk dropped: {reason}", throttle_duration_sec=1.0)
+        self._status("dropped", reason, force=True)
 
     def _on_pause(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         if request.data:
             self.envelope.pause("pause service")
-            self.horizon.drop()
-            self._holding = False  # force one hold command
-            self._hold("paused", "pause service (e-stop)")
+            self.backend.hold(self.measured_pose())
+            self._status("paused", "pause service (e-stop)", force=True)
             response.message = "paused: every command is refused until resumed"
         else:
             self.envelope.resume()
-            self._status("resumed", "pause service")
+            self._status("resumed", "pause service", force=True)
             response.message = "resumed"
+            if self._lockstep and self._unacked is not None:  # the simulated world waited: run its tick now
+                self._tick(self._unacked)
         response.success = True
         self.get_logger().warning(response.message)
         return response
 
-    def _watchdog(self) -> None:
-        if self.envelope.paused or self._holding:
-            return
-        now_s = self._now_s()
-        if self.horizon.frames_stale(now_s):
-            self._hold("hold", self.horizon.next_command(now_s).reason)  # drops the queue, stops the arm
+    def _reset(self, start_s: float, why: str) -> dict:
+        stats = self.chunks.stats.as_dict()
+        self._status("episode_end", why, force=True)
+        pending, self._deferred = self._deferred, None
+        self.chunks.reset(now_s=start_s)
+        self._status("reset", f"{why}: new episode from {start_s:.3f} s", force=True)
+        if pending is not None and pending >= start_s:  # a tick of the new episode came first: run it afresh
+            self._tick(pending)
+        return {"reset_s": start_s, "previous_stats": stats}
 
-    def _tick(self) -> None:
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        # A chunk predicted from the last tick before the reset is stamped exactly at that tick:
+        # the reset time lies just after it, so that chunk is ignored.
+        start_s = max(self._now_s(), self._pose_stamp_s or 0.0) + 1e-6
+        response.success, response.message = True, json.dumps(self._reset(start_s, "reset service"))
+        return response
+
+    def _on_episode(self, msg: Header) -> None:
+        self._reset(stamp_to_ns(msg.stamp) * 1e-9, f"episode {msg.frame_id or '?'}")
+
+    # ------------------------------------------------------------------ ticks
+    def _on_timer(self) -> None:
+        self._tick(self._now_s())
+
+    def _watchdog(self) -> None:
         if self.envelope.paused:
             return
-        now_s = self._now_s()
-        cmd = self.horizon.next_command(now_s)
-        if cmd.stale:  # cameras silent: stop where the arm is
-            self._hold("hold", cmd.reason)
+        if self.chunks.frames_stale(self._now_s()) and (self.chunks.current_chunk is not None
+                                                          or self.chunks.last_command is not None):
+            self._execute(self._now_s())  # the executor's tick drops the chunk and reports the hold
+
+    def _tick(self, now_s: float) -> None:
+        if self._deferred is not None:  # lockstep: still waiting for the chunk of an earlier tick
             return
-        if cmd.hold:  # waiting for the next trajectory: the last command stands
-            if not self._idle:
-                self._idle = True
-                self._status("idle", cmd.reason)
+        if self._lockstep and self.envelope.paused:  # e-stop: the simulated world waits for the resume
+            self._unacked = now_s
+            self._status("paused", "e-stop: ticks are not acknowledged until resumed")
             return
-        self._idle = False
+        self._unacked = None
+        if self.chunks.wants_chunk(now_s) and self._pose is not None:
+            stamp_s = now_s if self._lockstep or self._frame_stamp_s is None else self._frame_stamp_s
+            self._request(stamp_s, now_s)
+            if self._lockstep:  # the simulator waits for the policy: finish the tick when it answers
+                self._deferred = now_s
+                self._deferred_since_ns = self._deferred_wall.now().nanoseconds
+                return
+        self._execute(now_s)
+
+    def _request(self, stamp_s: float, now_s: float) -> None:
+        header = Header(stamp=ns_to_stamp(int(round(stamp_s * 1e9))), frame_id=self._base_frame)
+        self._request_pub.publish(header)
+        self.chunks.mark_requested(stamp_s, now_s)
+
+    def _retry_request(self) -> None:
+        if self._deferred is None:
+            return
+        waited = (self._deferred_wall.now().nanoseconds - self._deferred_since_ns) * 1e-9
+        if waited > self._retry_s:
+            self.get_logger().warning(f"no answer to the chunk request for tick {self._deferred:.3f} s after "
+                                      f"{waited:.0f} s (is policy_node running?); asking again")
+            self._request(self._deferred, self._deferred)
+            self._deferred_since_ns = self._deferred_wall.now().nanoseconds
+
+    def _execute(self, now_s: float) -> None:
         current = self.measured_pose()
-        if current is None or self._pose_time_s is None or now_s - self._pose_time_s > self._max_state_age_s:
-            self.horizon.drop()
-            self._hold("refused", f"no measured pose within {self._max_state_age_s} s")
+        stamp = ns_to_stamp(int(round(now_s * 1e9)))
+        if current is None or not self._state_fresh(now_s):
+            self.backend.hold(current)
+            self._status("hold", f"no measured pose within max_state_age_s {self._max_state_age_s} s")
+            self.backend.tick_done(stamp)
             return
-        decision = self.envelope.check(cmd.pose, current, cmd.confidence, now_s)
-        if not decision.allowed:
-            self.horizon.drop()
-            self._holding = False  # a refusal always re-asserts the hold
-            self._hold("refused", decision.reason)
-            return
-        stamp = self.get_clock().now().to_msg()
-        self.backend.send(decision.pose, stamp)
-        self._holding = False
-        self._cmd_pub.publish(pose_to_stamped(decision.pose, self._base_frame, stamp))
+        cmd = self.chunks.tick(now_s, current)
+        if cmd.event == "command":
+            self.backend.send(cmd.pose, stamp)
+            self._cmd_pub.publish(pose_to_stamped(cmd.pose, self._base_frame, stamp))
+            self._last_event = "command"
+        elif cmd.event in ("hold", "refused"):
+            self.backend.hold(cmd.hold_pose)
+            self._status(cmd.event, cmd.reason, force=cmd.event == "refused")
+        else:  # stall / idle / paused: the last command stands
+            self._status(cmd.event, cmd.reason)
+        backend_status = self.backend.status()
+        if backend_status:
+            self._status("backend", backend_status)
+        self.backend.tick_done(stamp)
 
     def destroy_node(self) -> None:
-        self.backend.close()
+        if getattr(self, "backend", None) is not None:  # None when __init__ failed before the backend
+            self.backend.close()
         super().destroy_node()
 
 
@@ -259,7 +357,7 @@ def create_node(**node_kwargs) -> ExecutorNode:
 def main(args=None) -> None:
     from .spin import run_node
 
-    run_node(create_node, args)
+    run_node(create_node, args, num_threads=2)  # services beside the ticks
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ ROS 2 install) and by the in-process runner (``ros/runner.py``, ``action-images 
 Topics and services (the graph runs in the root namespace):
 
 ==========================================  =================================================
-``cameras/<view>/image_raw``                sensor_msgs/Image rgb8 (camera_node)
+``/clock``                                  rosgraph_msgs/Clock (sim_node: simulated time)
+``cameras/<view>/image_raw``                sensor_msgs/Image rgb8 (sim_node / camera_node)
 ``cameras/<view>/camera_info``              sensor_msgs/CameraInfo, same stamp per set
 ``action_images/<view>/action_video``       predicted action images, 32FC3, F frames stacked
                                             vertically ((F*S) x S); stamp = camera frames'
@@ -18,15 +19,21 @@ Topics and services (the graph runs in the root namespace):
 ``action_images/<view>/future_video``       predicted RGB frames, rgb8, stacked like the video
 ``action_images/prediction``                std_msgs/String JSON summary of each prediction
 ``action_images/predict``                   std_srvs/Trigger: one prediction now (JSON answer)
-``action_images/trajectory``                geometry_msgs/PoseArray (decoder_node)
-``action_images/trajectory_info``           std_msgs/Float32MultiArray [gripper, confidence]
+``action_images/trajectory``                trajectory_msgs/MultiDOFJointTrajectory: the decoded,
+                                            timed chunk (policy_node; ``trajectory_conversion``)
+``action_images/chunk_request``             std_msgs/Header: the executor asks for the next chunk
 ``action_images/markers``                   visualization_msgs/MarkerArray (gripper axes)
-``action_images/ee_pose``                   measured TCP pose, PoseStamped (sim: camera_node)
-``action_images/gripper_joint_states``      finger joints, JointState (sim: camera_node)
-``sim/tcp_target``, ``sim/gripper_target``  commands of the ``sim`` executor backend
-``sim/status``, ``sim/reset``               simulated episode (JSON String; Trigger)
+``action_images/decoded_trajectory``        decoder_node's re-decoding (``decoder:=true``)
+``action_images/ee_pose``                   measured TCP pose, PoseStamped (sim: sim_node)
+``action_images/gripper_joint_states``      finger joints, JointState (sim: sim_node)
+``sim/command``                             the sim executor backend's command per tick
+                                            (MultiDOFJointTrajectory; the lockstep acknowledgement)
+``sim/tcp_target``, ``sim/gripper_target``  other command sources (a teleop device)
+``sim/status``, ``sim/reset``,              simulated episode (JSON String; Trigger; Trigger)
+``sim/task_status``
 ``executor_node/command``, ``/status``      what the executor sent / why it did not
-``executor_node/pause``                     std_srvs/SetBool e-stop
+``executor_node/pause``, ``/reset``         std_srvs/SetBool e-stop; std_srvs/Trigger new trial
+``action_images/episode``                   std_msgs/Header: a new episode starts at its stamp
 ``action_images/cell_description``          URDF of the cell (rviz:=true: robot_state_publisher)
 ==========================================  =================================================
 
@@ -42,6 +49,7 @@ from typing import Any
 
 import yaml
 
+from .franka import FRANKA_BASE_FRAME, FRANKA_CURRENT_POSE, FRANKA_GRIPPER_JOINTS
 from .share import PACKAGE, resolve_share_path, share_dir
 
 __all__ = ["NodeSpec", "GraphOptions", "LAUNCH_ARGUMENTS", "build_graph", "VIEWS", "topic", "rig_views", "rig_path"]
@@ -50,9 +58,6 @@ __all__ = ["NodeSpec", "GraphOptions", "LAUNCH_ARGUMENTS", "build_graph", "VIEWS
 VIEWS = ("front", "left_shoulder", "right_shoulder")
 EXECUTORS = ("sim", "servo", "moveit")
 
-# franka_ros2 (v1+) topics for the real FR3
-FRANKA_CURRENT_POSE = "/franka_robot_state_broadcaster/current_pose"
-FRANKA_GRIPPER_JOINTS = "/franka_gripper/joint_states"
 
 
 def topic(kind: str, view: str | None = None) -> str:
@@ -64,13 +69,18 @@ def topic(kind: str, view: str | None = None) -> str:
         "action_image": "action_images/{v}/image", "overlay": "action_images/{v}/overlay",
         "future_video": "action_images/{v}/future_video",
         "prediction": "action_images/prediction", "predict": "action_images/predict",
-        "trajectory": "action_images/trajectory", "trajectory_info": "action_images/trajectory_info",
+        "trajectory": "action_images/trajectory", "chunk_request": "action_images/chunk_request",
+        "decoded_trajectory": "action_images/decoded_trajectory",
+        "decoded_markers": "action_images/decoded_markers",
         "markers": "action_images/markers", "current_pose": "action_images/ee_pose",
         "gripper_joint_states": "action_images/gripper_joint_states",
         "sim_tcp_target": "sim/tcp_target", "sim_gripper_target": "sim/gripper_target",
+        "sim_command": "sim/command", "sim_task_status": "sim/task_status", "joint_states": "joint_states",
         "sim_status": "sim/status", "sim_reset": "sim/reset",
+        "executor_reset": "executor_node/reset", "executor_status": "executor_node/status",
+        "executor_command": "executor_node/command", "executor_pause": "executor_node/pause",
         "cell_description": "action_images/cell_description",
-        "instruction": "action_images/instruction",
+        "instruction": "action_images/instruction", "episode": "action_images/episode",
     }
     if kind not in names:
         raise ValueError(f"unknown topic kind {kind!r}; known: {sorted(names)}")
@@ -136,17 +146,24 @@ class GraphOptions:
     """Launch arguments (same names in ``ros2 launch`` and ``action-images run``).
 
     Attributes:
-        use_sim: simulated cell (camera_node ``source: sim`` owns the arm) instead of RealSense + FR3.
+        use_sim: the simulated cell (sim_node owns the arm and the clock) instead of RealSense + FR3.
         executor: ``sim``, ``servo`` or ``moveit`` (``use_sim`` requires ``sim``).
         model: policy checkpoint folder (relative to the share dir or absolute).
         rviz: also start RViz with ``config/action_images.rviz``.
         task: simulated task (``use_sim`` only).
-        mode: policy mode, ``closed_loop`` (continuous) or ``on_demand`` (``/action_images/predict``).
+        mode: policy mode, ``closed_loop`` (the executor asks for chunks) or ``on_demand``
+            (``/action_images/predict`` only).
         device: torch device of the policy (``cpu``, ``cuda``).
         rig: camera rig YAML (extrinsics, base frame).
         instruction: what the policy is asked to do (models that follow instructions), e.g.
             ``"pick up the red cube"``; empty = from the ``action_images/instruction`` topic
             (which the simulated cell publishes for its task).
+        lockstep: simulated cell only: simulated time advances only when the executor has finished
+            the tick (and the policy answered), so the loop behaves alike on any machine; false =
+            real time (the world moves on while the policy thinks).
+        policy_delay_s: hold every policy answer back until ROS time ``stamp + delay`` (latency tests).
+        seed: simulated cell only: seed of the first episode (then +1 per ``sim/reset``).
+        decoder: also run decoder_node (re-decodes the published action videos; label mode).
     """
 
     use_sim: bool = True
@@ -158,14 +175,26 @@ class GraphOptions:
     device: str = "cpu"
     rig: str = "config/cameras_sim.yaml"
     instruction: str = ""
+    lockstep: bool = True
+    policy_delay_s: float = 0.0
+    seed: int = 100000
+    decoder: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("use_sim", "rviz"):
+        for name in ("use_sim", "rviz", "lockstep", "decoder"):
             value = getattr(self, name)
             if isinstance(value, str):
                 if value.lower() not in ("true", "false"):
                     raise ValueError(f"{name} must be true or false, got {value!r}")
                 setattr(self, name, value.lower() == "true")
+        try:
+            self.policy_delay_s = float(self.policy_delay_s)
+            self.seed = int(self.seed)
+        except ValueError:
+            raise ValueError(f"policy_delay_s must be a number and seed an integer, got {self.policy_delay_s!r} "
+                             f"and {self.seed!r}") from None
+        if not 0.0 <= self.policy_delay_s <= 10.0:
+            raise ValueError(f"policy_delay_s must be in [0, 10] s, got {self.policy_delay_s}")
         if self.executor not in EXECUTORS:
             raise ValueError(f"executor must be one of {list(EXECUTORS)}, got {self.executor!r}")
         if self.use_sim and self.executor != "sim":
@@ -198,6 +227,10 @@ LAUNCH_ARGUMENTS = tuple(
         "torch device of the policy",
         "camera rig YAML (extrinsics in the robot base frame)",
         "instruction for the policy; empty = from the action_images/instruction topic",
+        "simulated cell: advance simulated time only when the controller is ready (false = real time)",
+        "hold each policy answer back until stamp + this many seconds of ROS time (latency tests)",
+        "simulated cell: seed of the first episode",
+        "also run decoder_node (re-decodes the action videos)",
     ), strict=True)
 )
 
@@ -223,11 +256,13 @@ def rig_views(rig: str) -> tuple[str, ...]:
 
 
 def build_graph(options: GraphOptions, views: tuple[str, ...] | None = None) -> list[NodeSpec]:
-    """The nodes for ``options``: camera, policy, decoder, executor (+ the cell's TF publisher and RViz).
+    """The nodes for ``options``: the cell (sim_node, or camera_node with RealSense), policy, executor
+    (+ decoder_node with ``decoder``, the cell's TF publisher and RViz with ``rviz``).
 
     Nodes use short relative names (``<view>/image_raw``, ``current_pose``, ``trajectory`` ...);
     the remappings here connect them. ``views``: the view names in rig order (None = read from
-    the ``rig`` option's YAML).
+    the ``rig`` option's YAML). In the simulated cell every node but sim_node runs on its clock
+    (``use_sim_time``).
     """
     o = options
     views = rig_views(o.rig) if views is None else tuple(views)
@@ -235,49 +270,64 @@ def build_graph(options: GraphOptions, views: tuple[str, ...] | None = None) -> 
     arm_state = ((topic("current_pose"), topic("gripper_joint_states")) if o.use_sim
                  else (FRANKA_CURRENT_POSE, FRANKA_GRIPPER_JOINTS))
     arm_remaps = (("current_pose", arm_state[0]), ("gripper_joint_states", arm_state[1]))
-    camera = NodeSpec(
-        executable="camera_node", name="camera_node", parameters=("config/camera.yaml",),
-        overrides=(("source", "sim" if o.use_sim else "realsense"), ("rig", o.rig), ("task", o.task),
-                   ("publish_tf", not o.rviz)),  # with RViz the cell's robot_state_publisher publishes the TF
-        remappings=cams + arm_remaps + (
-            ("tcp_target", topic("sim_tcp_target")), ("gripper_target", topic("sim_gripper_target")),
-            ("sim/status", topic("sim_status")), ("sim/reset", topic("sim_reset")),
-            ("instruction", topic("instruction"))),
-    )
+    base_frame = "base_link" if o.use_sim else FRANKA_BASE_FRAME
+    sim_time = (("use_sim_time", True),) if o.use_sim else ()
+    if o.use_sim:
+        cell = NodeSpec(
+            executable="sim_node", name="sim_node", parameters=("config/sim.yaml",),
+            overrides=(("task", o.task), ("rig", o.rig), ("lockstep", o.lockstep), ("seed", o.seed),
+                       ("base_frame", base_frame), ("publish_tf", not o.rviz)),
+            remappings=cams + arm_remaps + tuple((f"sim/{k}", topic(f"sim_{k}"))
+                                                 for k in ("command", "status", "reset", "task_status")) + (
+                ("tcp_target", topic("sim_tcp_target")), ("gripper_target", topic("sim_gripper_target")),
+                ("instruction", topic("instruction")), ("episode", topic("episode")),
+                ("joint_states", topic("joint_states"))),
+        )
+    else:
+        cell = NodeSpec(
+            executable="camera_node", name="camera_node", parameters=("config/camera.yaml",),
+            overrides=(("source", "realsense"), ("rig", o.rig), ("base_frame", base_frame),
+                       ("publish_tf", not o.rviz)),
+            remappings=cams + (("instruction", topic("instruction")),),
+        )
     policy = NodeSpec(
         executable="policy_node", name="policy_node", parameters=("config/policy.yaml",),
         overrides=(("model", o.model), ("device", o.device), ("mode", o.mode), ("rig", o.rig),
-                   ("views", list(views))) + ((("instruction", o.instruction),) if o.instruction else ()),
+                   ("views", list(views)), ("base_frame", base_frame), ("injected_delay_s", o.policy_delay_s))
+        + ((("instruction", o.instruction),) if o.instruction else ()) + sim_time,
         remappings=cams + _per_view(views, "action_video", "action_camera_info", "action_image", "overlay",
                                     "future_video") + arm_remaps + (
             ("prediction", topic("prediction")), ("predict", topic("predict")),
-            ("instruction", topic("instruction"))),
-    )
-    decoder = NodeSpec(
-        executable="decoder_node", name="decoder_node", parameters=("config/decoder.yaml",),
-        overrides=(("rig", o.rig), ("views", list(views))),
-        remappings=_per_view(views, "action_video", "action_camera_info") + (
-            ("trajectory", topic("trajectory")), ("trajectory_info", topic("trajectory_info")),
-            ("markers", topic("markers"))),
+            ("trajectory", topic("trajectory")), ("chunk_request", topic("chunk_request")),
+            ("markers", topic("markers")), ("instruction", topic("instruction"))),
     )
     executor = NodeSpec(
         executable="executor_node", name="executor_node", parameters=("config/executor.yaml",),
-        # the simulated cell runs the policy on a CPU: plans may be older than the real cell's 1 s limit
-        overrides=(("backend", o.executor),) + ((("max_plan_age_s", 2.0),) if o.use_sim else (("gripper", "franka"),)),
-        remappings=(("trajectory", topic("trajectory")), ("trajectory_info", topic("trajectory_info")))
+        overrides=(("backend", o.executor), ("model", o.model), ("base_frame", base_frame),
+                   ("tick_source", "state" if o.use_sim and o.lockstep else "timer"))
+        + (() if o.use_sim else (("gripper", "franka"),)) + sim_time,
+        remappings=(("trajectory", topic("trajectory")), ("chunk_request", topic("chunk_request")))
         + arm_remaps + (("camera_heartbeat", topic("camera_info", views[0])),
-                        ("sim/tcp_target", topic("sim_tcp_target")),
-                        ("sim/gripper_target", topic("sim_gripper_target"))),
+                        ("sim/command", topic("sim_command")), ("episode", topic("episode"))),
     )
-    nodes = [camera, policy, decoder, executor]
+    nodes = [cell, policy, executor]
+    if o.decoder:
+        nodes.append(NodeSpec(
+            executable="decoder_node", name="decoder_node", parameters=("config/decoder.yaml",),
+            overrides=(("rig", o.rig), ("views", list(views)), ("model", o.model), ("base_frame", base_frame))
+            + sim_time,
+            remappings=_per_view(views, "action_video", "action_camera_info") + (
+                ("trajectory", topic("decoded_trajectory")), ("markers", topic("decoded_markers"))),
+        ))
     if o.rviz:
         from ..cell_description import rig_to_urdf
         from ..geometry import load_rig
 
         nodes.append(NodeSpec(  # table + camera frames of the rig in use, for TF and RViz's RobotModel
             executable="robot_state_publisher", name="cell_state_publisher", package="robot_state_publisher",
-            overrides=(("robot_description", rig_to_urdf(load_rig(rig_path(o.rig)))),),
+            overrides=(("robot_description", rig_to_urdf(load_rig(rig_path(o.rig)))),) + sim_time,
             remappings=(("robot_description", "/" + topic("cell_description")),)))
         nodes.append(NodeSpec(executable="rviz2", name="rviz2", package="rviz2",
-                              arguments=("-d", str(share_dir() / "config" / "action_images.rviz"))))
+                              arguments=("-d", str(share_dir() / "config" / "action_images.rviz")),
+                              overrides=sim_time))
     return nodes

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from geometry_msgs.msg import PoseArray, PoseStamped
+from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
+from trajectory_msgs.msg import MultiDOFJointTrajectory
 
 from .graph import topic
 from .image_conversions import msg_to_image
@@ -107,6 +108,9 @@ class GraphMonitor(Node):
         self.succeeded = False
         self.events: Counter = Counter()
         self.reasons: dict[str, str] = {}
+        self.executor_stats: dict = {}
+        self.status_log: list[dict] = []  # every executor status message, in order
+        self.refusals = 0
         self.commands = 0
         self.command_stamps_ns: list[int] = []
         self.predictions: list[dict] = []
@@ -118,7 +122,7 @@ class GraphMonitor(Node):
         self.create_subscription(String, topic("sim_status"), self._on_sim_status, qos)
         self.create_subscription(String, f"{EXECUTOR}/status", self._on_status, qos)
         self.create_subscription(PoseStamped, f"{EXECUTOR}/command", self._on_command, qos)
-        self.create_subscription(PoseArray, topic("trajectory"), self._on_trajectory, qos)
+        self.create_subscription(MultiDOFJointTrajectory, topic("trajectory"), self._on_trajectory, qos)
         self.create_subscription(String, topic("prediction"), self._on_prediction, qos)
         if recorder is not None:
             for v in views or []:
@@ -141,8 +145,12 @@ class GraphMonitor(Node):
         with self._lock:
             self.events[event.get("event", "?")] += 1
             self.reasons[event.get("event", "?")] = event.get("reason", "")
+            self.executor_stats = event.get("stats") or self.executor_stats
+            self.status_log.append(event)
 
-    def _on_trajectory(self, msg: PoseArray) -> None:
+    def _on_trajectory(self, msg: MultiDOFJointTrajectory) -> None:
+        if not msg.points:  # a refused request
+            return
         stamp_ns = stamp_to_ns(msg.header.stamp)
         now_ns = self.get_clock().now().nanoseconds
         with self._lock:
@@ -160,8 +168,13 @@ class GraphMonitor(Node):
                 self._pending_traj_ns = None
 
     def _on_prediction(self, msg: String) -> None:
+        summary = json.loads(msg.data)
         with self._lock:
-            self.predictions.append(json.loads(msg.data))
+            if summary.get("ok", True):
+                self.predictions.append(summary)
+            else:
+                self.refusals += 1
+                self.reasons["policy_refused"] = summary.get("reason", "")
 
     def summary(self) -> dict:
         """Outcome so far: success, counts, median latencies."""
@@ -174,6 +187,8 @@ class GraphMonitor(Node):
                 "success": self.succeeded,
                 "sim_status": self.sim_status,
                 "predictions": len(self.predictions),
+                "policy_refusals": self.refusals,
+                "executor_stats": dict(self.executor_stats),
                 "commands": self.commands,
                 "executor_events": dict(self.events),
                 "last_reasons": dict(self.reasons),

@@ -1,4 +1,4 @@
-"""policy_node: synchronised views -> the Action Images policy -> per-view action video, overlays, summary.
+"""policy_node: synchronised views -> the Action Images policy -> one timed trajectory (+ what RViz shows).
 
 Subscribes (relative names, remapped by ``graph.py``):
     ``<view>/image_raw`` (sensor_msgs/Image rgb8 or bgr8) and ``<view>/camera_info`` for every view
@@ -8,25 +8,35 @@ Subscribes (relative names, remapped by ``graph.py``):
     ``instruction`` (std_msgs/String, transient local): what to do, e.g. "reach the red target", for
         models that follow an instruction; the simulated cell publishes its task's, on the real cell
         publish it yourself or set the ``instruction`` parameter (the newest of the two is used).
-Publishes, per prediction, all stamped with the camera frames' stamp:
+    ``chunk_request`` (std_msgs/Header, transient local): the executor asks for the next chunk
+        predicted from frames stamped at least ``header.stamp`` (``closed_loop`` mode).
+Publishes, per prediction, all stamped with the camera frames' capture stamp:
+    ``trajectory`` (trajectory_msgs/MultiDOFJointTrajectory, ``trajectory_conversion``): the decoded
+        chunk — point 0 the measured pose it started from, then every keyframe with its
+        ``time_from_start``, gripper openness and decoder confidence. Decoded once, here. An
+        answer to a request that could not be served is the same message with no points.
+    ``markers`` (visualization_msgs/MarkerArray): gripper axes, path, gripper state (RViz).
     ``<view>/action_video`` (Image 32FC3, the F predicted action images stacked vertically,
-        ``(F*S) x S``; decoder_node's input) and ``<view>/action_camera_info`` (CameraInfo of one
-        ``S x S`` frame: the view's intrinsics scaled to the model resolution).
+        ``(F*S) x S``; decoder_node's input for re-decoding or labelling) and
+        ``<view>/action_camera_info`` (CameraInfo of one ``S x S`` frame).
     ``<view>/action_image`` (rgb8, the F action images in one), ``<view>/overlay`` (rgb8, drawn
         over the camera frame at camera resolution) and ``<view>/future_video`` (rgb8, the predicted
         RGB frames stacked like the action video): for RViz and recordings.
-    ``prediction`` (std_msgs/String): the JSON summary (``action_video.prediction_summary``).
+    ``prediction`` (std_msgs/String): the JSON summary (``action_video.prediction_summary``), or
+        ``{"ok": false, "reason": ...}`` when a request was refused.
 Services:
-    ``predict`` (std_srvs/Trigger): one prediction on the latest synchronised set now; the answer's
-        message is the JSON summary (``success`` false with the reason when it could not run).
-Modes (``mode``): ``closed_loop`` predicts at ``rate_hz`` on every new set; ``on_demand`` only
-when the service is called.
+    ``predict`` (std_srvs/Trigger): one prediction on the latest synchronised set now (published
+        like any other); the answer's message is the JSON summary (``success`` false with the reason).
+Modes (``mode``): ``closed_loop`` answers the executor's ``chunk_request`` (and the service);
+``on_demand`` answers only the service.
 
-Poses are not published here: decoder_node decodes the action video (the one place decoding
-happens in the graph); the service's summary reports the pipeline's own decoding for convenience.
-Bad input (wrong encoding, image/info size mismatch, a missing view, stale frames, no pose, a
-missing or unreadable model) is logged with the reason and the node keeps running. The model
-is loaded and run in a worker thread; callbacks only store the latest messages.
+The model folder holds the settings the model was trained with (``config.PolicyConfig``:
+keyframe period, default sampling steps); a parameter that contradicts it is an error at start-up.
+``injected_delay_s`` holds each answer back until ROS time ``stamp + delay`` (latency tests on
+the real-time simulated cell). Bad input (wrong encoding, image/info size mismatch, a missing
+view, stale or future-stamped frames, no pose, a missing or unreadable model) is logged with the
+reason, answered as a refusal and the node keeps running. The model is loaded and run in a
+worker thread; callbacks only store the latest messages.
 """
 
 from __future__ import annotations
@@ -34,36 +44,45 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
+from trajectory_msgs.msg import MultiDOFJointTrajectory
+from visualization_msgs.msg import MarkerArray
 
 from ..cell_description import optical_frame_id
 from .action_video import combined_action_image, overlay_on_frame, prediction_summary, stack_frames
 from .camera_info import CameraInfoError, camera_to_info, info_to_camera
 from .image_conversions import ImageConversionError, image_to_msg, msg_to_image
+from .markers import trajectory_markers
 from .pose_conversions import gripper_openness, stamped_to_pose
 from .qos import image_qos, latched_qos, state_qos
 from .share import load_rig_views, resolve_share_path
 from .stamps import ns_to_stamp, stamp_to_ns
 from .sync import MultiViewSubscriber
+from .trajectory_conversion import chunk_to_msg, trajectory_to_msg
 
 __all__ = ["PolicyNode", "create_node", "main", "MODES"]
 
 NODE_NAME = "policy_node"
 MODES = ("closed_loop", "on_demand")
+#: frames / poses stamped further than this in the future of the node's clock are refused
+FUTURE_TOLERANCE_S = 1.0
 
 
 class _Request:
-    """One prediction asked of the worker (a closed-loop tick or a service call)."""
+    """One prediction asked of the worker (an executor's chunk request or a service call)."""
 
-    def __init__(self, from_service: bool) -> None:
+    def __init__(self, from_service: bool, stamp_ns: int | None = None) -> None:
         self.from_service = from_service
+        self.stamp_ns = stamp_ns  # frames at least this new (None: the latest set)
         self.done = threading.Event()
         self.ok = False
         self.message = ""
@@ -78,44 +97,53 @@ class PolicyNode(Node):
         p = {k: self.declare_parameter(k, v).value for k, v in {
             "model": "models/tiny",
             "device": "cpu",
-            "num_inference_steps": 6,
+            "num_inference_steps": 0,
             "mode": "closed_loop",
-            "rate_hz": 2.0,
             "views": [""],
             "rig": "config/cameras_sim.yaml",
+            "base_frame": "base_link",
+            "tcp_link": "fr3_hand_tcp",
             "slop_s": 0.01,
             "queue_size": 5,
             "max_frame_age_s": 0.5,
             "max_state_age_s": 0.5,
+            "request_wait_s": 2.0,
+            "injected_delay_s": 0.0,
             "seed": 0,
-            "torch_threads": 0,
+            "torch_threads": 2,
             "service_timeout_s": 30.0,
             "instruction": "",
+            "marker_axis_length": 0.05,
         }.items()}
         if p["mode"] not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {p['mode']!r}")
-        if not 1 <= p["num_inference_steps"] <= 100:
-            raise ValueError(f"num_inference_steps must be in [1, 100], got {p['num_inference_steps']}")
-        if p["mode"] == "closed_loop" and not p["rate_hz"] > 0:
-            raise ValueError(f"rate_hz must be > 0 in closed_loop mode, got {p['rate_hz']}")
-        for name in ("max_frame_age_s", "max_state_age_s", "service_timeout_s"):
+        if not 0 <= p["num_inference_steps"] <= 100:
+            raise ValueError(f"num_inference_steps must be in [1, 100] (0 = the model's default), "
+                             f"got {p['num_inference_steps']}")
+        for name in ("max_frame_age_s", "max_state_age_s", "service_timeout_s", "request_wait_s"):
             if not p[name] > 0:
                 raise ValueError(f"{name} must be > 0, got {p[name]}")
+        if not 0.0 <= p["injected_delay_s"] <= 10.0:
+            raise ValueError(f"injected_delay_s must be in [0, 10] s, got {p['injected_delay_s']}")
+        if p["torch_threads"] < 0:
+            raise ValueError(f"torch_threads must be >= 0 (0 = torch's default), got {p['torch_threads']}")
         self._p = p
         self._extrinsics, self.views = load_rig_views(p["rig"], p["views"], "the policy needs")
-        # 2. state (written by callbacks, read by the worker under the lock)
-        self._lock = threading.Lock()
+        self._check_model_settings(resolve_share_path(p["model"]))
+        # 2. state (written by callbacks, read by the worker under the condition's lock)
+        self._cv = threading.Condition()
         self._latest: tuple[int, tuple] | None = None  # (stamp_ns, (image msgs..., info msgs...))
         self._pose: np.ndarray | None = None
+        self._pose_stamp_ns: int | None = None
         self._pose_time_s: float | None = None
         self._gripper: float | None = None
         self._instruction: str = p["instruction"]
-        self._last_used_stamp: int | None = None
         self._runner = None
         self._runner_key = None
         self._pipeline = None
         self._model_error: str | None = "the model is still loading"
         self.predictions = 0
+        self.refusals = 0
         # 3. publishers
         qos = image_qos()
         self._pubs = {
@@ -124,7 +152,9 @@ class PolicyNode(Node):
                                    ("action_image", Image), ("overlay", Image), ("future_video", Image))
         }
         self._summary_pub = self.create_publisher(String, "prediction", state_qos())
-        # 4. subscriptions: synchronised views, arm state
+        self._traj_pub = self.create_publisher(MultiDOFJointTrajectory, "trajectory", state_qos())
+        self._marker_pub = self.create_publisher(MarkerArray, "markers", state_qos())
+        # 4. subscriptions: synchronised views, arm state, instruction, chunk requests
         topics = [(f"{v}/image_raw", Image) for v in self.views] + [(f"{v}/camera_info", CameraInfo)
                                                                    for v in self.views]
         self.sync = MultiViewSubscriber(self, topics, self._on_set, image_qos(), queue_size=p["queue_size"],
@@ -132,19 +162,31 @@ class PolicyNode(Node):
         self.create_subscription(PoseStamped, "current_pose", self._on_pose, state_qos())
         self.create_subscription(JointState, "gripper_joint_states", self._on_joints, state_qos())
         self.create_subscription(String, "instruction", self._on_instruction, latched_qos())
+        if p["mode"] == "closed_loop":
+            self.create_subscription(Header, "chunk_request", self._on_request, latched_qos())
         self.add_on_set_parameters_callback(self._on_parameters)
         # 5. service (own callback group: it waits for the worker while the subscriptions go on)
         self._requests: queue.Queue[_Request] = queue.Queue()
         self.create_service(Trigger, "predict", self._on_predict, callback_group=MutuallyExclusiveCallbackGroup())
-        if p["mode"] == "closed_loop":
-            self.create_timer(1.0 / p["rate_hz"], self._on_tick)
         # 6. worker: loads the model, then serves requests
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._run, name="policy_node_worker", daemon=True)
         self._worker.start()
-        self.get_logger().info(f"views {self.views}, mode {p['mode']}"
-                               + (f" at {p['rate_hz']:g} Hz" if p["mode"] == "closed_loop" else "")
-                               + f", {p['num_inference_steps']} denoising steps, model {p['model']}")
+        self.get_logger().info(f"views {self.views}, mode {p['mode']}, model {p['model']}"
+                               + (f", injected delay {p['injected_delay_s']:g} s" if p["injected_delay_s"] else ""))
+
+    def _check_model_settings(self, path) -> None:
+        """Parameters that contradict the model folder are an error now, not a surprise later."""
+        from ..config import load_policy_config
+
+        try:
+            policy_cfg, _ = load_policy_config(path)
+        except (FileNotFoundError, ValueError):
+            return  # reported by the worker when it loads the model (the node keeps running)
+        trained = policy_cfg.views
+        if trained and list(trained) != self.views:
+            raise ValueError(f"the model in {path} was trained on views {trained} (in that order); the node is "
+                             f"configured for {self.views}: set 'views' (and the rig) to match the model")
 
     # ------------------------------------------------------------------ callbacks (tiny)
     def _now_s(self) -> float:
@@ -152,13 +194,15 @@ class PolicyNode(Node):
 
     def _on_set(self, msgs: tuple) -> None:
         stamp = max(stamp_to_ns(m.header.stamp) for m in msgs)
-        with self._lock:
+        with self._cv:
             self._latest = (stamp, msgs)
+            self._cv.notify_all()
 
     def _on_pose(self, msg: PoseStamped) -> None:
-        pose, _ = stamped_to_pose(msg)
-        with self._lock:
-            self._pose, self._pose_time_s = pose, self._now_s()
+        pose, stamp_ns = stamped_to_pose(msg)
+        with self._cv:
+            self._pose, self._pose_stamp_ns, self._pose_time_s = pose, stamp_ns, self._now_s()
+            self._cv.notify_all()
 
     def _on_joints(self, msg: JointState) -> None:
         value = gripper_openness(msg)
@@ -166,23 +210,28 @@ class PolicyNode(Node):
             self._gripper = value
 
     def _on_instruction(self, msg: String) -> None:
-        with self._lock:
+        with self._cv:
             self._instruction = msg.data
         self.get_logger().info(f"instruction: {msg.data!r}")
 
-    def _on_parameters(self, params):
-        from rcl_interfaces.msg import SetParametersResult
-
+    def _on_parameters(self, params) -> SetParametersResult:
         for prm in params:
             if prm.name == "instruction":
-                with self._lock:
-                    self._instruction = str(prm.value)
+                if not isinstance(prm.value, str):
+                    return SetParametersResult(successful=False, reason="instruction must be a string")
+            elif prm.name != "use_sim_time":
+                return SetParametersResult(successful=False,
+                                           reason=f"{prm.name} is read at start-up only; restart the node")
+        for prm in params:
+            if prm.name == "instruction":
+                with self._cv:
+                    self._instruction = prm.value
                 self.get_logger().info(f"instruction: {prm.value!r}")
         return SetParametersResult(successful=True)
 
-    def _on_tick(self) -> None:
-        if self._requests.empty():  # closed-loop ticks coalesce while a prediction runs
-            self._requests.put(_Request(from_service=False))
+    def _on_request(self, msg: Header) -> None:
+        self._requests.put(_Request(from_service=False, stamp_ns=stamp_to_ns(msg.header.stamp)
+                                    if hasattr(msg, "header") else stamp_to_ns(msg.stamp)))
 
     def _on_predict(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         req = _Request(from_service=True)
@@ -201,13 +250,26 @@ class PolicyNode(Node):
                 req = self._requests.get(timeout=0.1)
             except queue.Empty:
                 continue
+            if not req.from_service:  # only the newest chunk request matters
+                newer = []
+                while True:
+                    try:
+                        newer.append(self._requests.get_nowait())
+                    except queue.Empty:
+                        break
+                for other in newer:
+                    if other.from_service:
+                        self._requests.put(other)
+                    elif (other.stamp_ns or 0) >= (req.stamp_ns or 0):
+                        req = other
             try:
-                req.ok, req.message = self._predict_once(req.from_service)
+                req.ok, req.message = self._serve(req)
             except Exception as exc:  # never let one bad prediction end the worker
                 if not self.context.ok():  # shutting down (e.g. SIGINT) while predicting
                     return
                 self.get_logger().error(f"prediction failed: {exc!r}")
                 req.ok, req.message = False, f"prediction failed: {exc!r}"
+                self._answer_refusal(req, req.message)
             req.done.set()
 
     def _load_model(self) -> None:
@@ -219,91 +281,130 @@ class PolicyNode(Node):
                 import torch
 
                 torch.set_num_threads(int(self._p["torch_threads"]))
-            pipeline, clip = load_policy(path, device=self._p["device"])
+            pipeline, _ = load_policy(path, device=self._p["device"])
         except (FileNotFoundError, ValueError, OSError, RuntimeError) as exc:
             self._model_error = f"cannot load the model from {path}: {exc}"
             self.get_logger().error(self._model_error + " (the node keeps running; fix the 'model' parameter "
                                     "and restart it)")
             return
-        trained_views = clip.get("views")
-        if trained_views and list(trained_views) != self.views:
-            self.get_logger().warning(f"the model was trained on views {trained_views}, running on {self.views}")
         self._pipeline, self._model_error = pipeline, None
         self.get_logger().info(f"model loaded from {path} ({pipeline.model_cfg.image_size} px, "
-                               f"{pipeline.model_cfg.num_future} future frames)")
+                               f"{pipeline.model_cfg.num_future} keyframes {pipeline.policy_cfg.keyframe_dt_s:g} s "
+                               f"apart, {self._steps()} denoising steps)")
 
-    def _refuse(self, reason: str, from_service: bool) -> tuple[bool, str]:
-        log = self.get_logger().warning if from_service else self.get_logger().info
-        log(f"no prediction: {reason}", throttle_duration_sec=2.0)
-        return False, reason
+    def _steps(self) -> int:
+        return int(self._p["num_inference_steps"]) or self._pipeline.policy_cfg.num_inference_steps
 
-    def _predict_once(self, from_service: bool) -> tuple[bool, str]:
+    def _answer_refusal(self, req: _Request, reason: str) -> None:
+        """Tell the executor that asked (an empty trajectory stamped as its request) and the log why."""
+        self.refusals += 1
+        if req.from_service:
+            self.get_logger().warning(f"no prediction: {reason}", throttle_duration_sec=2.0)
+        else:
+            self.get_logger().info(f"chunk request refused: {reason}", throttle_duration_sec=2.0)
+        stamp_ns = req.stamp_ns if req.stamp_ns is not None else self.get_clock().now().nanoseconds
+        self._summary_pub.publish(String(data=json.dumps({"ok": False, "reason": reason, "stamp_ns": int(stamp_ns)})))
+        if not req.from_service:
+            self._traj_pub.publish(trajectory_to_msg(np.zeros((0, 8)), [], [], stamp_ns, self._p["base_frame"],
+                                                     self._p["tcp_link"]))
+
+    def _serve(self, req: _Request) -> tuple[bool, str]:
+        ok, result = self._predict_once(req)
+        if not ok:
+            self._answer_refusal(req, result)
+        return ok, result
+
+    def _wait_for_inputs(self, stamp_ns: int | None) -> None:
+        """Wait (``request_wait_s``, wall time) until a frame set and a pose at least ``stamp_ns`` new are here.
+
+        In lockstep the request for tick t may overtake that tick's frames on the way here.
+        """
+        if stamp_ns is None:
+            return
+        deadline = time.monotonic() + self._p["request_wait_s"]
+        with self._cv:
+            while not self._stop.is_set():
+                have_set = self._latest is not None and self._latest[0] >= stamp_ns
+                have_pose = self._pose_stamp_ns is not None and self._pose_stamp_ns >= stamp_ns
+                remaining = deadline - time.monotonic()
+                if (have_set and have_pose) or remaining <= 0:
+                    return
+                self._cv.wait(timeout=min(remaining, 0.05))
+
+    def _predict_once(self, req: _Request) -> tuple[bool, str]:
         """One prediction on the latest synchronised set; returns ``(ok, JSON summary or reason)``."""
-        from ..rollout import PolicyRunner
+        from ..policy import PolicyRunner
 
         # 1. check inputs
         if self._pipeline is None:
-            return self._refuse(self._model_error or "no model", True)
-        with self._lock:
+            return False, self._model_error or "no model"
+        self._wait_for_inputs(req.stamp_ns)
+        with self._cv:
             latest, pose, pose_time, grip = self._latest, self._pose, self._pose_time_s, self._gripper
+            instruction = self._instruction
         if latest is None:
             missing = [v for i, v in enumerate(self.views)
                        if self.sync.sync.queued(i) == 0 or self.sync.sync.queued(len(self.views) + i) == 0]
-            return self._refuse(f"no synchronised set of views yet (nothing queued from {missing})", from_service)
+            return False, f"no synchronised set of views yet (nothing queued from {missing})"
         stamp_ns, msgs = latest
-        if not from_service and stamp_ns == self._last_used_stamp:
-            return False, "no new frames since the last prediction"
         now_s = self._now_s()
         age = now_s - stamp_ns * 1e-9
         if age > self._p["max_frame_age_s"]:
-            return self._refuse(f"latest frames are {1000 * age:.0f} ms old (> max_frame_age_s "
-                                f"{self._p['max_frame_age_s']} s): stale", from_service)
+            return False, (f"latest frames are {1000 * age:.0f} ms old (> max_frame_age_s "
+                           f"{self._p['max_frame_age_s']} s): stale")
+        if age < -FUTURE_TOLERANCE_S:
+            return False, (f"latest frames are stamped {-age:.1f} s in the future of this node's clock: a clock "
+                           "upstream is wrong (use_sim_time on every node of a simulated graph?)")
         if pose is None or now_s - pose_time > self._p["max_state_age_s"]:
-            return self._refuse("no current_pose received within max_state_age_s "
-                                f"{self._p['max_state_age_s']} s", from_service)
+            return False, f"no current_pose received within max_state_age_s {self._p['max_state_age_s']} s"
         V = len(self.views)
         try:
             images = [msg_to_image(m, "rgb8") for m in msgs[:V]]
             cameras = [info_to_camera(info, self._extrinsics[v], name=v) for v, info in zip(self.views, msgs[V:])]
         except (ImageConversionError, CameraInfoError) as exc:
-            return self._refuse(f"bad frames: {exc}", from_service)
+            return False, f"bad frames: {exc}"
         for v, img, cam in zip(self.views, images, cameras):
             if img.shape[:2] != (cam.height, cam.width):
-                return self._refuse(f"view {v!r}: image {img.shape[1]}x{img.shape[0]} but camera_info "
-                                    f"{cam.width}x{cam.height}", from_service)
+                return False, f"view {v!r}: image {img.shape[1]}x{img.shape[0]} but camera_info {cam.width}x{cam.height}"
         if len({img.shape for img in images}) != 1:
-            return self._refuse(f"views have different image sizes {[img.shape[:2] for img in images]}",
-                                from_service)
+            return False, f"views have different image sizes {[img.shape[:2] for img in images]}"
+        if self._pipeline.model_cfg.use_instruction and not instruction.strip():
+            return False, ("the model follows an instruction and none was given: publish one on "
+                           "'instruction' (std_msgs/String) or set the 'instruction' parameter")
         # 2. prepare the runner (cached while the calibration does not change)
-        key = tuple((c.width, c.height, c.K.tobytes()) for c in cameras)
+        key = tuple((c.width, c.height, c.K.tobytes(), c.T_world_cam.tobytes()) for c in cameras)
         if key != self._runner_key:
-            self._runner = PolicyRunner(self._pipeline, cameras, self._p["num_inference_steps"])
+            self._runner = PolicyRunner(self._pipeline, cameras, self._steps())
             self._runner_key = key
         state = np.concatenate([pose[:7], [1.0 if grip is None else grip]])
         seed = int(self._p["seed"]) + self.predictions
-        with self._lock:
-            instruction = self._instruction
-        if self._pipeline.model_cfg.use_instruction and not instruction.strip():
-            return self._refuse("the model follows an instruction and none was given: publish one on "
-                                "'instruction' (std_msgs/String) or set the 'instruction' parameter", from_service)
-        # 3. run the model
+        # 3. run the model (prediction and decoding, once)
         try:
             pred = self._runner.predict(np.stack(images), state, seed=seed, instruction=instruction or None)
         except ValueError as exc:  # e.g. an instruction with no word the model knows
-            return self._refuse(str(exc), from_service)
-        self._last_used_stamp = stamp_ns
+            return False, str(exc)
         self.predictions += 1
-        # 4. publish
-        self._publish(pred, images, stamp_ns)
+        self._hold_back(stamp_ns)
+        # 4. publish: the trajectory first (the executor waits for it), then what RViz shows
+        chunk = pred.to_chunk(stamp_ns * 1e-9)
+        self._traj_pub.publish(chunk_to_msg(chunk, stamp_ns, self._p["base_frame"], self._p["tcp_link"]))
+        self._publish_views(pred, images, stamp_ns)
         summary = prediction_summary(pred.actions, pred.confidence, stamp_ns, self.views, pred.latency_s,
-                                     self._now_s() - stamp_ns * 1e-9, seed, self._p["num_inference_steps"])
-        text = json.dumps(summary)
+                                     self._now_s() - stamp_ns * 1e-9, seed, self._runner.num_inference_steps)
+        text = json.dumps({"ok": True, **summary})
         self._summary_pub.publish(String(data=text))
-        self.get_logger().debug(f"prediction {self.predictions}: {pred.latency_s * 1000:.0f} ms")
         return True, text
 
-    def _publish(self, pred, images: list[np.ndarray], stamp_ns: int) -> None:
+    def _hold_back(self, stamp_ns: int) -> None:
+        """With ``injected_delay_s``: wait until ROS time reaches ``stamp + delay`` (a slower policy, on purpose)."""
+        due_s = stamp_ns * 1e-9 + self._p["injected_delay_s"]
+        while self._p["injected_delay_s"] > 0 and self._now_s() < due_s and not self._stop.is_set():
+            time.sleep(0.002)
+
+    def _publish_views(self, pred, images: list[np.ndarray], stamp_ns: int) -> None:
         stamp = ns_to_stamp(stamp_ns)
+        self._marker_pub.publish(trajectory_markers(pred.actions, pred.confidence, self._p["base_frame"], stamp,
+                                                    self._p["marker_axis_length"]))
         open_bg = float(self._pipeline.model_cfg.codec_open_background)
         for i, (view, cam) in enumerate(zip(self.views, self._runner.model_cameras)):
             frame_id = optical_frame_id(view)
@@ -321,6 +422,8 @@ class PolicyNode(Node):
 
     def destroy_node(self) -> None:
         self._stop.set()
+        with self._cv:
+            self._cv.notify_all()
         if self._worker.is_alive():
             self._worker.join(timeout=10.0)
         super().destroy_node()

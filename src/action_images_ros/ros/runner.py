@@ -5,10 +5,10 @@ one process per node (as ``ros2 launch`` would), the nodes talking over DDS.
 
 In process, each :class:`~action_images_ros.ros.graph.NodeSpec` of this package becomes a node created
 by ``action_images_ros.ros.<executable>.create_node(context=..., cli_args=spec.ros_arguments())``:
-the same parameter files, overrides and remappings ``ros2 launch`` would pass. All nodes
-spin in one ``MultiThreadedExecutor`` (each node's callbacks stay serialised in its default
-callback group, so a slow policy step does not stall the executor node). Nodes of other
-packages (RViz) cannot run in-process and are skipped with a warning.
+the same parameter files, overrides and remappings ``ros2 launch`` would pass. Every node spins
+in a thread of its own (a slow policy step does not stall the executor node), and shutdown
+joins those threads before it destroys any node. Nodes of other packages (RViz) cannot run
+in-process and are skipped with a warning.
 """
 
 from __future__ import annotations
@@ -19,18 +19,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Sequence
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from .graph import NodeSpec
 from .share import PACKAGE
 
-__all__ = ["InProcessGraph", "SubprocessGraph"]
+__all__ = ["BackgroundSpinner", "InProcessGraph", "SubprocessGraph"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,38 +46,96 @@ def _own_specs(specs):
         yield spec
 
 
+class BackgroundSpinner:
+    """Spins nodes in background threads, each with its own ``SingleThreadedExecutor`` (as separate
+    processes would), and stops them cleanly.
+
+    Why not one MultiThreadedExecutor: its worker threads may still hold a callback of a node that
+    is being destroyed at shutdown, which rclpy reports as "exception was never retrieved: cannot
+    use Destroyable". Here every callback runs to completion inside ``spin_once`` of its node's own
+    thread, and :meth:`close` joins the threads before anything is destroyed.
+
+    Args:
+        context: the rclpy Context of the nodes.
+        poll_s: ``spin_once`` timeout (how quickly a thread notices :meth:`close`).
+    """
+
+    def __init__(self, context: Context, poll_s: float = 0.02) -> None:
+        self.context = context
+        self._poll_s = float(poll_s)
+        self._stop = threading.Event()
+        self._threads: list[tuple[threading.Thread, SingleThreadedExecutor, object]] = []
+
+    def add(self, node) -> None:
+        """Start spinning ``node`` in a thread of its own."""
+        executor = SingleThreadedExecutor(context=self.context)
+        executor.add_node(node)
+        thread = threading.Thread(target=self._spin, args=(executor,), name=f"spin_{node.get_name()}", daemon=True)
+        self._threads.append((thread, executor, node))
+        thread.start()
+
+    def _spin(self, executor: SingleThreadedExecutor) -> None:
+        while not self._stop.is_set() and self.context.ok():
+            try:
+                executor.spin_once(timeout_sec=self._poll_s)
+            except (KeyboardInterrupt, ExternalShutdownException):
+                return
+            except RuntimeError:
+                if not self.context.ok() or self._stop.is_set():  # shutting down under the wait set
+                    return
+                raise
+
+    def close(self, timeout_s: float = 10.0) -> list:
+        """Stop and join every thread (then their nodes may be destroyed); returns the nodes."""
+        self._stop.set()
+        for thread, _, _ in self._threads:
+            thread.join(timeout=timeout_s)
+            if thread.is_alive():
+                logger.warning("spinner thread %s did not stop within %.0f s", thread.name, timeout_s)
+        nodes = []
+        for _, executor, node in self._threads:
+            executor.remove_node(node)
+            executor.shutdown(timeout_sec=timeout_s)
+            nodes.append(node)
+        self._threads = []
+        return nodes
+
+
 class InProcessGraph:
-    """Create the graph's nodes in this process.
+    """Create the graph's nodes in this process, each spun in its own thread (:class:`BackgroundSpinner`).
 
     Args:
         specs: the nodes (``graph.build_graph(...)`` or a subset).
         context: an initialised rclpy Context; None = a new one (shut down by :meth:`shutdown`).
         share: package share dir for parameter files (None = ``share.share_dir()``).
-        num_threads: executor threads.
     """
 
-    def __init__(self, specs: Sequence[NodeSpec], context: Context | None = None, share: Path | None = None,
-                 num_threads: int = 4) -> None:
+    def __init__(self, specs: Sequence[NodeSpec], context: Context | None = None, share: Path | None = None) -> None:
         self._own_context = context is None
         if context is None:
             context = Context()
             rclpy.init(context=context)
         self.context = context
         self.nodes = {}
-        self.executor = MultiThreadedExecutor(num_threads=num_threads, context=context)
+        self._spinner = BackgroundSpinner(context)
         try:
             for spec in _own_specs(specs):
                 module = importlib.import_module(f"{PACKAGE}.ros.{spec.executable}")
                 node = module.create_node(context=context, cli_args=spec.ros_arguments(share))
                 self.nodes[spec.name] = node
-                self.executor.add_node(node)
+                self._spinner.add(node)
         except Exception:
             self.shutdown()
             raise
 
+    def add_node(self, node) -> None:
+        """Spin one more node of this context (e.g. a monitor) with the graph; destroyed by :meth:`shutdown`
+        only if it is one of the graph's own nodes."""
+        self._spinner.add(node)
+
     def spin(self, duration_s: float | None = None, until: Callable[[], bool] | None = None,
              poll_s: float = 0.01) -> bool:
-        """Spin until ``until()`` is true or ``duration_s`` passes (both None: until shutdown).
+        """Wait while the nodes run until ``until()`` is true or ``duration_s`` passes (both None: until shutdown).
 
         Returns:
             Whether ``until`` became true (False on timeout or without ``until``).
@@ -87,14 +146,12 @@ class InProcessGraph:
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
-            self.executor.spin_once(timeout_sec=poll_s)
+            time.sleep(poll_s)
         return False
 
     def shutdown(self) -> None:
-        """Destroy the nodes and, if it was created here, the context."""
-        for node in list(self.executor.get_nodes()):  # no callback may run on a node being destroyed
-            self.executor.remove_node(node)
-        self.executor.shutdown()
+        """Stop spinning, destroy the nodes and, if it was created here, the context."""
+        self._spinner.close()  # no callback runs on a node being destroyed
         for node in self.nodes.values():
             node.destroy_node()
         self.nodes.clear()

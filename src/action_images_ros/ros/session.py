@@ -9,22 +9,25 @@ MultiThreadedExecutor) or one process per node (:class:`~.runner.SubprocessGraph
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
 
-from .graph import GraphOptions, NodeSpec, build_graph, rig_views
+from .graph import GraphOptions, NodeSpec, build_graph, rig_views, topic
 from .monitor import GraphMonitor, OverlayRecorder
-from .runner import InProcessGraph, SubprocessGraph
+from .runner import BackgroundSpinner, InProcessGraph, SubprocessGraph
 
-__all__ = ["SessionConfig", "run_session", "graph_specs"]
+__all__ = ["SessionConfig", "run_session", "graph_specs", "run_graph_episodes"]
 
 logger = logging.getLogger(__name__)
+
 
 
 @dataclasses.dataclass
@@ -32,17 +35,20 @@ class SessionConfig:
     """How long and how to run the graph.
 
     Attributes:
-        duration_s: stop after this many seconds (> 0).
+        duration_s: stop after this many seconds (> 0): of simulated time in the simulated cell
+            (a loaded machine then changes only the wall time), of wall time on the real cell.
+        wall_timeout_s: stop after this many seconds of wall time whatever happens (> 0).
         processes: one process per node (True) or all nodes in this process (False).
         stop_on_success: stop as soon as the simulated task reports success.
         record: write the per-view overlays of every prediction to this video (``.mp4`` / ``.avi``).
         record_fps: frames per second of that video.
         log_dir: with ``processes``, each node's output goes to ``<log_dir>/<node>.log``.
         node_parameters: extra parameters per node name, applied after the graph's own,
-            e.g. ``{"executor_node": {"max_plan_age_s": 3.0}}``.
+            e.g. ``{"policy_node": {"torch_threads": 1}}``.
     """
 
     duration_s: float = 60.0
+    wall_timeout_s: float = 900.0
     processes: bool = False
     stop_on_success: bool = True
     record: Path | None = None
@@ -53,6 +59,8 @@ class SessionConfig:
     def __post_init__(self) -> None:
         if not self.duration_s > 0:
             raise ValueError(f"duration_s must be > 0, got {self.duration_s}")
+        if not self.wall_timeout_s > 0:
+            raise ValueError(f"wall_timeout_s must be > 0, got {self.wall_timeout_s}")
         if not self.record_fps > 0:
             raise ValueError(f"record_fps must be > 0, got {self.record_fps}")
         if self.record is not None and Path(self.record).suffix.lower() not in (".mp4", ".avi"):
@@ -83,35 +91,43 @@ def run_session(options: GraphOptions, config: SessionConfig | None = None) -> d
     context = Context()
     rclpy.init(context=context)
     recorder = OverlayRecorder(config.record, views, config.record_fps) if config.record else None
-    monitor = graph = executor = None
+    monitor = graph = spinner = None
     extra: dict[str, Any] = {}
     t0 = time.monotonic()
 
     def done() -> bool:
-        return config.stop_on_success and monitor.succeeded
+        if config.stop_on_success and monitor.succeeded:
+            return True
+        if time.monotonic() - t0 > config.wall_timeout_s:
+            logger.error("stopped after wall_timeout_s %.0f s", config.wall_timeout_s)
+            return True
+        if options.use_sim:
+            st = monitor.sim_status or {}
+            return st.get("episode_time_s", 0.0) >= config.duration_s
+        return time.monotonic() - t0 >= config.duration_s
 
     try:
-        monitor = GraphMonitor(views, recorder, context=context)
+        monitor = GraphMonitor(views, recorder, context=context,  # on the graph's clock (sim time)
+                               parameter_overrides=[Parameter("use_sim_time", value=options.use_sim)])
+        spinner = BackgroundSpinner(context)
+        spinner.add(monitor)
         if config.processes:
             graph = SubprocessGraph(specs, log_dir=config.log_dir)
-            executor = SingleThreadedExecutor(context=context)
-            executor.add_node(monitor)
-            while time.monotonic() - t0 < config.duration_s and not done():
-                executor.spin_once(timeout_sec=0.05)
+            while not done():
+                time.sleep(0.02)
                 exited = graph.exited()
                 if exited:
                     logger.error("node process(es) ended early: %s", exited)
                     break
         else:
             graph = InProcessGraph(specs, context=context)
-            graph.executor.add_node(monitor)
-            graph.spin(duration_s=config.duration_s, until=done)
+            graph.spin(until=done)
     except KeyboardInterrupt:
         logger.info("interrupted")
     finally:
         summary = monitor.summary() if monitor is not None else {}
-        if executor is not None:
-            executor.shutdown()
+        if spinner is not None:
+            spinner.close()
         if graph is not None:
             codes = graph.shutdown()
             if config.processes:
@@ -123,3 +139,95 @@ def run_session(options: GraphOptions, config: SessionConfig | None = None) -> d
         context.try_shutdown()
     summary.update(extra, wall_s=round(time.monotonic() - t0, 2))
     return summary
+
+
+def _call(client, request, timeout_s: float):
+    """Call a service of the graph from the harness (its node spins in the background); None on timeout."""
+    if not client.wait_for_service(timeout_sec=timeout_s):
+        raise RuntimeError(f"service {client.srv_name} is not available")
+    future = client.call_async(request)
+    deadline = time.monotonic() + timeout_s
+    while not future.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return future.result() if future.done() else None
+
+
+def run_graph_episodes(options: GraphOptions, episodes: int, processes: bool = False, log_dir: Path | None = None,
+                       node_parameters: dict[str, dict[str, Any]] | None = None,
+                       episode_timeout_s: float = 600.0) -> list:
+    """``episodes`` consecutive seeds (``options.seed`` on) through the node graph; one ``EpisodeOutcome`` each.
+
+    The graph is the robot's (sim_node, policy_node, executor_node); between episodes the harness
+    pauses the executor (in lockstep the simulated world then waits), reads the executor's
+    statistics through its ``~/reset`` service, resets the cell (``sim/reset``: the next seed),
+    waits until the executor has reset on the new ``episode`` and resumes it. An episode ends on
+    success or after the task's step budget, exactly as in ``eval.closed_loop.run_episode``.
+    """
+    from std_srvs.srv import SetBool, Trigger
+
+    from ..eval.closed_loop import EpisodeOutcome
+    from ..sim.tasks import make_task
+
+    if not options.use_sim:
+        raise ValueError("graph episodes need the simulated cell (use_sim)")
+    max_steps = int(make_task(options.task).max_steps)
+    specs, views = graph_specs(options, node_parameters)
+    context = Context()
+    rclpy.init(context=context)
+    outcomes: list = []
+    graph = monitor = spinner = None
+    try:
+        monitor = GraphMonitor(views, None, context=context,
+                               parameter_overrides=[Parameter("use_sim_time", value=True)])
+        spinner = BackgroundSpinner(context)
+        spinner.add(monitor)
+        graph = SubprocessGraph(specs, log_dir=log_dir) if processes else InProcessGraph(specs, context=context)
+        pause = monitor.create_client(SetBool, "/" + topic("executor_pause"))
+        exec_reset = monitor.create_client(Trigger, "/" + topic("executor_reset"))
+        sim_reset = monitor.create_client(Trigger, "/" + topic("sim_reset"))
+        for i in range(episodes):
+            t0 = time.monotonic()
+            n_pred0 = len(monitor.predictions)
+
+            def over() -> bool:
+                st = monitor.sim_status or {}
+                return st.get("episode") == i and (bool(st.get("success")) or int(st.get("step", 0)) >= max_steps)
+
+            while not over():
+                if time.monotonic() - t0 > episode_timeout_s:
+                    logger.error("episode %d did not end within %.0f s of wall time", i, episode_timeout_s)
+                    break
+                if processes and graph.exited():
+                    raise RuntimeError(f"node process(es) ended early: {graph.exited()}")
+                time.sleep(0.01)
+            status = dict(monitor.sim_status or {})
+            _call(pause, SetBool.Request(data=True), 30.0)
+            answer = _call(exec_reset, Trigger.Request(), 30.0)
+            stats = json.loads(answer.message).get("previous_stats", {}) if answer is not None else {}
+            preds = monitor.predictions[n_pred0:]
+            outcomes.append(EpisodeOutcome(
+                seed=int(status.get("seed", options.seed + i)), success=bool(status.get("success")),
+                steps=int(status.get("step", 0)), predictions=len(preds),
+                latency_median_s=float(np.median([p["latency_s"] for p in preds])) if preds else 0.0, stats=stats))
+            logger.info("episode %d (seed %s): %s in %d steps, %.0f s wall", i, status.get("seed"),
+                        "success" if status.get("success") else "failure", int(status.get("step", 0)),
+                        time.monotonic() - t0)
+            if i + 1 < episodes:
+                _call(sim_reset, Trigger.Request(), 60.0)
+                marker = f"episode {i + 1} seed"
+                deadline = time.monotonic() + 60.0
+                while not any(e.get("event") == "reset" and marker in e.get("reason", "")
+                              for e in monitor.status_log[-20:]):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"the executor did not reset for episode {i + 1} within 60 s")
+                    time.sleep(0.01)
+            _call(pause, SetBool.Request(data=False), 30.0)
+    finally:
+        if spinner is not None:
+            spinner.close()
+        if graph is not None:
+            graph.shutdown()
+        if monitor is not None:
+            monitor.destroy_node()
+        context.try_shutdown()
+    return outcomes

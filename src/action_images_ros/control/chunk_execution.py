@@ -1,0 +1,744 @@
+"""Latency-aware execution of decoded action chunks (no ROS).
+
+One executor serves the sim eval loop and the ROS executor node. The policy predicts a
+*chunk*: ``H`` future poses from camera frames captured at ``stamp_s``. Each step has an
+absolute due time ``times_s[i] = stamp_s + time_from_start[i]``. By the time the chunk
+arrives (``now_s``), ``now_s - stamp_s`` seconds have passed (the *latency*): with
+``align="stamp"`` the executor runs each step at its due time, so steps already past are
+skipped and the arm is where the policy meant it to be *now*; ``align="arrival"`` re-bases
+the chunk so its first step is due at arrival (the pre-existing behaviour, the baseline).
+
+Poses are ``(8,) = [x y z qx qy qz qw gripper]`` in the robot base frame (metres,
+quaternion scalar-last, gripper openness in [0, 1], 1 = open). Times are seconds on one
+clock shared by frame stamps and ``now_s`` (the ROS node clock, or the simulated time).
+
+The loop a caller runs (see :class:`ChunkExecutor`)::
+
+    executor.observe_frame(frame_stamp)                # every camera frame (heartbeat)
+    if executor.wants_chunk(now):                      # time to ask the policy
+        executor.mark_requested(newest_stamp, now)
+    ...                                                # the policy answers later:
+    executor.add_chunk(chunk, now, measured_pose)      # or request_answered(stamp) on a refusal
+    cmd = executor.tick(now, measured_pose)            # every control period
+    if cmd.event == "command": send(cmd.pose)
+    elif cmd.event in ("hold", "refused"): stop_at(cmd.hold_pose)
+
+A new chunk is blended into the one being executed over ``blend_s`` seconds, so the
+command does not jump at a chunk boundary. Every command passes the optional
+:class:`~action_images_ros.control.safety.SafetyEnvelope` (each decoded step with
+``check_target`` on arrival, each command with ``check`` on every tick).
+
+Not thread-safe: call from one thread, or hold a lock around every call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+from scipy.spatial.transform import Rotation, Slerp
+
+from .safety import SafetyEnvelope
+
+__all__ = ["Chunk", "ExecutionConfig", "ExecutionStats", "ChunkExecutor", "Command", "PlanResult",
+           "EVENTS", "FUTURE_TOLERANCE_S", "blend_poses"]
+
+logger = logging.getLogger(__name__)
+
+#: Stamps (frames, chunks) more than this many seconds in the future of ``now_s`` are ignored:
+#: a broken clock upstream (one message stamped 2036) must not freeze or blind the executor.
+FUTURE_TOLERANCE_S = 1.0
+
+#: The values of :attr:`Command.event`.
+EVENTS = ("command", "stall", "hold", "refused", "paused", "idle")
+
+_ALIGNS = ("stamp", "arrival")
+
+
+# --------------------------------------------------------------------------- helpers
+def _as_pose(pose, name: str, finite: bool = True) -> np.ndarray:
+    p = np.asarray(pose, dtype=np.float64)
+    if p.shape != (8,):
+        raise ValueError(f"{name} must have shape (8,) = [x y z qx qy qz qw gripper], got {p.shape}")
+    if finite and not np.all(np.isfinite(p)):
+        raise ValueError(f"{name} must be finite, got {np.round(p, 4).tolist()}")
+    if finite and np.linalg.norm(p[3:7]) < 1e-6:
+        raise ValueError(f"{name} has a zero quaternion: {np.round(p, 4).tolist()}")
+    return p
+
+
+def _as_time(value, name: str) -> float:
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}") from None
+    if not np.isfinite(t):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return t
+
+
+def blend_poses(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
+    """The pose the fraction ``w`` of the way from ``a`` to ``b``.
+
+    Position is linear, rotation the shortest-path slerp; the gripper is ``a``'s for
+    ``w < 0.5`` and ``b``'s from ``w >= 0.5`` (it is binary in practice).
+
+    Args:
+        a, b: ``(8,)`` poses (base frame; any non-zero quaternion norm).
+        w: fraction in [0, 1] (clipped).
+
+    Returns:
+        ``(8,)`` pose with a unit quaternion, ``qw >= 0``.
+    """
+    w = float(min(max(w, 0.0), 1.0))
+    pos = a[:3] + w * (b[:3] - a[:3])
+    if w == 0.0:
+        quat = a[3:7] / np.linalg.norm(a[3:7])
+    elif w == 1.0:
+        quat = b[3:7] / np.linalg.norm(b[3:7])
+    else:
+        rots = Rotation.from_quat(np.stack([a[3:7], b[3:7]]))
+        quat = Slerp([0.0, 1.0], rots)([w]).as_quat()[0]
+    if quat[3] < 0:
+        quat = -quat
+    grip = b[7] if w >= 0.5 else a[7]
+    return np.concatenate([pos, quat, [grip]])
+
+
+# --------------------------------------------------------------------------- chunk
+@dataclasses.dataclass
+class Chunk:
+    """A decoded trajectory with absolute times.
+
+    Attributes:
+        stamp_s: capture time (s) of the camera frames it was predicted from.
+        times_s: ``(H,)`` absolute due time (s) of every step, ``stamp_s + time_from_start``;
+            strictly increasing and ``> stamp_s``; ``H >= 1``.
+        poses: ``(H, 8)`` poses ``[x y z qx qy qz qw gripper]`` (base frame). Non-finite rows are
+            allowed here (the executor cuts the chunk before them).
+        confidence: ``(H,)`` decoder confidence per step in [0, 1].
+        start_pose: ``(8,)`` measured pose at ``stamp_s`` (the state the policy saw), the chunk's
+            implicit step 0 at ``stamp_s``; None if unknown.
+    """
+
+    stamp_s: float
+    times_s: np.ndarray
+    poses: np.ndarray
+    confidence: np.ndarray
+    start_pose: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.stamp_s = _as_time(self.stamp_s, "stamp_s")
+        self.times_s = np.array(self.times_s, dtype=np.float64).reshape(-1)
+        self.poses = np.array(self.poses, dtype=np.float64)
+        self.confidence = np.array(self.confidence, dtype=np.float64).reshape(-1)
+        h = len(self.times_s)
+        if h < 1:
+            raise ValueError("times_s must have at least one step, got 0")
+        if self.poses.shape != (h, 8):
+            raise ValueError(f"poses must have shape (H, 8) = ({h}, 8) to match times_s, got {self.poses.shape}")
+        if self.confidence.shape != (h,):
+            raise ValueError(f"confidence must have shape ({h},) to match times_s, got {self.confidence.shape}")
+        if not np.all(np.isfinite(self.times_s)):
+            raise ValueError(f"times_s must be finite, got {self.times_s.tolist()}")
+        if np.any(np.diff(self.times_s) <= 0):
+            raise ValueError(f"times_s must be strictly increasing, got {self.times_s.tolist()}")
+        if self.times_s[0] <= self.stamp_s:
+            raise ValueError(f"times_s must be after stamp_s {self.stamp_s}, got first step at {self.times_s[0]}")
+        if self.start_pose is not None:
+            self.start_pose = _as_pose(self.start_pose, "start_pose").copy()
+
+    @classmethod
+    def from_keyframes(cls, stamp_s: float, poses: np.ndarray, confidence: np.ndarray, step_dt_s: float,
+                       start_pose: np.ndarray | None = None) -> "Chunk":
+        """A chunk whose ``H`` steps are due every ``step_dt_s`` seconds after ``stamp_s``.
+
+        Args:
+            stamp_s: capture time of the frames (s).
+            poses: ``(H, 8)`` poses (base frame).
+            confidence: ``(H,)`` confidence per step.
+            step_dt_s: seconds between steps (> 0); step ``i`` (0-based) is due at
+                ``stamp_s + step_dt_s * (i + 1)``.
+            start_pose: optional ``(8,)`` measured pose at ``stamp_s``.
+        """
+        dt = _as_time(step_dt_s, "step_dt_s")
+        if dt <= 0:
+            raise ValueError(f"step_dt_s must be > 0, got {step_dt_s}")
+        stamp = _as_time(stamp_s, "stamp_s")
+        h = len(np.asarray(poses))
+        return cls(stamp, stamp + dt * np.arange(1, h + 1), poses, confidence, start_pose)
+
+    @property
+    def horizon(self) -> int:
+        """Number of steps ``H``."""
+        return len(self.times_s)
+
+    @property
+    def end_s(self) -> float:
+        """Due time (s) of the last step."""
+        return float(self.times_s[-1])
+
+    def next_index(self, t_s: float) -> int:
+        """Index of the step being moved towards at ``t_s`` (the last one after the end)."""
+        return int(min(np.searchsorted(self.times_s, t_s, side="left"), self.horizon - 1))
+
+    def pose_at(self, t_s: float) -> np.ndarray:
+        """The pose due at time ``t_s`` (s).
+
+        Between two steps: linear position and slerped rotation at the time fraction, gripper
+        of the next step (the one being moved towards). Before the first step: between
+        ``start_pose`` (at ``stamp_s``; clamped there before it) and step 0, or step 0 itself
+        without a start pose. After the last step: the last pose.
+
+        Returns:
+            ``(8,)`` pose with a unit quaternion, ``qw >= 0``.
+        """
+        t = float(t_s)
+        j = self.next_index(t)
+        if t >= self.end_s:
+            return blend_poses(self.poses[-1], self.poses[-1], 1.0)
+        if j == 0:
+            if self.start_pose is None:
+                return blend_poses(self.poses[0], self.poses[0], 1.0)
+            a, t0 = self.start_pose, self.stamp_s
+        else:
+            a, t0 = self.poses[j - 1], self.times_s[j - 1]
+        b = self.poses[j]
+        w = (t - t0) / (self.times_s[j] - t0)
+        out = blend_poses(a, b, w)
+        out[7] = b[7]
+        return out
+
+    def subset(self, n: int) -> "Chunk":
+        """The chunk cut to its first ``n >= 1`` steps."""
+        return Chunk(self.stamp_s, self.times_s[:n], self.poses[:n], self.confidence[:n], self.start_pose)
+
+    def shifted(self, dt_s: float) -> "Chunk":
+        """The chunk with its stamp and every due time moved by ``dt_s`` seconds."""
+        return Chunk(self.stamp_s + dt_s, self.times_s + dt_s, self.poses, self.confidence, self.start_pose)
+
+
+# --------------------------------------------------------------------------- config
+@dataclasses.dataclass
+class ExecutionConfig:
+    """How chunks are requested, cut, aligned, blended and given up on.
+
+    Attributes:
+        blend_s: a new chunk is blended into the one being executed over this window (s, >= 0;
+            0 = replace at once).
+        request_fraction: ask for the next chunk when this fraction of the current chunk's
+            executable duration is left ([0, 1]; 0 = only when it has run out).
+        execute_fraction: at most this leading fraction ((0, 1]) of a chunk's duration
+            (``stamp_s .. end_s``) is executed (receding horizon); the rest is cut.
+        align: ``"stamp"``: steps are due at their absolute times (steps already past are
+            skipped); ``"arrival"``: re-based so step 0 is due ``times_s[0] - stamp_s`` after
+            arrival (the pre-existing behaviour, the baseline).
+        max_plan_age_s: a chunk whose frames are older than this on arrival is dropped (s, > 0).
+        max_frame_gap_s: no camera frame for this long -> hold at the measured pose, drop the
+            chunk (s, > 0).
+        min_confidence: a chunk ends before its first step with lower confidence (or non-finite
+            values / zero quaternion) ([0, 1]).
+        request_timeout_s: a request unanswered this long may be made again (s, > 0).
+    """
+
+    blend_s: float = 0.2
+    request_fraction: float = 0.5
+    execute_fraction: float = 1.0
+    align: str = "stamp"
+    max_plan_age_s: float = 5.0
+    max_frame_gap_s: float = 0.2
+    min_confidence: float = 0.2
+    request_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("blend_s", "request_fraction", "execute_fraction", "max_plan_age_s", "max_frame_gap_s",
+                     "min_confidence", "request_timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+            setattr(self, name, float(value))
+        if self.blend_s < 0:
+            raise ValueError(f"blend_s must be >= 0, got {self.blend_s}")
+        if not 0.0 <= self.request_fraction <= 1.0:
+            raise ValueError(f"request_fraction must be in [0, 1], got {self.request_fraction}")
+        if not 0.0 < self.execute_fraction <= 1.0:
+            raise ValueError(f"execute_fraction must be in (0, 1], got {self.execute_fraction}")
+        if self.align not in _ALIGNS:
+            raise ValueError(f"align must be one of {list(_ALIGNS)}, got {self.align!r}")
+        for name in ("max_plan_age_s", "max_frame_gap_s", "request_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ExecutionConfig":
+        """Build from a mapping; unknown keys raise ValueError naming the known ones."""
+        if not isinstance(data, dict):
+            raise ValueError(f"execution config must be a mapping, got {type(data).__name__}")
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"unknown execution config keys {unknown}; known keys: {known}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        """The fields as a plain mapping (round-trips through :meth:`from_dict`)."""
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- results
+@dataclasses.dataclass
+class PlanResult:
+    """Outcome of :meth:`ChunkExecutor.add_chunk`.
+
+    Attributes:
+        accepted: whether the chunk became the current one.
+        reason: why it was dropped, or how it was cut (empty when taken whole).
+        late_s: ``now_s - stamp_s`` on arrival (s): the latency of the prediction.
+        steps: steps kept (0 when dropped).
+    """
+
+    accepted: bool
+    reason: str
+    late_s: float
+    steps: int = 0
+
+
+@dataclasses.dataclass
+class Command:
+    """One tick of :meth:`ChunkExecutor.tick`.
+
+    Attributes:
+        pose: ``(8,)`` safety-checked pose to send (base frame), or None (send nothing new).
+        confidence: confidence of the step the command moves towards (0 without a pose).
+        event: one of :data:`EVENTS`: ``"command"`` (send ``pose``); ``"stall"`` (the chunk ran
+            out before the next arrived: the last command stands); ``"hold"`` (camera frames
+            stale: stop at ``hold_pose``, the chunk was dropped); ``"refused"`` (the envelope
+            refused: stop at ``hold_pose``, the chunk was dropped); ``"paused"`` (envelope
+            paused, send nothing); ``"idle"`` (no chunk yet).
+        reason: why there is no pose, or how the envelope changed it.
+        hold_pose: ``(8,)`` pose to stop at for ``"hold"`` / ``"refused"`` (the measured pose).
+    """
+
+    pose: np.ndarray | None
+    confidence: float
+    event: str
+    reason: str = ""
+    hold_pose: np.ndarray | None = None
+
+
+@dataclasses.dataclass
+class ExecutionStats:
+    """Counters since the last :meth:`ChunkExecutor.reset` (times in s).
+
+    Attributes:
+        commands: commands handed out. stalls: times a chunk ran out before the next arrived.
+        stall_time_s: time spent stalled. refused: commands refused by the envelope.
+        holds: times stale camera frames interrupted execution (a chunk or a command in flight).
+        chunks_accepted, chunks_dropped: chunks that became current / were dropped in add_chunk.
+        late_chunks: accepted chunks whose steps were all already past on arrival.
+        max_late_s: largest ``now_s - stamp_s`` of an accepted chunk.
+        requests: requests marked. future_stamps: frame or chunk stamps ignored for being more
+            than :data:`FUTURE_TOLERANCE_S` in the future.
+    """
+
+    commands: int = 0
+    stalls: int = 0
+    stall_time_s: float = 0.0
+    refused: int = 0
+    holds: int = 0
+    chunks_accepted: int = 0
+    chunks_dropped: int = 0
+    late_chunks: int = 0
+    max_late_s: float = 0.0
+    requests: int = 0
+    future_stamps: int = 0
+
+    def as_dict(self) -> dict:
+        """The counters as a plain mapping."""
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- executor
+class _Plan:
+    """The current chunk plus what it is blended from (internal)."""
+
+    def __init__(self, chunk: Chunk, stamp_s: float, switch_s: float, late: bool, source, blend_s: float) -> None:
+        self.chunk = chunk
+        self.stamp_s = stamp_s  # capture time of its frames (before any arrival shift)
+        self.switch_s = switch_s
+        self.late = late
+        self.source = source if blend_s > 0 else None  # _Plan, (8,) pose or None
+        self.blend_s = blend_s
+        self.commanded = False
+        end = chunk.end_s
+        if self.source is not None:
+            end = max(end, switch_s + blend_s)  # the blend always completes
+        self.end_s = max(end, switch_s) if late else end
+
+    def target(self, t: float) -> np.ndarray:
+        return self.chunk.pose_at(self.chunk.end_s if self.late else t)
+
+    def confidence(self, t: float) -> float:
+        i = self.chunk.horizon - 1 if self.late else self.chunk.next_index(t)
+        return float(self.chunk.confidence[i])
+
+    def pose(self, t: float) -> np.ndarray:
+        b = self.target(t)
+        if self.source is None:
+            return b
+        w = (t - self.switch_s) / self.blend_s
+        if w >= 1.0:
+            self.source = None  # blend over: forget the previous chunk
+            return b
+        a = self.source.pose(t) if isinstance(self.source, _Plan) else self.source
+        return blend_poses(a, b, w)
+
+
+class ChunkExecutor:
+    """Executes chunks at their due times, blends successive ones, holds on stale frames.
+
+    Args:
+        config: execution settings.
+        envelope: optional safety envelope; every kept step passes ``check_target`` on arrival
+            and every command ``check`` on each tick.
+    """
+
+    def __init__(self, config: ExecutionConfig | None = None, envelope: SafetyEnvelope | None = None) -> None:
+        self.config = config or ExecutionConfig()
+        self.envelope = envelope
+        self.stats = ExecutionStats()
+        self._future_logged = False
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self, now_s: float | None = None, keep_stats: bool = False) -> None:
+        """Start a new episode.
+
+        Drops the chunk, the pending request, the last command, the frame clock and (unless
+        ``keep_stats``) the statistics, and restarts the envelope's gripper debounce. Chunks
+        stamped before ``now_s`` are ignored afterwards (a prediction started before the reset
+        must not act after it); ``now_s`` may be earlier than before (a sim restarting at 0).
+        """
+        self._reset_s = None if now_s is None else _as_time(now_s, "now_s")
+        self._now_s: float | None = self._reset_s
+        self._plan: _Plan | None = None
+        self._last_command: np.ndarray | None = None
+        self._last_frame_s: float | None = None
+        self._early_frames: list[float] = []  # stamps seen before any now_s, resolved at the first one
+        self._request: tuple[float, float] | None = None
+        self._stall_mark: float | None = None  # set while stalling: time up to which stall time is counted
+        self._holding = False
+        self.last_switch_s: float | None = None
+        if not keep_stats:
+            self.stats = ExecutionStats()
+        if self.envelope is not None:
+            self.envelope.reset_gripper()
+
+    @property
+    def current_chunk(self) -> Chunk | None:
+        """The chunk being executed (cut and aligned), or None."""
+        return None if self._plan is None else self._plan.chunk
+
+    @property
+    def last_command(self) -> np.ndarray | None:
+        """The last pose handed out (None after a reset, a hold or a refusal)."""
+        return None if self._last_command is None else self._last_command.copy()
+
+    @property
+    def waiting(self) -> bool:
+        """A request is outstanding (marked and not yet answered)."""
+        return self._request is not None
+
+    def remaining_s(self, now_s: float) -> float:
+        """Executable time left in the current chunk at ``now_s`` (s; 0 without a chunk)."""
+        if self._plan is None:
+            return 0.0
+        return max(0.0, self._plan.end_s - float(now_s))
+
+    def frames_stale(self, now_s: float) -> bool:
+        """Whether no usable camera frame was seen within ``max_frame_gap_s`` of ``now_s``."""
+        self._see_now(now_s)
+        last = self._last_frame_s
+        return last is None or now_s - last > self.config.max_frame_gap_s or last > now_s + FUTURE_TOLERANCE_S
+
+    # ------------------------------------------------------------------ clocks
+    def _see_now(self, now_s: float) -> None:
+        self._now_s = float(now_s)
+        if self._early_frames:
+            early, self._early_frames = self._early_frames, []
+            for stamp in early:
+                self._accept_frame(stamp)
+
+    def _future(self, stamp_s: float, what: str) -> bool:
+        """Whether ``stamp_s`` is too far in the future of the latest now (counted, logged once)."""
+        if self._now_s is None or stamp_s <= self._now_s + FUTURE_TOLERANCE_S:
+            return False
+        self.stats.future_stamps += 1
+        log = logger.debug if self._future_logged else logger.warning
+        log("ignored %s stamped %.3f s, %.3f s in the future of now %.3f s (clock broken upstream?)",
+            what, stamp_s, stamp_s - self._now_s, self._now_s)
+        self._future_logged = True
+        return True
+
+    def _accept_frame(self, stamp_s: float) -> None:
+        if self._future(stamp_s, "camera frame"):
+            return
+        last = self._last_frame_s
+        if last is None or stamp_s > last or (self._now_s is not None and last > self._now_s + FUTURE_TOLERANCE_S):
+            self._last_frame_s = stamp_s
+
+    def observe_frame(self, stamp_s: float) -> None:
+        """Record a camera frame stamped ``stamp_s`` (the heartbeat that keeps the executor from holding).
+
+        The newest stamp that is at most :data:`FUTURE_TOLERANCE_S` ahead of the latest ``now_s``
+        is kept; later ones are ignored (counted in ``stats.future_stamps``, logged once), so a
+        broken upstream clock cannot disable the dropout hold. Stamps seen before any ``now_s``
+        are judged at the first one. Non-finite stamps are ignored.
+        """
+        try:
+            stamp = _as_time(stamp_s, "stamp_s")
+        except ValueError:
+            logger.warning("ignored camera frame with stamp %r", stamp_s)
+            return
+        if self._now_s is None:
+            self._early_frames = (self._early_frames + [stamp])[-64:]
+            return
+        self._accept_frame(stamp)
+
+    # ------------------------------------------------------------------ requests
+    def wants_chunk(self, now_s: float) -> bool:
+        """Whether the caller should now ask the policy for a chunk from the newest frames.
+
+        True when no chunk is current (after a reset, a hold, a refusal, a dropped chunk) or
+        its executable remainder is at most ``request_fraction`` of its executable duration
+        (from when it became current to its end), unless a request is outstanding and younger
+        than ``request_timeout_s``, or the envelope is paused (chunks would be refused).
+        """
+        now_s = _as_time(now_s, "now_s")
+        self._see_now(now_s)
+        if self.envelope is not None and self.envelope.paused:
+            return False
+        if self._request is not None and now_s - self._request[1] < self.config.request_timeout_s:
+            return False
+        plan = self._plan
+        if plan is None:
+            return True
+        duration = max(0.0, plan.end_s - plan.switch_s)
+        return plan.end_s - now_s <= self.config.request_fraction * duration
+
+    def mark_requested(self, stamp_s: float, now_s: float) -> None:
+        """A request went out at ``now_s`` for frames stamped ``stamp_s``."""
+        self._see_now(_as_time(now_s, "now_s"))
+        self._request = (_as_time(stamp_s, "stamp_s"), float(now_s))
+        self.stats.requests += 1
+
+    def request_answered(self, stamp_s: float | None = None) -> None:
+        """The policy answered (a chunk or a refusal): the request is no longer outstanding.
+
+        An answer stamped before the last reset belongs to the previous episode and leaves
+        a request of this episode outstanding.
+        """
+        if stamp_s is not None and self._reset_s is not None and float(stamp_s) < self._reset_s:
+            return
+        self._request = None
+
+    # ------------------------------------------------------------------ chunks
+    def _drop(self, reason: str, late_s: float, drop_current: bool = False) -> PlanResult:
+        self.stats.chunks_dropped += 1
+        if drop_current and self._plan is not None:
+            self._end_stall(self._now_s)
+            self._plan = None
+        logger.warning("chunk dropped: %s", reason)
+        return PlanResult(False, reason, late_s)
+
+    def _end_stall(self, now_s: float | None) -> None:
+        if self._stall_mark is not None:
+            if now_s is not None:
+                self.stats.stall_time_s += max(0.0, now_s - self._stall_mark)
+            self._stall_mark = None
+
+    def add_chunk(self, chunk: Chunk, now_s: float, current_pose: np.ndarray | None) -> PlanResult:
+        """Offer a decoded chunk; it becomes current unless dropped.
+
+        Steps: (1) ignore chunks stamped before the last reset, older than ``max_plan_age_s``,
+        more than :data:`FUTURE_TOLERANCE_S` in the future, or older than the current chunk
+        (out of order) (the current chunk stays);
+        (2) cut steps due after ``stamp_s + execute_fraction * (end_s - stamp_s)`` (at least one
+        is kept); (3) cut before the first uncertain / non-finite / zero-quaternion step and
+        (4) before the first step the envelope's ``check_target`` refuses (each against the
+        previous step; the first against ``start_pose``, else ``current_pose``), using the
+        returned poses; nothing left drops the current chunk too (the newest prediction says
+        stop); (5) ``align="arrival"`` shifts the chunk by ``now_s - stamp_s``; (6) the chunk
+        becomes current at ``now_s``, blended from what was executed over ``blend_s``. A chunk
+        whose steps are all past is executed from now: its last pose is the target.
+        Any chunk answers the outstanding request.
+
+        Args:
+            chunk: the decoded chunk.
+            now_s: arrival time (s).
+            current_pose: ``(8,)`` measured pose (finite); may be None without an envelope.
+
+        Returns:
+            A :class:`PlanResult`.
+        """
+        cfg = self.config
+        now_s = _as_time(now_s, "now_s")
+        if current_pose is not None or self.envelope is not None:
+            current_pose = _as_pose(current_pose, "current_pose")
+        self._see_now(now_s)
+        late_s = now_s - chunk.stamp_s
+        # 1. too old, too new, from before the reset
+        if self._reset_s is not None and chunk.stamp_s < self._reset_s:
+            reason = f"chunk stamped {chunk.stamp_s:.3f} s, before the last reset at {self._reset_s:.3f} s; ignored"
+            self.stats.chunks_dropped += 1
+            logger.info(reason)
+            return PlanResult(False, reason, late_s)
+        self.request_answered(chunk.stamp_s)
+        if self._future(chunk.stamp_s, "chunk"):
+            return self._drop(f"chunk stamped {chunk.stamp_s:.3f} s, {-late_s:.3f} s in the future of now "
+                              f"(> {FUTURE_TOLERANCE_S} s)", late_s)
+        if late_s > cfg.max_plan_age_s:
+            return self._drop(f"chunk from frames {1000 * late_s:.0f} ms old (> max_plan_age_s "
+                              f"{cfg.max_plan_age_s} s)", late_s)
+        if self._plan is not None and chunk.stamp_s < self._plan.stamp_s:
+            return self._drop(f"chunk stamped {chunk.stamp_s:.3f} s is older than the current one "
+                              f"({self._plan.stamp_s:.3f} s); out of order", late_s)
+        self._accept_frame(chunk.stamp_s)
+        notes = []
+        # 2. receding horizon
+        horizon_s = chunk.stamp_s + cfg.execute_fraction * (chunk.end_s - chunk.stamp_s)
+        n = max(1, int(np.sum(chunk.times_s <= horizon_s + 1e-9)))
+        if n < chunk.horizon:
+            notes.append(f"execute_fraction {cfg.execute_fraction} keeps {n}/{chunk.horizon} steps")
+        # 3. confidence / finite values
+        poses, conf = chunk.poses[:n], chunk.confidence[:n]
+        ok = np.all(np.isfinite(poses), axis=1) & np.isfinite(conf) & (conf >= cfg.min_confidence)
+        ok &= np.linalg.norm(np.nan_to_num(poses[:, 3:7]), axis=1) > 1e-6
+        if not ok.all():
+            bad = int(np.argmin(ok))
+            why = (f"step {bad} is uncertain (confidence {conf[bad]:.3f} < min_confidence {cfg.min_confidence})"
+                   if np.isfinite(conf[bad]) and conf[bad] < cfg.min_confidence
+                   else f"step {bad} has non-finite values or a zero quaternion")
+            if bad == 0:
+                return self._drop(f"first step unusable: {why}; holding", late_s, drop_current=True)
+            n = bad
+            notes.append(f"cut to {n} step(s): {why}")
+        # 4. envelope
+        poses = poses[:n].copy()
+        if self.envelope is not None:
+            reference = chunk.start_pose if chunk.start_pose is not None else current_pose
+            for i in range(n):
+                allowed, pose, why = self.envelope.check_target(poses[i], reference, float(conf[i]))
+                if not allowed:
+                    if i == 0:
+                        return self._drop(f"first step refused: {why}", late_s, drop_current=True)
+                    n = i
+                    notes.append(f"cut to {n} step(s): step {i} refused: {why}")
+                    break
+                poses[i] = pose
+                reference = pose
+        kept = Chunk(chunk.stamp_s, chunk.times_s[:n], poses[:n], conf[:n], chunk.start_pose)
+        # 5. alignment
+        if cfg.align == "arrival":
+            kept = kept.shifted(now_s - chunk.stamp_s)
+        late = kept.end_s <= now_s
+        # 6. switch, blended from what was being executed
+        source = None
+        if self._last_command is not None and cfg.blend_s > 0:
+            prev = self._plan
+            if prev is not None and now_s <= prev.end_s:
+                if isinstance(prev.source, _Plan):
+                    prev.pose(now_s)  # drops a finished inner blend
+                    if isinstance(prev.source, _Plan) and isinstance(prev.source.source, _Plan):
+                        deepest = prev.source.source
+                        prev.source.source = deepest.pose(now_s)  # bound the nesting: freeze the deepest
+                source = prev
+            else:
+                source = self._last_command
+        self._end_stall(now_s)
+        self._plan = _Plan(kept, chunk.stamp_s, now_s, late, source, cfg.blend_s)
+        self.last_switch_s = now_s
+        st = self.stats
+        st.chunks_accepted += 1
+        st.max_late_s = max(st.max_late_s, late_s)
+        if late:
+            st.late_chunks += 1
+            notes.append(f"all steps past on arrival ({1000 * late_s:.0f} ms late): executing its last pose")
+        reason = "; ".join(notes)
+        if reason:
+            logger.debug("chunk accepted: %s", reason)
+        return PlanResult(True, reason, late_s, n)
+
+    # ------------------------------------------------------------------ ticks
+    def _forget(self) -> None:
+        self._plan = None
+        self._last_command = None
+
+    def tick(self, now_s: float, measured_pose: np.ndarray | None) -> Command:
+        """The command for time ``now_s``.
+
+        Args:
+            now_s: the current time (s).
+            measured_pose: ``(8,)`` measured TCP pose (finite); may be None only without an envelope.
+
+        Returns:
+            A :class:`Command` (see :data:`EVENTS`).
+
+        Raises:
+            ValueError: ``measured_pose`` not ``(8,)`` and finite (the caller guarantees it).
+        """
+        cfg = self.config
+        now_s = _as_time(now_s, "now_s")
+        if measured_pose is not None or self.envelope is not None:
+            measured_pose = _as_pose(measured_pose, "measured_pose").copy()
+        self._see_now(now_s)
+        # 1. e-stop: nothing is sent; after resume a fresh chunk starts from the measured pose
+        if self.envelope is not None and self.envelope.paused:
+            self._end_stall(now_s)
+            self._forget()
+            return Command(None, 0.0, "paused", "safety envelope paused (e-stop)")
+        # 2. camera dropout
+        if self.frames_stale(now_s):
+            if not self._holding and (self._plan is not None or self._last_command is not None):
+                self.stats.holds += 1
+                logger.warning("holding: no camera frame for more than %.0f ms; chunk dropped",
+                               1000 * cfg.max_frame_gap_s)
+            self._holding = True
+            self._end_stall(now_s)
+            self._forget()
+            last = self._last_frame_s
+            gap = "never" if last is None else f"{1000 * (now_s - last):.0f} ms ago"
+            return Command(None, 0.0, "hold", f"camera frames stale (last {gap}, max "
+                           f"{1000 * cfg.max_frame_gap_s:.0f} ms)", hold_pose=measured_pose)
+        self._holding = False
+        plan = self._plan
+        if plan is None:
+            return Command(None, 0.0, "idle", "no chunk (waiting for the policy)")
+        # 3. ran out before the next chunk arrived
+        if now_s > plan.end_s and plan.commanded:
+            if self._stall_mark is None:
+                self.stats.stalls += 1
+                self._stall_mark = plan.end_s
+                logger.debug("stall: chunk ended at %.3f s, no next chunk yet", plan.end_s)
+            self.stats.stall_time_s += max(0.0, now_s - self._stall_mark)
+            self._stall_mark = max(self._stall_mark, now_s)
+            return Command(None, 0.0, "stall", f"chunk ran out {1000 * (now_s - plan.end_s):.0f} ms ago; "
+                           "waiting for the next")
+        # 4. the (blended) pose due now, through the envelope
+        pose, conf = plan.pose(now_s), plan.confidence(now_s)
+        reason = ""
+        if self.envelope is not None:
+            allowed, checked, reason = self.envelope.check(pose, measured_pose, conf, now_s)
+            if not allowed:
+                self.stats.refused += 1
+                self._forget()
+                return Command(None, 0.0, "refused", reason, hold_pose=measured_pose)
+            pose = checked
+        plan.commanded = True
+        self._last_command = pose.copy()
+        self.stats.commands += 1
+        return Command(pose, conf, "command", reason)

@@ -1,0 +1,419 @@
+"""sim_node: the simulated Franka cell on its own clock (``sim.cell.SimulatedCell``).
+
+The node is the graph's clock source: every message it publishes is stamped with the cell's
+simulated time (never with its own ROS clock: ``use_sim_time`` on this node changes nothing), and
+it publishes that time on ``/clock`` first, every tick. One tick = one observation: all of a
+tick's messages carry the same ``header.stamp``.
+
+Modes (parameter ``lockstep``):
+    lockstep (default): after publishing tick ``t`` the node waits until a ``sim/command`` stamped
+        ``>= t`` has arrived (the controller saying "ready for the next tick"), then steps once.
+        So simulated time advances only when the controller is ready, and a slow machine changes
+        nothing but wall time. No acknowledgement within ``lockstep_timeout_s`` wall seconds: a
+        warning naming the tick, then it steps anyway. A reset or shutdown interrupts the wait.
+        Before the very first tick it waits (at most ``lockstep_timeout_s``) for a controller (a
+        ``sim/command`` publisher and a ``current_pose`` subscriber), so it does not miss tick 0.
+    real time (``lockstep: false``): one step every ``control_dt / real_time_factor`` wall seconds
+        with the latest command; a slower machine runs simulated time slower (no catching up).
+
+Publishes (relative names except ``/clock``; ``graph.py`` remaps them):
+    ``/clock`` (rosgraph_msgs/Clock), every tick before anything else of that tick
+    ``<view>/image_raw`` (sensor_msgs/Image rgb8, frame ``<view>_optical_frame``), image QoS
+    ``<view>/camera_info`` (sensor_msgs/CameraInfo), image QoS
+    ``joint_states`` (sensor_msgs/JointState: ``fr3_joint1..7`` rad, ``fr3_finger_joint1/2`` m, 0..0.04 each)
+    ``gripper_joint_states`` (sensor_msgs/JointState: the two finger joints only)
+    ``sim/status`` (std_msgs/String JSON of ``SimulatedCell.status()``)
+    ``current_pose`` (geometry_msgs/PoseStamped, TCP in ``base_frame``), the LAST state message of a
+        tick (a lockstep controller ticks on it)
+    ``instruction`` (std_msgs/String, transient local), whenever it changes
+    ``episode`` (std_msgs/Header, transient local): at start and on every reset, BEFORE the new
+        episode's first tick: ``stamp`` = that tick's time, ``frame_id`` = "<episode> seed <seed>"
+        (the executor resets there)
+    ``/tf_static``: the rig's camera frames, only where tf2_ros is importable (a ROS install)
+Subscribes:
+    ``sim/command`` (trajectory_msgs/MultiDOFJointTrajectory, ``trajectory_conversion`` layout):
+        point 0 = the new ``[x y z q gripper]`` target; no points = keep the held command. Its
+        ``header.stamp`` acknowledges the tick (lockstep) even when the point is refused (a
+        non-finite or malformed target is logged and ignored; the held command stays).
+    ``tcp_target`` (geometry_msgs/PoseStamped), ``gripper_target`` (std_msgs/Float32): commands from
+        other sources (a teleop device); they never acknowledge a tick.
+Services (own callback group):
+    ``sim/reset`` (std_srvs/Trigger): the next episode; message = JSON ``{seed, task, episode,
+        instruction, stamp_s}`` (``stamp_s`` = simulated time of the new episode's first tick).
+    ``sim/task_status`` (std_srvs/Trigger): JSON of the latest tick's ``SimulatedCell.status()``.
+Parameters: see ``config/sim.yaml``; only ``enabled`` can change at run time (false stops images
+and camera_info, a deliberate camera dropout; the simulation, the clock and the state go on).
+
+Threading: a worker thread creates, owns and steps the cell (MuJoCo's OpenGL context belongs to
+the thread that made it) and publishes; callbacks only store commands and set events.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped, TransformStamped
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float32, Header, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import MultiDOFJointTrajectory
+
+from ..cell_description import optical_frame_id
+from ..geometry import matrix_to_quat
+from .camera_info import camera_to_info
+from .image_conversions import image_to_msg
+from .pose_conversions import pose_to_stamped, stamped_to_pose
+from .qos import image_qos, latched_qos, state_qos
+from .share import resolve_share_path
+from .stamps import ns_to_stamp, stamp_to_ns
+from .trajectory_conversion import msg_to_trajectory
+
+__all__ = ["SimNode", "create_node", "main", "ARM_JOINTS", "FINGER_JOINTS"]
+
+NODE_NAME = "sim_node"
+ARM_JOINTS = tuple(f"fr3_joint{i}" for i in range(1, 8))
+FINGER_JOINTS = ("fr3_finger_joint1", "fr3_finger_joint2")
+FINGER_MAX_M = 0.04  # per finger; openness 1 = 0.08 m between the fingers
+SERVICE_TIMEOUT_S = 20.0  # wall seconds a service waits for the worker
+
+
+def clock_qos() -> QoSProfile:
+    """``/clock``: reliable (matches rclpy's best-effort time source too), volatile, newest only."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+class SimNode(Node):
+    """See the module docstring. ``node_kwargs`` as for ``rclpy.node.Node``."""
+
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        # 1. parameters
+        p = {k: self.declare_parameter(k, v).value for k, v in {
+            "task": "reach_target",
+            "rig": "config/cameras_sim.yaml",
+            "base_frame": "base_link",
+            "image_width": 128,
+            "image_height": 128,
+            "seed": 100000,
+            "lockstep": True,
+            "lockstep_timeout_s": 30.0,
+            "real_time_factor": 1.0,
+            "clock_start_s": 1.0,
+            "enabled": True,
+            "publish_tf": True,
+        }.items()}
+        try:
+            self._check_parameters(p)
+        except ValueError:
+            super().destroy_node()
+            raise
+        self._base_frame = p["base_frame"]
+        self._enabled = bool(p["enabled"])
+        self._lockstep = bool(p["lockstep"])
+        self._timeout_s = float(p["lockstep_timeout_s"])
+        self._rtf = float(p["real_time_factor"])
+        if self.get_parameter("use_sim_time").value:
+            self.get_logger().info("use_sim_time is set: ignored for stamping (this node is the clock source)")
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        # 2. the cell, created, stepped and closed only by the worker thread
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._publishing = threading.Event()
+        self._wake = threading.Condition()  # acks, reset requests and shutdown wake the worker
+        self._acked_ns = -1  # newest sim/command stamp received
+        self._reset_requested = False
+        self._reset_done = threading.Event()
+        self._reset_reply: dict | None = None
+        self._status: dict = {}
+        self._error: BaseException | None = None
+        self.cell = None
+        self._worker = threading.Thread(target=self._run, args=(p,), name="sim_node_cell", daemon=True)
+        self._worker.start()
+        self._ready.wait()
+        if self._error is not None:
+            super().destroy_node()
+            raise self._error
+        cams = self.cell.cameras
+        # 3. publishers, subscriptions, services
+        self._clock_pub = self.create_publisher(Clock, "/clock", clock_qos())
+        self._image_pubs = [self.create_publisher(Image, f"{c.name}/image_raw", image_qos()) for c in cams]
+        self._info_pubs = [self.create_publisher(CameraInfo, f"{c.name}/camera_info", image_qos()) for c in cams]
+        self._joint_pub = self.create_publisher(JointState, "joint_states", state_qos())
+        self._gripper_pub = self.create_publisher(JointState, "gripper_joint_states", state_qos())
+        self._status_pub = self.create_publisher(String, "sim/status", state_qos())
+        self._pose_pub = self.create_publisher(PoseStamped, "current_pose", state_qos())
+        self._instruction_pub = self.create_publisher(String, "instruction", latched_qos())
+        self._episode_pub = self.create_publisher(Header, "episode", latched_qos())
+        self._instruction: str | None = None
+        self._command_sub = self.create_subscription(MultiDOFJointTrajectory, "sim/command", self._on_command,
+                                                     state_qos())
+        self.create_subscription(PoseStamped, "tcp_target", self._on_tcp_target, state_qos())
+        self.create_subscription(Float32, "gripper_target", self._on_gripper_target, state_qos())
+        services = MutuallyExclusiveCallbackGroup()
+        self.create_service(Trigger, "sim/reset", self._on_reset, callback_group=services)
+        self.create_service(Trigger, "sim/task_status", self._on_task_status, callback_group=services)
+        if p["publish_tf"]:
+            self._publish_static_tf(cams)
+        # 4. from here on the worker thread steps and publishes
+        self.ticks_published = 0
+        self._publishing.set()
+        mode = ("lockstep" if self._lockstep else f"real time x{self._rtf:g}")
+        self.get_logger().info(
+            f"task {self.cell.task!r} seed {self.cell.seed}: {len(cams)} view(s) {self.cell.camera_names} "
+            f"{cams[0].width}x{cams[0].height}, control_dt {self.cell.control_dt} s, {mode}")
+
+    # ------------------------------------------------------------------ set-up helpers
+    @staticmethod
+    def _check_parameters(p: dict) -> None:
+        from ..sim.tasks import TASK_NAMES
+
+        if p["task"] not in TASK_NAMES:
+            raise ValueError(f"unknown task {p['task']!r}; valid tasks: {', '.join(TASK_NAMES)}")
+        if not p["lockstep_timeout_s"] > 0:
+            raise ValueError(f"lockstep_timeout_s must be > 0 (wall seconds), got {p['lockstep_timeout_s']}")
+        if not p["real_time_factor"] > 0:
+            raise ValueError(f"real_time_factor must be > 0, got {p['real_time_factor']}")
+        if not p["clock_start_s"] > 0:
+            raise ValueError(f"clock_start_s must be > 0 (a zero ROS stamp means 'unset'), got {p['clock_start_s']}")
+        if p["seed"] < 0:
+            raise ValueError(f"seed must be >= 0, got {p['seed']}")
+
+    def _publish_static_tf(self, cams) -> None:
+        try:
+            from tf2_ros.static_transform_broadcaster import StaticTransformBroadcaster
+        except ImportError:
+            self.get_logger().info("tf2_ros is not importable here: the rig's static TF is not published "
+                                   "(the extrinsics are in the rig YAML; a ROS install publishes them)")
+            return
+        transforms = []
+        for cam in cams:
+            t = TransformStamped()
+            t.header.stamp = ns_to_stamp(self.cell.time_ns)
+            t.header.frame_id = self._base_frame
+            t.child_frame_id = optical_frame_id(cam.name)
+            t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = (
+                float(v) for v in cam.T_world_cam[:3, 3])
+            (t.transform.rotation.x, t.transform.rotation.y, t.transform.rotation.z,
+             t.transform.rotation.w) = (float(v) for v in matrix_to_quat(cam.T_world_cam[:3, :3]))
+            transforms.append(t)
+        self._tf = StaticTransformBroadcaster(self)
+        self._tf.sendTransform(transforms)
+
+    # ------------------------------------------------------------------ callbacks (tiny)
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        for prm in params:
+            if prm.name == "enabled":
+                if not isinstance(prm.value, bool):
+                    return SetParametersResult(successful=False, reason="enabled must be a bool")
+                self._enabled = prm.value
+                self.get_logger().warning(f"images {'enabled' if prm.value else 'disabled (camera dropout)'}")
+            elif prm.name != "use_sim_time":
+                return SetParametersResult(successful=False,
+                                           reason=f"{prm.name} is read at start-up only; restart the node")
+        return SetParametersResult(successful=True)
+
+    def _on_command(self, msg: MultiDOFJointTrajectory) -> None:
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        try:
+            if msg.header.frame_id and msg.header.frame_id != self._base_frame:
+                raise ValueError(f"frame {msg.header.frame_id!r}, expected {self._base_frame!r}")
+            traj = msg_to_trajectory(msg)
+            if len(traj):
+                self.cell.command_pose(traj.poses[0])
+        except ValueError as exc:  # TrajectoryMessageError is a ValueError
+            self.get_logger().error(f"sim/command ignored (the held command stays): {exc}",
+                                    throttle_duration_sec=2.0)
+        with self._wake:  # the stamp acknowledges the tick whatever the point held
+            if stamp_ns > self._acked_ns:
+                self._acked_ns = stamp_ns
+                self._wake.notify_all()
+
+    def _on_tcp_target(self, msg: PoseStamped) -> None:
+        try:
+            if msg.header.frame_id and msg.header.frame_id != self._base_frame:
+                raise ValueError(f"frame {msg.header.frame_id!r}, expected {self._base_frame!r}")
+            self.cell.command_pose(stamped_to_pose(msg)[0])
+        except ValueError as exc:
+            self.get_logger().error(f"tcp_target ignored: {exc}", throttle_duration_sec=2.0)
+
+    def _on_gripper_target(self, msg: Float32) -> None:
+        try:
+            self.cell.command_gripper(msg.data)
+        except ValueError as exc:
+            self.get_logger().error(f"gripper_target ignored: {exc}", throttle_duration_sec=2.0)
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self._reset_done.clear()
+        with self._wake:  # the worker owns the simulation
+            self._reset_requested = True
+            self._wake.notify_all()
+        if not self._reset_done.wait(timeout=SERVICE_TIMEOUT_S):
+            response.success = False
+            response.message = f"the simulation did not reset within {SERVICE_TIMEOUT_S:g} s"
+            return response
+        response.success = True
+        response.message = json.dumps(self._reset_reply)
+        self.get_logger().info(f"simulation reset: {response.message}")
+        return response
+
+    def _on_task_status(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success = bool(self._status)
+        response.message = json.dumps(self._status)
+        return response
+
+    # ------------------------------------------------------------------ worker
+    def _run(self, p: dict) -> None:
+        from ..sim.cell import SimulatedCell  # mujoco: only in this thread
+
+        try:
+            self.cell = SimulatedCell(p["task"], image_size=(p["image_height"], p["image_width"]), seed=p["seed"],
+                                      rig_path=resolve_share_path(p["rig"]), clock_start_s=p["clock_start_s"])
+        except BaseException as exc:  # handed to __init__, which raises it
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self._publishing.wait()  # until __init__ has made the publishers
+        try:
+            self._loop()
+        except Exception as exc:  # rclpy errors once the context is shut down (SIGINT)
+            if self.context.ok():
+                self.get_logger().error(f"simulation stopped: {exc!r}")
+        finally:
+            self.cell.close()
+
+    def _loop(self) -> None:
+        if self._lockstep:
+            self._wait_for_controller()
+        period_s = self.cell.control_dt / self._rtf
+        next_t = time.monotonic()
+        self._publish_episode()
+        self._publish_tick()
+        while not self._stop.is_set():
+            if self._lockstep:
+                self._wait_for_ack(self.cell.time_ns)
+            else:
+                next_t += period_s
+                self._wait_until(next_t)
+                if time.monotonic() > next_t + period_s:
+                    next_t = time.monotonic()  # running late: do not try to catch up
+            if self._stop.is_set():
+                return
+            if self._take_reset_request():
+                self.cell.reset()
+                self._publish_episode()
+                self._publish_tick()
+                self._reset_reply = {"seed": self.cell.seed, "task": self.cell.task, "episode": self.cell.episode,
+                                     "instruction": self.cell.instruction, "stamp_s": self.cell.time_s}
+                self._reset_done.set()
+                next_t = time.monotonic()
+                continue
+            self.cell.step()
+            self._publish_tick()
+
+    def _take_reset_request(self) -> bool:
+        with self._wake:
+            requested, self._reset_requested = self._reset_requested, False
+        return requested
+
+    def _wait_for_controller(self) -> None:
+        """Lockstep: before tick 0 wait (at most the lockstep timeout) for a controller: a ``sim/command``
+        publisher and a ``current_pose`` subscriber."""
+        deadline = time.monotonic() + self._timeout_s
+        while self._command_sub.get_publisher_count() == 0 or self._pose_pub.get_subscription_count() == 0:
+            if self._stop.is_set() or self._reset_requested:
+                return
+            if time.monotonic() > deadline:
+                self.get_logger().warning(f"lockstep: no sim/command publisher within {self._timeout_s:g} s; "
+                                          "publishing the first tick anyway")
+                return
+            self._stop.wait(0.05)
+        self._stop.wait(0.3)  # discovery is asymmetric: let the controller match this side too
+
+    def _wait_for_ack(self, tick_ns: int) -> None:
+        """Lockstep: until a sim/command stamped >= ``tick_ns``, a reset request, shutdown or the timeout."""
+        deadline = time.monotonic() + self._timeout_s
+        with self._wake:
+            while self._acked_ns < tick_ns and not self._reset_requested and not self._stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.get_logger().warning(
+                        f"lockstep: no sim/command acknowledging tick {self.cell.step_count} of episode "
+                        f"{self.cell.episode} (t = {tick_ns * 1e-9:.3f} s) within {self._timeout_s:g} s; "
+                        "stepping without it")
+                    return
+                self._wake.wait(min(remaining, 0.5))
+
+    def _wait_until(self, t: float) -> None:
+        """Real time: sleep until monotonic time ``t`` unless a reset request or shutdown comes first."""
+        with self._wake:
+            while not self._reset_requested and not self._stop.is_set():
+                remaining = t - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._wake.wait(remaining)
+
+    def _publish_episode(self) -> None:
+        """``episode`` (latched): the new episode starts at the stamp of its first tick, published before it;
+        the executor resets there (nothing predicted in the previous episode may act in this one)."""
+        header = Header(stamp=ns_to_stamp(self.cell.time_ns), frame_id=f"{self.cell.episode} seed {self.cell.seed}")
+        self._episode_pub.publish(header)
+
+    def _publish_tick(self) -> None:
+        """Everything of the current observation, one stamp; /clock first, current_pose last."""
+        cell = self.cell
+        obs = cell.observe()
+        stamp = ns_to_stamp(cell.time_ns)
+        self._clock_pub.publish(Clock(clock=stamp))
+        if self._enabled:
+            for cam, img, img_pub, info_pub in zip(cell.cameras, obs.images, self._image_pubs, self._info_pubs):
+                img_pub.publish(image_to_msg(img, "rgb8", frame_id=optical_frame_id(cam.name), stamp=stamp))
+                info_pub.publish(camera_to_info(cam, stamp=stamp))
+        fingers = [FINGER_MAX_M * float(np.clip(obs.ee_pose[7], 0.0, 1.0))] * 2
+        js = JointState(name=list(ARM_JOINTS + FINGER_JOINTS),
+                        position=[float(q) for q in obs.joint_positions] + fingers)
+        js.header.stamp = stamp
+        self._joint_pub.publish(js)
+        gs = JointState(name=list(FINGER_JOINTS), position=fingers)
+        gs.header.stamp = stamp
+        self._gripper_pub.publish(gs)
+        self._status = cell.status()
+        self._status_pub.publish(String(data=json.dumps(self._status)))
+        if cell.instruction and cell.instruction != self._instruction:
+            self._instruction = cell.instruction
+            self._instruction_pub.publish(String(data=cell.instruction))
+        self._pose_pub.publish(pose_to_stamped(obs.ee_pose, self._base_frame, stamp))
+        self.ticks_published += 1
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        self._publishing.set()
+        with self._wake:
+            self._wake.notify_all()
+        if self._worker.is_alive():
+            self._worker.join(timeout=5.0)
+        super().destroy_node()
+
+
+def create_node(**kwargs) -> SimNode:
+    """A ``SimNode`` (``context=``, ``cli_args=``, ``parameter_overrides=``)."""
+    return SimNode(**kwargs)
+
+
+def main(args=None) -> None:
+    from .spin import run_node
+
+    run_node(create_node, args, num_threads=2)
+
+
+if __name__ == "__main__":
+    main()
