@@ -4,9 +4,11 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float32
+from trajectory_msgs.msg import MultiDOFJointTrajectory
 
-from action_images_ros.ros.pose_conversions import pose_to_stamped, stamped_to_pose
+from action_images_ros.ros.pose_conversions import pose_to_stamped
+from action_images_ros.ros.stamps import stamp_to_ns
+from action_images_ros.ros.trajectory_conversion import msg_to_trajectory
 
 DOWN = [1.0, 0.0, 0.0, 0.0]
 START = np.array([0.5, 0.0, 0.3, *DOWN, 1.0])
@@ -14,28 +16,29 @@ QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class FakeArm:
-    """Follows targets instantly; publishes the measured pose and finger joints at 50 Hz."""
+    """Follows ``sim/command`` targets instantly; publishes the measured pose and finger joints at 50 Hz
+    (``rate_hz=0``: never by itself, call :meth:`publish`)."""
 
-    def __init__(self, node, pose_topic="current_pose", joints_topic="gripper_joint_states"):
+    def __init__(self, node, pose_topic="current_pose", joints_topic="gripper_joint_states", rate_hz=50.0):
         self.pose = START.copy()
-        self.targets = []  # every (8,) target received (gripper = value at that time)
+        self.targets = []  # every (8,) target received
+        self.acks = []  # stamps (ns) of every sim/command, with or without a target
         self.pose_pub = node.create_publisher(PoseStamped, pose_topic, QOS)
         self.joint_pub = node.create_publisher(JointState, joints_topic, QOS)
-        node.create_subscription(PoseStamped, "sim/tcp_target", self.on_target, QOS)
-        node.create_subscription(Float32, "sim/gripper_target", self.on_gripper, QOS)
-        node.create_timer(0.02, self.publish)
+        node.create_subscription(MultiDOFJointTrajectory, "sim/command", self.on_command, QOS)
+        if rate_hz > 0:
+            node.create_timer(1.0 / rate_hz, self.publish)
         self.node = node
 
-    def on_target(self, msg):
-        pose, _ = stamped_to_pose(msg, gripper=self.pose[7])
-        assert msg.header.frame_id == "base_link"
-        self.pose = pose
-        self.targets.append(pose)
+    def on_command(self, msg):
+        traj = msg_to_trajectory(msg, expected_frame="base_link")
+        self.acks.append(stamp_to_ns(msg.header.stamp))
+        if len(traj):
+            self.pose = traj.poses[0].copy()
+            self.targets.append(self.pose.copy())
 
-    def on_gripper(self, msg):
-        self.pose[7] = msg.data
-
-    def publish(self):
-        self.pose_pub.publish(pose_to_stamped(self.pose, "base_link", self.node.get_clock().now().to_msg()))
+    def publish(self, stamp=None):
+        stamp = self.node.get_clock().now().to_msg() if stamp is None else stamp
         js = JointState(name=["fr3_finger_joint1", "fr3_finger_joint2"], position=[0.04 * self.pose[7]] * 2)
         self.joint_pub.publish(js)
+        self.pose_pub.publish(pose_to_stamped(self.pose, "base_link", stamp))  # last: a lockstep executor ticks on it

@@ -17,7 +17,7 @@ from action_images_ros.data.episode import load_episode, write_episode
 from action_images_ros.model.config import ModelConfig
 from action_images_ros.model.factory import build_pipeline
 from action_images_ros.model.video_metrics import PSNR_MAX_DB, fvd_status, psnr_per_image, ssim
-from action_images_ros.model_io import CLIP_CONFIG_FILE
+from action_images_ros.config import LEGACY_CLIP_CONFIG_FILE as CLIP_CONFIG_FILE  # an old-style model folder
 
 S, F, STRIDE, T = 32, 2, 2, 10
 VIEWS = ["front", "left_shoulder", "right_shoulder"]

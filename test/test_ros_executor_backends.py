@@ -7,8 +7,6 @@ with a stand-in MoveItPy class (it only needs the class's docstring).
 
 import numpy as np
 import pytest
-from geometry_msgs.msg import PoseStamped
-from std_msgs.msg import Float32
 
 from _ros_fakes import QOS
 from action_images_ros.ros import executor_backends as eb
@@ -41,32 +39,38 @@ def two_nodes(ros_context_factory):
     world.destroy_node()
 
 
-def test_sim_backend_publishes_pose_and_gripper(two_nodes):
+def test_sim_backend_publishes_one_command_per_tick(two_nodes):
+    from trajectory_msgs.msg import MultiDOFJointTrajectory
+
+    from action_images_ros.ros.stamps import stamp_to_ns
+    from action_images_ros.ros.trajectory_conversion import msg_to_trajectory
+
     node, world = two_nodes
-    poses, grippers = [], []
-    world.create_subscription(PoseStamped, "sim/tcp_target", poses.append, QOS)
-    world.create_subscription(Float32, "sim/gripper_target", grippers.append, QOS)
+    got = []
+    world.create_subscription(MultiDOFJointTrajectory, "sim/command", lambda m: got.append(msg_to_trajectory(m)), QOS)
     backend = eb.make_backend("sim", node, eb.BackendConfig())
     executors = executors_for(node, world)
     assert spin_until(executors, lambda: backend._pub.get_subscription_count() > 0, 10.0), "no DDS match"
-    assert spin_until(executors, lambda: backend._gripper._pub.get_subscription_count() > 0, 10.0)
 
     stamp = node.get_clock().now().to_msg()
     backend.send(POSE, stamp)
-    assert spin_until(executors, lambda: poses and grippers, 5.0)
-    msg = poses[-1]
-    assert msg.header.frame_id == "base_link"
-    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (stamp.sec, stamp.nanosec)
-    got = [msg.pose.position.x, msg.pose.position.y, msg.pose.position.z, msg.pose.orientation.x,
-           msg.pose.orientation.y, msg.pose.orientation.z, msg.pose.orientation.w]
-    np.testing.assert_allclose(got, POSE[:7])
-    assert grippers[-1].data == pytest.approx(1.0)
+    backend.tick_done(stamp)  # a command was sent this tick: nothing more
+    assert spin_until(executors, lambda: got, 5.0)
+    spin_until(executors, lambda: False, 0.2)
+    assert len(got) == 1 and got[0].frame_id == "base_link" and got[0].stamp_ns == stamp_to_ns(stamp)
+    np.testing.assert_allclose(got[0].poses[0], POSE)  # pose and gripper in one message
+
+    later = node.get_clock().now().to_msg()
+    backend.tick_done(later)  # no command this tick: an empty acknowledgement
+    assert spin_until(executors, lambda: len(got) == 2, 5.0)
+    assert len(got[1]) == 0 and got[1].stamp_ns == stamp_to_ns(later)
 
     held = POSE.copy()
-    held[0] = 0.5
+    held[0], held[7] = 0.5, 0.0  # measured openness is ignored: the hold keeps the commanded gripper
     backend.hold(held)
-    assert spin_until(executors, lambda: len(poses) >= 2, 5.0)
-    assert poses[-1].pose.position.x == pytest.approx(0.5)
+    assert spin_until(executors, lambda: len(got) == 3, 5.0)
+    assert got[2].poses[0][0] == pytest.approx(0.5) and got[2].poses[0][7] == pytest.approx(POSE[7])
+    assert got[2].stamp_ns == stamp_to_ns(later)  # a hold belongs to the latest tick
     assert backend.status() is None
     backend.close()
     for ex in executors:

@@ -1,58 +1,66 @@
 """executor_node over real DDS with the ``sim`` backend driving a fake arm (test-only stand-in for the sim).
 
-The fake arm (``_ros_fakes.FakeArm``) follows every ``sim/tcp_target`` at once and publishes
-``current_pose`` and the finger ``JointState``; the test plays the decoder (trajectory topics) and the camera
-(``camera_heartbeat``) and watches what reaches the arm.
+The fake arm (``_ros_fakes.FakeArm``) follows every ``sim/command`` target at once and publishes
+``current_pose`` and the finger ``JointState``; the test plays the policy (``trajectory`` chunks,
+``chunk_request``) and the camera (``camera_heartbeat``) and watches what reaches the arm.
 """
 
 import json
 
 import numpy as np
 import pytest
-from geometry_msgs.msg import PoseArray, PoseStamped
+from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import CameraInfo
-from std_msgs.msg import Float32MultiArray, String
-from std_srvs.srv import SetBool
+from std_msgs.msg import Header, String
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import MultiDOFJointTrajectory
 
 from _ros_fakes import QOS, START, FakeArm
 from action_images_ros.ros.executor_node import create_node
-from action_images_ros.ros.pose_conversions import trajectory_to_msgs
+from action_images_ros.ros.qos import latched_qos
 from action_images_ros.ros.spin import executors_for, spin_until
-from action_images_ros.ros.stamps import stamp_to_ns
+from action_images_ros.ros.stamps import ns_to_stamp, stamp_to_ns
+from action_images_ros.ros.trajectory_conversion import trajectory_to_msg
 
 pytestmark = pytest.mark.ros
+DT = 0.2  # keyframe period of the chunks sent here (s)
 
 
 class Harness:
-    def __init__(self, ros_context_factory, **overrides):
+    def __init__(self, ros_context_factory, lockstep=False, **overrides):
         import rclpy
 
         ctx_exec, ctx_world = ros_context_factory(), ros_context_factory()
-        args = ["--ros-args", "--params-file", "config/executor.yaml", "-p", "control_rate_hz:=20.0"]
+        args = ["--ros-args", "--params-file", "config/executor.yaml", "-p", "control_rate_hz:=20.0",
+                "-p", f"tick_source:={'state' if lockstep else 'timer'}"]
         for k, v in overrides.items():
             args += ["-p", f"{k}:={v}"]
         self.executor_node = create_node(context=ctx_exec, cli_args=args)
         self.world = rclpy.create_node("fake_world", context=ctx_world)
-        self.arm = FakeArm(self.world)
-        self.traj_pub = self.world.create_publisher(PoseArray, "trajectory", QOS)
-        self.info_pub = self.world.create_publisher(Float32MultiArray, "trajectory_info", QOS)
+        self.arm = FakeArm(self.world, rate_hz=0.0 if lockstep else 50.0)
+        self.traj_pub = self.world.create_publisher(MultiDOFJointTrajectory, "trajectory", QOS)
         self.heartbeat_pub = self.world.create_publisher(CameraInfo, "camera_heartbeat", QOS)
+        self.episode_pub = self.world.create_publisher(Header, "episode", latched_qos())
         self.camera_on = True
-        self.world.create_timer(1 / 30, self.heartbeat)
-        self.status, self.commands = [], []
+        if not lockstep:
+            self.world.create_timer(1 / 30, self.heartbeat)
+        self.status, self.commands, self.requests = [], [], []
         self.world.create_subscription(String, "executor_node/status", lambda m: self.status.append(
             json.loads(m.data)), QOS)
         self.world.create_subscription(PoseStamped, "executor_node/command", self.commands.append, QOS)
+        self.world.create_subscription(Header, "chunk_request", self.requests.append, latched_qos())
         self.pause_client = self.world.create_client(SetBool, "executor_node/pause")
+        self.reset_client = self.world.create_client(Trigger, "executor_node/reset")
         self.executors = executors_for(self.executor_node, self.world)
-        assert self.spin(lambda: self.traj_pub.get_subscription_count() and self.info_pub.get_subscription_count()
-                         and self.pause_client.service_is_ready() and self.executor_node.measured_pose() is not None,
-                         10.0), "graph did not come up"
+        ready = (lambda: self.traj_pub.get_subscription_count() and self.pause_client.service_is_ready()) if lockstep \
+            else (lambda: self.traj_pub.get_subscription_count() and self.pause_client.service_is_ready()
+                  and self.executor_node.measured_pose() is not None)
+        assert self.spin(ready, 10.0), "graph did not come up"
 
-    def heartbeat(self):
+    def heartbeat(self, stamp=None):
         if self.camera_on:
             msg = CameraInfo()
-            msg.header.stamp = self.world.get_clock().now().to_msg()
+            msg.header.stamp = self.world.get_clock().now().to_msg() if stamp is None else stamp
             self.heartbeat_pub.publish(msg)
 
     def spin(self, predicate, timeout_s):
@@ -61,14 +69,21 @@ class Harness:
     def now_ns(self):
         return self.world.get_clock().now().nanoseconds
 
-    def send_trajectory(self, actions, confidence, stamp_ns=None):
-        poses, info = trajectory_to_msgs(np.asarray(actions), np.asarray(confidence),
-                                         self.now_ns() if stamp_ns is None else stamp_ns)
-        self.traj_pub.publish(poses)
-        self.info_pub.publish(info)
+    def send_chunk(self, keyframes, confidence=None, stamp_ns=None, start=None, names=None):
+        """Keyframes due DT, 2 DT, ... after ``stamp_ns`` (default now), starting from ``start``."""
+        k = np.asarray(keyframes, dtype=np.float64)
+        c = np.ones(len(k)) if confidence is None else np.asarray(confidence, dtype=np.float64)
+        s = self.arm.pose if start is None else np.asarray(start)
+        msg = trajectory_to_msg(np.concatenate([s[None], k]), np.concatenate([[1.0], c]),
+                                DT * np.arange(len(k) + 1), self.now_ns() if stamp_ns is None else stamp_ns,
+                                "base_link", "fr3_hand_tcp")
+        if names is not None:
+            msg.joint_names = names
+        self.traj_pub.publish(msg)
+        return msg
 
-    def pause(self, on):
-        fut = self.pause_client.call_async(SetBool.Request(data=on))
+    def call(self, client, request):
+        fut = client.call_async(request)
         assert self.spin(fut.done, 5.0)
         return fut.result()
 
@@ -93,19 +108,36 @@ def straight(n, dx=0.02, grip=1.0, start=START):
     return t
 
 
-def test_executes_first_steps_of_a_trajectory(harness):
-    traj = straight(6)
-    harness.send_trajectory(traj, np.full(6, 0.9))
-    assert harness.spin(lambda: len(harness.arm.targets) >= 4, 5.0)
-    harness.spin(lambda: False, 0.3)  # nothing beyond execute_steps x substeps = 4 commands
-    xs = [round(t[0], 6) for t in harness.arm.targets]
-    assert xs == [0.51, 0.52, 0.53, 0.54]  # 2 steps x 2 interpolated commands
-    assert len(harness.commands) == 4
-    np.testing.assert_allclose(harness.arm.pose[:7], traj[1, :7], atol=1e-9)
-    assert harness.status[-1]["event"] == "idle" and "no plan" in harness.status[-1]["reason"]
+def commanded_x(harness):
+    return [(stamp_to_ns(c.header.stamp), c.pose.position.x) for c in harness.commands]
 
 
-def test_unsafe_trajectories_never_reach_the_arm(harness):
+def test_commands_follow_the_chunk_at_its_due_times_and_ask_for_the_next(harness):
+    assert harness.spin(lambda: harness.requests, 3.0), "no chunk request while idle"
+    t0 = harness.now_ns()
+    harness.send_chunk(straight(4), stamp_ns=t0)  # x = 0.50 + 0.1 m/s * (t - t0) until t0 + 0.8 s
+    assert harness.spin(lambda: len(harness.commands) >= 8, 5.0)
+    for stamp, x in commanded_x(harness):  # the pose due at each command's own stamp (linear in time)
+        expected = 0.5 + 0.1 * min(max(stamp - t0, 0) * 1e-9, 0.8)
+        assert x == pytest.approx(expected, abs=1e-6)
+    n_req = len(harness.requests)
+    # the next chunk is asked for when half of this one is left (request_fraction 0.5), from fresh frames
+    assert harness.spin(lambda: len(harness.requests) > n_req, 2.0)
+    asked = stamp_to_ns(harness.requests[-1].stamp)
+    assert asked > t0 + 0.3e9 and harness.now_ns() - asked < 0.2e9
+
+
+def test_a_late_chunk_is_executed_from_now_not_dropped(harness):
+    t0 = harness.now_ns() - int(0.5e9)  # predicted from frames 0.5 s old: two keyframes already past
+    harness.send_chunk(straight(4, dx=0.01), stamp_ns=t0)
+    assert harness.spin(lambda: harness.commands, 3.0)
+    stamp, x = commanded_x(harness)[0]
+    assert x == pytest.approx(0.5 + 0.05 * (stamp - t0) * 1e-9, abs=1e-6)  # the pose due now, past steps skipped
+    assert x > 0.52
+    assert not any(s["event"] == "dropped" for s in harness.status)
+
+
+def test_unsafe_chunks_never_reach_the_arm(harness):
     cases = {
         "nan": (np.where(np.arange(8) == 0, np.nan, straight(1)[0])[None].repeat(3, 0), np.ones(3)),
         "outside": (straight(3, dx=0.2) * [1, 1, 0, 1, 1, 1, 1, 1] + [0, 0, -0.05, 0, 0, 0, 0, 0], np.ones(3)),
@@ -114,7 +146,7 @@ def test_unsafe_trajectories_never_reach_the_arm(harness):
     }
     for name, (traj, conf) in cases.items():
         n_status = len(harness.status)
-        harness.send_trajectory(traj, conf)
+        harness.send_chunk(traj, conf)
         assert harness.spin(lambda: any(e["event"] in ("dropped", "refused") for e in harness.status[n_status:]),
                             3.0), (name, harness.status[n_status:])
     for target in harness.arm.targets:  # only hold commands at the measured pose were sent
@@ -122,50 +154,111 @@ def test_unsafe_trajectories_never_reach_the_arm(harness):
     assert harness.commands == []
     reasons = " | ".join(s["reason"] for s in harness.status)
     assert "outside the workspace box" in reasons and "refuse_translation_m" in reasons
-    assert "uncertain or not finite" in reasons
-    # the node is still alive: a good trajectory executes
-    harness.send_trajectory(straight(2), np.ones(2))
+    # the node is still alive: a good chunk executes
+    harness.send_chunk(straight(2), np.ones(2))
     assert harness.spin(lambda: len(harness.commands) >= 4, 5.0)
 
 
+def test_after_the_arm_is_moved_far_the_next_chunk_from_there_executes(harness):
+    """Regression: the old executor checked new plans against its stale last command forever."""
+    harness.send_chunk(straight(4))
+    assert harness.spin(lambda: len(harness.commands) >= 3, 3.0)
+    moved = START.copy()
+    moved[:3] = [0.45, 0.3, 0.2]  # a reset moved the arm 0.4 m
+    harness.arm.pose = moved.copy()
+    harness.spin(lambda: False, 0.2)
+    n = len(harness.commands)
+    harness.send_chunk(straight(3, start=moved), start=moved)
+    assert harness.spin(lambda: len(harness.commands) >= n + 4, 3.0), harness.status[-3:]
+    last = harness.commands[-1].pose.position
+    assert abs(last.y - 0.3) < 1e-6 and 0.45 < last.x < 0.52
+
+
 def test_pause_service_is_an_e_stop(harness):
-    assert harness.pause(True).success
-    harness.send_trajectory(straight(4), np.ones(4))
+    assert harness.call(harness.pause_client, SetBool.Request(data=True)).success
+    harness.send_chunk(straight(4))
     harness.spin(lambda: False, 0.5)
     assert harness.commands == []
     assert any(s["event"] == "paused" for s in harness.status)
-    assert any(s["event"] == "dropped" and "paused" in s["reason"] for s in harness.status)
-    assert harness.pause(False).success
-    harness.send_trajectory(straight(4), np.ones(4))
+    assert harness.call(harness.pause_client, SetBool.Request(data=False)).success
+    harness.send_chunk(straight(4))
     assert harness.spin(lambda: len(harness.commands) >= 4, 5.0)
 
 
 def test_camera_dropout_holds_within_200ms_and_resumes(harness):
-    harness.send_trajectory(straight(6, dx=0.01), np.ones(6))
+    harness.send_chunk([harness.arm.pose + [0.01 * k, 0, 0, 0, 0, 0, 0, 0] for k in range(1, 7)])
     assert harness.spin(lambda: len(harness.commands) >= 1, 3.0)
     harness.camera_on = False
     t_off = harness.now_ns()
     assert harness.spin(lambda: any("stale" in s["reason"] for s in harness.status), 2.0)
     n_cmd = len(harness.commands)
     assert harness.spin(lambda: False, 0.4) is False and len(harness.commands) == n_cmd  # held
-    # commands issued after the dropout stop within max_frame_gap_s (0.2 s) + one tick (0.05 s)
     late = [stamp_to_ns(c.header.stamp) - t_off for c in harness.commands]
-    assert max(late) < 0.25e9
+    assert max(late) < 0.25e9  # max_frame_gap_s (0.2 s) + one tick (0.05 s)
     harness.camera_on = True
     harness.spin(lambda: False, 0.1)
-    harness.send_trajectory(straight(2, dx=0.01, start=harness.arm.pose), np.ones(2))
+    harness.send_chunk(straight(2, dx=0.01, start=harness.arm.pose))
     assert harness.spin(lambda: len(harness.commands) > n_cmd, 3.0)
 
 
-def test_stale_and_malformed_trajectories_are_dropped(harness):
-    harness.send_trajectory(straight(3), np.ones(3), stamp_ns=harness.now_ns() - int(2e9))
-    assert harness.spin(lambda: any("ms old" in s["reason"] for s in harness.status), 3.0)
-    poses, info = trajectory_to_msgs(straight(3), np.ones(3), harness.now_ns())
-    info.data = info.data[:-2]  # sizes disagree
-    harness.traj_pub.publish(poses)
-    harness.info_pub.publish(info)
-    assert harness.spin(lambda: any("must be (T=3, 2)" in s["reason"] for s in harness.status), 3.0)
+def test_a_future_stamped_heartbeat_does_not_disable_the_dropout_hold(harness):
+    harness.heartbeat(stamp=ns_to_stamp(harness.now_ns() + int(3e17)))  # ~2036: a broken clock upstream
+    harness.send_chunk([harness.arm.pose + [0.01 * k, 0, 0, 0, 0, 0, 0, 0] for k in range(1, 7)])
+    assert harness.spin(lambda: len(harness.commands) >= 1, 3.0)
+    harness.camera_on = False
+    assert harness.spin(lambda: any("stale" in s["reason"] for s in harness.status), 2.0)
+
+
+def test_old_future_and_malformed_chunks_are_dropped(harness):
+    harness.send_chunk(straight(3), stamp_ns=harness.now_ns() - int(8e9))  # older than max_plan_age_s (5 s)
+    harness.send_chunk(straight(3), stamp_ns=harness.now_ns() + int(100e9))  # from the future
+    harness.send_chunk(straight(3), names=["fr3_hand_tcp", "gripper", "confidence"])
+    assert harness.spin(lambda: sum(s["event"] == "dropped" for s in harness.status) >= 3, 3.0), harness.status
+    reasons = " | ".join(s["reason"] for s in harness.status if s["event"] == "dropped")
+    assert "joint_names" in reasons and "future" in reasons
     assert harness.commands == []
+
+
+def test_reset_ignores_chunks_predicted_before_it(harness):
+    stamp = harness.now_ns()
+    answer = harness.call(harness.reset_client, Trigger.Request())
+    assert answer.success and json.loads(answer.message)["reset_s"] * 1e9 > stamp
+    harness.send_chunk(straight(3), stamp_ns=stamp)
+    assert harness.spin(lambda: any("before the last reset" in s["reason"] for s in harness.status), 3.0)
+    assert harness.commands == []
+
+
+def test_lockstep_acknowledges_each_tick_after_the_requested_chunk(ros_context_factory):
+    h = Harness(ros_context_factory, lockstep=True)
+    try:
+        t0 = 5_000_000_000
+        h.episode_pub.publish(Header(stamp=ns_to_stamp(t0), frame_id="0 seed 1"))
+        h.heartbeat(ns_to_stamp(t0))
+        h.arm.publish(ns_to_stamp(t0))
+        assert h.spin(lambda: h.requests and stamp_to_ns(h.requests[-1].stamp) == t0, 3.0), "no request for tick 0"
+        h.spin(lambda: False, 0.5)
+        assert h.arm.acks == []  # the simulated world waits for the policy
+        h.send_chunk(straight(4), stamp_ns=t0)
+        assert h.spin(lambda: h.arm.acks, 3.0) and h.arm.acks[-1] == t0
+        for k in range(1, 4):  # every tick is acknowledged with the pose due at it
+            t = t0 + int(k * 0.1e9)
+            h.heartbeat(ns_to_stamp(t))
+            h.arm.publish(ns_to_stamp(t))
+            assert h.spin(lambda: h.arm.acks[-1] == t, 3.0), f"tick {k} not acknowledged"
+            assert h.arm.targets[-1][0] == pytest.approx(0.5 + 0.1 * k * 0.1, abs=1e-6)
+        # an e-stop in lockstep holds the world: no acknowledgement until resumed, then the tick runs
+        assert h.call(h.pause_client, SetBool.Request(data=True)).success
+        t = t0 + int(0.4e9)
+        h.heartbeat(ns_to_stamp(t))
+        h.arm.publish(ns_to_stamp(t))
+        h.spin(lambda: False, 0.4)
+        assert h.arm.acks[-1] < t
+        assert h.call(h.pause_client, SetBool.Request(data=False)).success  # the tick runs: it asks for a chunk
+        assert h.spin(lambda: stamp_to_ns(h.requests[-1].stamp) == t, 3.0)
+        h.send_chunk(straight(4, start=h.arm.pose), stamp_ns=t, start=h.arm.pose)
+        assert h.spin(lambda: h.arm.acks[-1] == t, 3.0)
+    finally:
+        h.close()
 
 
 def test_unknown_backend_is_a_clear_error(ros_context):
@@ -173,8 +266,15 @@ def test_unknown_backend_is_a_clear_error(ros_context):
         create_node(context=ros_context, cli_args=["--ros-args", "-p", "backend:=ur5"])
 
 
+def test_execution_overrides_are_checked(ros_context):
+    with pytest.raises(ValueError, match="min_confidence is the cell's safety setting"):
+        create_node(context=ros_context, cli_args=["--ros-args", "-p", 'execution_overrides:="min_confidence: 0.5"'])
+    with pytest.raises(ValueError, match="blend_seconds"):
+        create_node(context=ros_context, cli_args=["--ros-args", "-p", 'execution_overrides:="blend_seconds: 0.5"'])
+
+
 def test_moveit_backend_without_moveit_py_says_so(ros_context):
     from action_images_ros.ros.executor_backends import BackendUnavailable
 
-    with pytest.raises(BackendUnavailable, match="needs moveit_py"):
+    with pytest.raises(BackendUnavailable, match="moveit_py"):
         create_node(context=ros_context, cli_args=["--ros-args", "-p", "backend:=moveit"])

@@ -386,6 +386,7 @@ class SimBackend(ExecutorBackend):
         self._pub = node.create_publisher(MultiDOFJointTrajectory, config.sim_command_topic, _command_qos(depth=10))
         self._gripper = 1.0
         self._sent_this_tick = False
+        self._tick_stamp = None  # stamp of the latest tick: a hold belongs to it (never acknowledges a later one)
 
     def _publish(self, pose: np.ndarray | None, stamp) -> None:
         from .stamps import stamp_to_ns
@@ -396,6 +397,7 @@ class SimBackend(ExecutorBackend):
 
     def send(self, pose: np.ndarray, stamp) -> None:
         self._gripper = float(pose[7])
+        self._tick_stamp = stamp
         self._publish(pose, stamp)
         self._sent_this_tick = True
 
@@ -403,9 +405,10 @@ class SimBackend(ExecutorBackend):
         # a target at the measured pose stops the arm (gripper as last commanded); without one the last stands
         if current_pose is not None and np.all(np.isfinite(current_pose)):
             pose = np.concatenate([np.asarray(current_pose, dtype=np.float64)[:7], [self._gripper]])
-            self._publish(pose, self._node.get_clock().now().to_msg())
+            self._publish(pose, self._tick_stamp or self._node.get_clock().now().to_msg())
 
     def tick_done(self, stamp) -> None:
+        self._tick_stamp = stamp
         if not self._sent_this_tick:
             self._publish(None, stamp)  # "nothing new": the lockstep acknowledgement of this tick
         self._sent_this_tick = False

@@ -174,8 +174,11 @@ class ExecutorNode(Node):
         return np.concatenate([self._pose, [grip]])
 
     def _state_fresh(self, now_s: float) -> bool:
-        return self._pose is not None and self._pose_time_s is not None and \
-            self._now_s_ros() - self._pose_time_s <= self._max_state_age_s
+        if self._pose is None or self._pose_time_s is None:
+            return False
+        if self._lockstep:  # the tick's own state: as old as its stamp, whatever the wall clock did meanwhile
+            return now_s - self._pose_stamp_s <= self._max_state_age_s
+        return self._now_s_ros() - self._pose_time_s <= self._max_state_age_s
 
     def _now_s_ros(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
