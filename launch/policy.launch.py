@@ -1,4 +1,4 @@
-"""Real cell: RealSense cameras + policy + decoder + executor (MoveIt by default) on the FR3.
+"""Real cell: RealSense cameras + policy + executor (MoveIt by default) on the FR3.
 
     ros2 launch action_images_ros policy.launch.py executor:=moveit model:=/path/to/checkpoint rviz:=true
 

@@ -1,15 +1,11 @@
-"""decoder_node over real DDS: codec-encoded action videos -> trajectory, markers; bad input dropped.
-
-Also the chain below the policy: sim camera_node -> (the test plays the policy, publishing action
-videos encoded from a planned trajectory) -> decoder_node -> executor_node -> the simulated arm moves.
-"""
+"""decoder_node over real DDS: codec-encoded action videos -> timed trajectory, markers; bad input dropped;
+the codec settings and keyframe period come from the model folder."""
 
 import numpy as np
 import pytest
-from geometry_msgs.msg import PoseArray, PoseStamped
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import Float32MultiArray
+from trajectory_msgs.msg import MultiDOFJointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
 from action_images_ros.codec import ActionImageCodec
@@ -18,9 +14,9 @@ from action_images_ros.ros.action_video import stack_frames
 from action_images_ros.ros.camera_info import camera_to_info
 from action_images_ros.ros.decoder_node import create_node
 from action_images_ros.ros.image_conversions import image_to_msg
-from action_images_ros.ros.pose_conversions import msgs_to_trajectory, stamped_to_pose
 from action_images_ros.ros.spin import executors_for, spin_until
 from action_images_ros.ros.stamps import ns_to_stamp, stamp_to_ns
+from action_images_ros.ros.trajectory_conversion import msg_to_trajectory
 
 pytestmark = pytest.mark.ros
 
@@ -40,10 +36,10 @@ def trajectory(start_xyz, dx, n=4, grip=1.0):
 class FakePolicy:
     """Publishes action videos + action camera infos, as policy_node does."""
 
-    def __init__(self, node, size=S):
+    def __init__(self, node, size=S, **codec_args):
         self.node = node
         self.cams = [c.scaled(size, size) for c in RIG]
-        self.codec = ActionImageCodec(size, size)
+        self.codec = ActionImageCodec(size, size, **codec_args)
         self.video_pubs = [node.create_publisher(Image, f"{v}/action_video", QOS) for v in VIEWS]
         self.info_pubs = [node.create_publisher(CameraInfo, f"{v}/action_camera_info", QOS) for v in VIEWS]
 
@@ -74,9 +70,9 @@ def test_decodes_action_videos_into_trajectory_and_markers(ros_context_factory):
     dec, world, exs = spin_pair(ros_context_factory, lambda ctx: create_node(
         context=ctx, cli_args=["--ros-args", "--params-file", "config/decoder.yaml"]))
     policy = FakePolicy(world)
-    got = {"traj": [], "info": [], "markers": []}
-    world.create_subscription(PoseArray, "trajectory", got["traj"].append, QOS)
-    world.create_subscription(Float32MultiArray, "trajectory_info", got["info"].append, QOS)
+    got = {"traj": [], "markers": []}
+    world.create_subscription(MultiDOFJointTrajectory, "trajectory", lambda m: got["traj"].append(
+        msg_to_trajectory(m)), QOS)
     world.create_subscription(MarkerArray, "markers", got["markers"].append, QOS)
     try:
         assert spin_until(exs, lambda: all(p.get_subscription_count() for p in policy.video_pubs)
@@ -84,9 +80,11 @@ def test_decodes_action_videos_into_trajectory_and_markers(ros_context_factory):
         truth = trajectory([0.45, 0.05, 0.25], 0.02, grip=1.0)
         truth[2:, 7] = 0.0  # the gripper closes half-way
         stamp = policy.publish(truth)
-        assert spin_until(exs, lambda: got["traj"] and got["info"] and got["markers"], 10.0)
-        actions, conf, stamp_ns = msgs_to_trajectory(got["traj"][-1], got["info"][-1])
-        assert stamp_ns == stamp and got["traj"][-1].header.frame_id == "base_link"
+        assert spin_until(exs, lambda: got["traj"] and got["markers"], 10.0)
+        traj = got["traj"][-1]
+        actions, conf = traj.poses, traj.confidence
+        assert traj.stamp_ns == stamp and traj.frame_id == "base_link"
+        np.testing.assert_allclose(traj.time_from_start_s, [0.2, 0.4, 0.6, 0.8])  # models/tiny: stride 2 x 0.1 s
         assert np.max(np.linalg.norm(actions[:, :3] - truth[:, :3], axis=1)) < 0.003
         assert np.all(np.abs(np.abs(np.sum(actions[:, 3:7] * truth[:, 3:7], axis=1)) - 1) < 1e-3)
         np.testing.assert_array_equal(actions[:, 7] > 0.5, truth[:, 7] > 0.5)
@@ -96,8 +94,8 @@ def test_decodes_action_videos_into_trajectory_and_markers(ros_context_factory):
         assert sum(m.ns == "axes" for m in markers) == 3 * 4 and sum(m.ns == "path" for m in markers) == 1
         # the same trajectory quantised to rgb8 still decodes (within a few mm)
         policy.publish(truth, encoding="rgb8")
-        assert spin_until(exs, lambda: len(got["traj"]) >= 2 and len(got["info"]) >= 2, 10.0)
-        actions, _, _ = msgs_to_trajectory(got["traj"][-1], got["info"][-1])
+        assert spin_until(exs, lambda: len(got["traj"]) >= 2, 10.0)
+        actions = got["traj"][-1].poses
         assert np.max(np.linalg.norm(actions[:, :3] - truth[:, :3], axis=1)) < 0.005
     finally:
         for ex in exs:
@@ -110,7 +108,7 @@ def test_malformed_action_videos_are_dropped_and_the_node_keeps_running(ros_cont
     dec, world, exs = spin_pair(ros_context_factory, lambda ctx: create_node(context=ctx))
     policy = FakePolicy(world)
     got = []
-    world.create_subscription(PoseArray, "trajectory", got.append, QOS)
+    world.create_subscription(MultiDOFJointTrajectory, "trajectory", got.append, QOS)
     try:
         assert spin_until(exs, lambda: all(p.get_subscription_count() for p in policy.video_pubs)
                           and dec._traj_pub.get_subscription_count(), 10.0)
@@ -128,43 +126,31 @@ def test_malformed_action_videos_are_dropped_and_the_node_keeps_running(ros_cont
         world.destroy_node()
 
 
-def test_decoded_commands_move_the_simulated_arm(ros_context_factory):
-    """camera_node (sim) + decoder_node + executor_node from the graph; the test plays the policy."""
-    import rclpy
+def test_codec_settings_and_keyframe_period_come_from_the_model_folder(ros_context_factory, tmp_path):
+    import json
 
-    from action_images_ros.ros.graph import GraphOptions, build_graph, topic
-    from action_images_ros.ros.runner import InProcessGraph
-
-    specs = [s for s in build_graph(GraphOptions()) if s.name in ("camera_node", "decoder_node", "executor_node")]
-    graph = InProcessGraph(specs, context=ros_context_factory(), num_threads=3)
-    world = rclpy.create_node("fake_policy", context=ros_context_factory())
-    policy = FakePolicy(world)
-    for i, v in enumerate(VIEWS):  # publish under the graph's names
-        policy.video_pubs[i] = world.create_publisher(Image, topic("action_video", v), QOS)
-        policy.info_pubs[i] = world.create_publisher(CameraInfo, topic("action_camera_info", v), QOS)
-    poses, commands = [], []
-    world.create_subscription(PoseStamped, topic("current_pose"), poses.append, QOS)
-    world.create_subscription(PoseStamped, "executor_node/command", commands.append, QOS)
-    (ex,) = executors_for(world)
-
-    def spin(pred, timeout_s):
-        return spin_until([ex, graph.executor], pred, timeout_s)
-
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model_index.json").write_text(json.dumps({
+        "_class_name": "ActionImagesPipeline",
+        "model_config": {"image_size": S, "codec_axis_length": 0.15, "codec_open_background": 0.4},
+        "policy_config": {"clip": {"frame_stride": 3}, "control_dt_s": 0.05}}))
+    dec, world, exs = spin_pair(ros_context_factory, lambda ctx: create_node(
+        context=ctx, cli_args=["--ros-args", "--params-file", "config/decoder.yaml", "-p", f"model:={model}"]))
+    policy = FakePolicy(world, axis_length=0.15, open_background=0.4)  # what that model was trained to draw
+    got = []
+    world.create_subscription(MultiDOFJointTrajectory, "trajectory", lambda m: got.append(msg_to_trajectory(m)), QOS)
     try:
-        assert spin(lambda: poses and all(p.get_subscription_count() for p in policy.video_pubs), 20.0)
-        start, _ = stamped_to_pose(poses[-1])
-        for _ in range(3):  # three predictions, each 4 x 1.5 cm towards +x from the measured pose
-            here, _ = stamped_to_pose(poses[-1])
-            stamp = policy.publish(trajectory(here[:3], 0.015), stamp_ns=stamp_to_ns(poses[-1].header.stamp))
-            n = len(commands)
-            assert spin(lambda: len(commands) >= n + 4, 10.0), "the executor sent no commands"
-            assert stamp_to_ns(commands[n].header.stamp) > stamp
-        # 3 x 2 executed steps x 1.5 cm = 9 cm commanded; the arm lags its commands (more on a loaded machine)
-        spin(lambda: stamped_to_pose(poses[-1])[0][0] - start[0] > 0.07, 3.0)
-        end, _ = stamped_to_pose(poses[-1])
-        assert end[0] - start[0] > 0.06
-        assert abs(end[1] - start[1]) < 0.01 and abs(end[2] - start[2]) < 0.01
+        assert spin_until(exs, lambda: all(p.get_subscription_count() for p in policy.video_pubs)
+                          and dec._traj_pub.get_subscription_count(), 10.0)
+        truth = trajectory([0.5, -0.05, 0.3], 0.015, grip=1.0)
+        policy.publish(truth)
+        assert spin_until(exs, lambda: got, 10.0)
+        np.testing.assert_allclose(got[-1].time_from_start_s, 0.15 * np.arange(1, 5))
+        assert np.max(np.linalg.norm(got[-1].poses[:, :3] - truth[:, :3], axis=1)) < 0.003
+        assert np.all(got[-1].poses[:, 7] > 0.5) and np.all(got[-1].confidence > 0.5)
     finally:
-        ex.shutdown()
+        for ex in exs:
+            ex.shutdown()
+        dec.destroy_node()
         world.destroy_node()
-        graph.shutdown()

@@ -33,35 +33,46 @@ def test_options_validation_and_strings():
 def test_sim_and_real_graphs_wire_the_executor_differently():
     sim = by_name(build_graph(GraphOptions()))
     real = by_name(build_graph(GraphOptions(use_sim=False, executor="moveit", rviz=True)))
-    assert list(sim) == ["camera_node", "policy_node", "decoder_node", "executor_node"]
-    assert "rviz2" in real and real["rviz2"].package == "rviz2"
+    assert list(sim) == ["sim_node", "policy_node", "executor_node"]  # decoded once, in the policy
+    assert "camera_node" in real and "sim_node" not in real and "rviz2" in real
+    assert "decoder_node" in by_name(build_graph(GraphOptions(decoder=True)))
     sim_remaps, real_remaps = dict(sim["executor_node"].remappings), dict(real["executor_node"].remappings)
     assert sim_remaps["current_pose"] == topic("current_pose") == "action_images/ee_pose"
     assert real_remaps["current_pose"] == "/franka_robot_state_broadcaster/current_pose"
     assert real_remaps["gripper_joint_states"] == "/franka_gripper/joint_states"
-    assert sim_remaps["trajectory"] == dict(sim["decoder_node"].remappings)["trajectory"] == topic("trajectory")
-    assert dict(real["executor_node"].overrides) == {"backend": "moveit", "gripper": "franka"}
-    # every camera topic the policy subscribes to is one the camera node publishes
-    cam_out = set(dict(sim["camera_node"].remappings).values())
+    assert dict(real["executor_node"].overrides) == {"backend": "moveit", "gripper": "franka", "model": "models/tiny",
+                                                      "base_frame": "fr3_link0", "tick_source": "timer"}
+    # the simulated graph runs on the simulator's clock, in lockstep unless asked otherwise
+    assert dict(sim["executor_node"].overrides)["tick_source"] == "state"
+    assert all(dict(sim[n].overrides)["use_sim_time"] is True for n in ("policy_node", "executor_node"))
+    assert "use_sim_time" not in dict(sim["sim_node"].overrides)  # it is the clock
+    assert "use_sim_time" not in dict(real["policy_node"].overrides)
+    rt = by_name(build_graph(GraphOptions(lockstep=False, policy_delay_s=0.3)))
+    assert dict(rt["executor_node"].overrides)["tick_source"] == "timer"
+    assert dict(rt["sim_node"].overrides)["lockstep"] is False
+    assert dict(rt["policy_node"].overrides)["injected_delay_s"] == 0.3
+    # every camera topic the policy subscribes to is one the cell publishes
+    cam_out = set(dict(sim["sim_node"].remappings).values())
     assert {t for t in dict(sim["policy_node"].remappings).values() if t.startswith("cameras/")} <= cam_out
 
 
 def test_every_node_input_is_some_node_output():
-    g = by_name(build_graph(GraphOptions()))
+    g = by_name(build_graph(GraphOptions(decoder=True)))
     remap = {name: dict(spec.remappings) for name, spec in g.items()}
     views = ("front", "left_shoulder", "right_shoulder")
-    for v in views:  # camera -> policy -> decoder
-        assert remap["camera_node"][f"{v}/image_raw"] == remap["policy_node"][f"{v}/image_raw"] == topic("image", v)
+    for v in views:  # sim -> policy -> (decoder, for re-decoding)
+        assert remap["sim_node"][f"{v}/image_raw"] == remap["policy_node"][f"{v}/image_raw"] == topic("image", v)
         assert remap["policy_node"][f"{v}/action_video"] == remap["decoder_node"][f"{v}/action_video"]
         assert remap["policy_node"][f"{v}/action_camera_info"] == remap["decoder_node"][f"{v}/action_camera_info"]
-    for key in ("trajectory", "trajectory_info"):  # decoder -> executor
-        assert remap["decoder_node"][key] == remap["executor_node"][key]
+    for key in ("trajectory", "chunk_request"):  # policy <-> executor
+        assert remap["policy_node"][key] == remap["executor_node"][key]
+    assert remap["decoder_node"]["trajectory"] != remap["executor_node"]["trajectory"]  # never executed twice
     for key in ("current_pose", "gripper_joint_states"):  # sim arm state -> policy and executor
-        assert remap["camera_node"][key] == remap["policy_node"][key] == remap["executor_node"][key]
+        assert remap["sim_node"][key] == remap["policy_node"][key] == remap["executor_node"][key]
     # the sim backend's commands reach the simulated arm; the executor's heartbeat is a camera stream
-    assert remap["executor_node"]["sim/tcp_target"] == remap["camera_node"]["tcp_target"]
-    assert remap["executor_node"]["sim/gripper_target"] == remap["camera_node"]["gripper_target"]
-    assert remap["executor_node"]["camera_heartbeat"] == remap["camera_node"]["front/camera_info"]
+    assert remap["executor_node"]["sim/command"] == remap["sim_node"]["sim/command"]
+    assert remap["executor_node"]["episode"] == remap["sim_node"]["episode"]
+    assert remap["executor_node"]["camera_heartbeat"] == remap["sim_node"]["front/camera_info"]
     assert remap["policy_node"]["predict"] == "action_images/predict"
     assert dict(g["policy_node"].overrides)["views"] == list(views)
 
@@ -77,19 +88,19 @@ def test_rviz_graph_publishes_the_cell_and_the_rviz_config_uses_graph_topics():
     assert cell.package == "robot_state_publisher"
     assert dict(cell.overrides)["robot_description"] == rig_to_urdf(load_rig(REPO / "config/cameras_sim.yaml"))
     assert dict(cell.overrides)["robot_description"] == (REPO / "urdf/cell.urdf").read_text()
-    assert dict(g["camera_node"].overrides)["publish_tf"] is False  # the cell publisher owns the TF then
-    assert dict(by_name(build_graph(GraphOptions()))["camera_node"].overrides)["publish_tf"] is True
+    assert dict(g["sim_node"].overrides)["publish_tf"] is False  # the cell publisher owns the TF then
+    assert dict(by_name(build_graph(GraphOptions()))["sim_node"].overrides)["publish_tf"] is True
     rviz = yaml.safe_load((REPO / "config/action_images.rviz").read_text())
     manager = rviz["Visualization Manager"]
     assert manager["Global Options"]["Fixed Frame"] == "base_link"
     used = {d[key]["Value"] for d in manager["Displays"] for key in ("Topic", "Description Topic") if key in d}
     graph_topics = {"/" + topic(k, v) for k in ("image", "overlay", "future_video") for v in VIEWS} | {
-        "/" + topic(k) for k in ("markers", "trajectory", "current_pose", "cell_description")}
+        "/" + topic(k) for k in ("markers", "current_pose", "cell_description")}
     assert used - {"/robot_description"} <= graph_topics
     assert {"/" + topic("overlay", v) for v in VIEWS} | {"/" + topic("markers")} <= used
     classes = {d["Class"] for d in manager["Displays"]}
     assert {"rviz_default_plugins/TF", "rviz_default_plugins/RobotModel", "rviz_default_plugins/MarkerArray",
-            "rviz_default_plugins/PoseArray", "rviz_default_plugins/Image"} <= classes
+            "rviz_default_plugins/Image"} <= classes
 
 
 @pytest.mark.ros
@@ -97,17 +108,18 @@ def test_node_parameter_files_load_into_the_nodes(ros_context):
     """Each node's YAML file is the one its spec names, and its values reach the node (not the defaults)."""
     import yaml
 
-    for spec in build_graph(GraphOptions()):
+    for spec in build_graph(GraphOptions(decoder=True)) + build_graph(GraphOptions(use_sim=False,
+                                                                                  executor="servo")):
         (path,) = spec.parameter_files(REPO)
         data = yaml.safe_load(path.read_text())
         assert list(data) == [f"/**/{spec.name}"], path
     from action_images_ros.ros.decoder_node import create_node
 
     node = create_node(context=ros_context, cli_args=["--ros-args", "--params-file", str(REPO / "config/decoder.yaml"),
-                                                      "-p", "codec_axis_length:=0.12"])
+                                                      "-p", "marker_axis_length:=0.12"])
     try:
-        assert node.get_parameter("marker_axis_length").value == 0.05
-        assert node.get_parameter("codec_axis_length").value == 0.12  # overrides come after the file
+        assert node.get_parameter("queue_size").value == 3
+        assert node.get_parameter("marker_axis_length").value == 0.12  # overrides come after the file
         assert node.views == list(VIEWS)
     finally:
         node.destroy_node()
@@ -131,16 +143,17 @@ def test_ros_arguments():
 def test_in_process_runner_starts_the_executor_with_the_graph_wiring(ros_context_factory):
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from geometry_msgs.msg import PoseArray
     from sensor_msgs.msg import CameraInfo
-    from std_msgs.msg import Float32MultiArray
+    from trajectory_msgs.msg import MultiDOFJointTrajectory
 
     from _ros_fakes import QOS, START, FakeArm
-    from action_images_ros.ros.pose_conversions import trajectory_to_msgs
     from action_images_ros.ros.runner import InProcessGraph
+    from action_images_ros.ros.trajectory_conversion import trajectory_to_msg
 
-    specs = [s for s in build_graph(GraphOptions()) if s.name == "executor_node"]
-    graph = InProcessGraph(specs, context=ros_context_factory(), share=REPO, num_threads=2)
+    specs = [s for s in build_graph(GraphOptions(lockstep=False)) if s.name == "executor_node"]
+    specs = [NodeSpec(**{**s.__dict__, "overrides": tuple((k, v) for k, v in s.overrides if k != "use_sim_time")})
+             for s in specs]  # no /clock in this test
+    graph = InProcessGraph(specs, context=ros_context_factory(), share=REPO)
     node = graph.nodes["executor_node"]
     assert node.get_parameter("backend").value == "sim"
     assert node.get_parameter("control_rate_hz").value == 10.0  # from config/executor.yaml
@@ -150,8 +163,7 @@ def test_in_process_runner_starts_the_executor_with_the_graph_wiring(ros_context
     ctx = ros_context_factory()
     world = rclpy.create_node("world", context=ctx)
     arm = FakeArm(world, pose_topic=topic("current_pose"), joints_topic=topic("gripper_joint_states"))
-    traj_pub = world.create_publisher(PoseArray, topic("trajectory"), QOS)
-    info_pub = world.create_publisher(Float32MultiArray, topic("trajectory_info"), QOS)
+    traj_pub = world.create_publisher(MultiDOFJointTrajectory, topic("trajectory"), QOS)
     cam_pub = world.create_publisher(CameraInfo, topic("camera_info", "front"), QOS)
 
     def heartbeat():
@@ -163,24 +175,22 @@ def test_in_process_runner_starts_the_executor_with_the_graph_wiring(ros_context
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(world)
 
-    def spin(pred, timeout_s):  # the world's executor and the graph's, in turn
+    def spin(pred, timeout_s):  # the graph's nodes spin in their own threads
         deadline = time.monotonic() + timeout_s
         while not pred():
             if time.monotonic() > deadline:
                 return False
             ex.spin_once(timeout_sec=0.005)
-            graph.spin(duration_s=0.005)
         return True
 
     try:
         assert spin(lambda: traj_pub.get_subscription_count() and node.measured_pose() is not None, 10.0)
-        traj = np.tile(START, (3, 1))
-        traj[:, 0] += [0.02, 0.04, 0.06]
-        poses, info = trajectory_to_msgs(traj, np.ones(3), world.get_clock().now().nanoseconds)
-        traj_pub.publish(poses)
-        info_pub.publish(info)
-        assert spin(lambda: len(arm.targets) >= 4, 5.0)
-        np.testing.assert_allclose(arm.pose[:3], traj[1, :3], atol=1e-9)
+        keyframes = np.tile(START, (4, 1))
+        keyframes[1:, 0] += [0.02, 0.04, 0.06]
+        stamp = world.get_clock().now().nanoseconds
+        traj_pub.publish(trajectory_to_msg(keyframes, np.ones(4), [0.0, 0.2, 0.4, 0.6], stamp, "base_link",
+                                           "fr3_hand_tcp"))
+        assert spin(lambda: arm.targets and arm.targets[-1][0] > START[0] + 0.03, 5.0)
     finally:
         ex.shutdown()
         world.destroy_node()

@@ -154,7 +154,7 @@ def test_bad_input_is_refused_with_a_reason_and_the_node_keeps_running(ros_conte
         spin_until(exs, lambda: False, 1.3)
         res = call(cams, exs)
         assert not res.success and "stale" in res.message
-        assert "prediction" not in cams.out  # none of these produced outputs
+        assert all(not p["ok"] for p in cams.out.get("prediction", []))  # each was a refusal with its reason
         cams.publish()
         spin_until(exs, lambda: False, 0.3)
         res = call(cams, exs)
@@ -216,5 +216,45 @@ def test_instruction_from_the_topic_or_parameter(ros_context_factory, tmp_path):
         assert spin_until(exs, fut.done, 10.0)
         res = call(cams, exs)
         assert not res.success and "none of the words" in res.message
+    finally:
+        stop(node, cams, exs)
+
+
+def test_answers_chunk_requests_with_a_timed_trajectory_or_a_refusal(ros_context_factory, tiny_model):
+    from std_msgs.msg import Header
+    from trajectory_msgs.msg import MultiDOFJointTrajectory
+
+    from action_images_ros.ros.qos import latched_qos
+    from action_images_ros.ros.trajectory_conversion import msg_to_trajectory
+
+    node, cams, exs = start(ros_context_factory, tiny_model, mode="closed_loop", request_wait_s=0.5)
+    got = []
+    cams.node.create_subscription(MultiDOFJointTrajectory, "trajectory", lambda m: got.append(msg_to_trajectory(m)),
+                                  10)
+    request = cams.node.create_publisher(Header, "chunk_request", latched_qos())
+    try:
+        assert spin_until(exs, lambda: request.get_subscription_count() and node._pipeline is not None, 20.0)
+        stamp = cams.now_ns() if hasattr(cams, "now_ns") else cams.node.get_clock().now().nanoseconds
+        request.publish(Header(stamp=ns_to_stamp(stamp)))  # asked before the frames of that time exist
+        spin_until(exs, lambda: False, 0.1)
+        cams.publish(stamp_ns=stamp)
+        assert spin_until(exs, lambda: got, 30.0), "no answer to the chunk request"
+        traj = got[-1]
+        assert traj.stamp_ns == stamp and traj.frame_id == "base_link"  # stamped with the frames' capture time
+        # point 0 = the measured pose it was predicted from, then F keyframes 0.2 s apart (legacy model folder:
+        # frame_stride 2 x 0.1 s)
+        np.testing.assert_allclose(traj.time_from_start_s, 0.2 * np.arange(F + 1), atol=1e-9)
+        np.testing.assert_allclose(traj.poses[0, :7], START, atol=1e-9)
+        assert traj.confidence.shape == (F + 1,) and np.all(np.isfinite(traj.poses[1:]))
+        # no newer frames come and those are too old by now: an empty trajectory answers (a refusal)
+        spin_until(exs, lambda: False, 0.6)  # max_frame_age_s 0.5 in config/policy.yaml
+        n = len(got)
+        old = stamp + 1
+        request.publish(Header(stamp=ns_to_stamp(old)))
+        assert spin_until(exs, lambda: len(got) > n, 10.0)
+        assert len(got[-1]) == 0 and got[-1].stamp_ns == old
+        assert spin_until(exs, lambda: any(not p.get("ok", True) for p in cams.out.get("prediction", [])), 5.0)
+        refusal = [p for p in cams.out["prediction"] if not p.get("ok", True)][-1]
+        assert "stale" in refusal["reason"] and refusal["stamp_ns"] == old, refusal
     finally:
         stop(node, cams, exs)

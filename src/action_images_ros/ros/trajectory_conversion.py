@@ -148,9 +148,10 @@ def chunk_to_msg(chunk, stamp_ns: int, frame_id: str, tcp_link: str) -> MultiDOF
     """A ``control.chunk_execution.Chunk`` -> one message; its ``start_pose`` (the measured pose the
     prediction started from) becomes point 0 at ``time_from_start`` 0, confidence 1.
 
-    ``stamp_ns`` is the chunk's stamp in exact nanoseconds (``chunk.stamp_s`` is a float).
+    ``stamp_ns`` is the chunk's stamp in exact nanoseconds (``chunk.stamp_s`` is a float, exact to
+    ~0.2 µs at today's epoch: ``time_from_start`` is rounded to the microsecond).
     """
-    tfs = np.asarray(chunk.times_s, dtype=np.float64) - float(chunk.stamp_s)
+    tfs = np.round(np.asarray(chunk.times_s, dtype=np.float64) - float(chunk.stamp_s), 6)
     poses, conf = np.asarray(chunk.poses), np.asarray(chunk.confidence)
     if chunk.start_pose is not None:
         poses = np.concatenate([np.asarray(chunk.start_pose, dtype=np.float64)[None], poses])
