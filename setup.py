@@ -42,6 +42,6 @@ setup(
     extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": ["action-images = action_images_ros.cli:main"]
-        + [f"{n} = action_images_ros.ros.{n}:main" for n in NODES if os.path.exists(f"src/{package_name}/ros/{n}.py")],
+        + [f"{n} = action_images_ros.ros.nodes.{n}:main" for n in NODES],
     },
 )

@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 from action_images_ros.codec import ActionImageCodec
-from action_images_ros.codec_eval import random_actions, reference_rig, round_trip
+from action_images_ros.eval.codec_round_trip import random_actions, reference_rig, round_trip
 
 
 def main() -> None:

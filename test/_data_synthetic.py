@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
-from action_images_ros.codec_eval import reference_rig
+from action_images_ros.eval.codec_round_trip import reference_rig
 from action_images_ros.data.episode import Episode
 
 

@@ -5,7 +5,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from action_images_ros.codec import ActionImageCodec, overlay_action_images
-from action_images_ros.codec_eval import random_actions, reference_rig, round_trip
+from action_images_ros.eval.codec_round_trip import random_actions, reference_rig, round_trip
 from action_images_ros.geometry import Camera, rotation_angle_deg
 
 

@@ -7,7 +7,7 @@ from action_images_ros.geometry import (
     Camera, load_rig, matrix_to_quat, quat_to_matrix, rotation_angle_deg, save_rig, triangulate,
     validate_actions,
 )
-from action_images_ros.codec_eval import reference_rig
+from action_images_ros.eval.codec_round_trip import reference_rig
 
 
 def test_projection_back_projects_onto_ray():

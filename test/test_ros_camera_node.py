@@ -9,7 +9,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 
-from action_images_ros.ros.camera_node import create_node
+from action_images_ros.ros.nodes.camera_node import create_node
 from action_images_ros.ros.image_conversions import msg_to_image
 from action_images_ros.ros.pose_conversions import stamped_to_pose
 from action_images_ros.ros.qos import image_qos, latched_qos

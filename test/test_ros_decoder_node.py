@@ -12,7 +12,7 @@ from action_images_ros.codec import ActionImageCodec
 from action_images_ros.geometry import load_rig
 from action_images_ros.ros.action_video import stack_frames
 from action_images_ros.ros.camera_info import camera_to_info
-from action_images_ros.ros.decoder_node import create_node
+from action_images_ros.ros.nodes.decoder_node import create_node
 from action_images_ros.ros.image_conversions import image_to_msg
 from action_images_ros.ros.spin import executors_for, spin_until
 from action_images_ros.ros.stamps import ns_to_stamp, stamp_to_ns

@@ -16,7 +16,7 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
 from _ros_fakes import QOS, START, FakeArm
-from action_images_ros.ros.executor_node import create_node
+from action_images_ros.ros.nodes.executor_node import create_node
 from action_images_ros.ros.qos import latched_qos
 from action_images_ros.ros.spin import executors_for, spin_until
 from action_images_ros.ros.stamps import ns_to_stamp, stamp_to_ns

@@ -113,7 +113,7 @@ def test_node_parameter_files_load_into_the_nodes(ros_context):
         (path,) = spec.parameter_files(REPO)
         data = yaml.safe_load(path.read_text())
         assert list(data) == [f"/**/{spec.name}"], path
-    from action_images_ros.ros.decoder_node import create_node
+    from action_images_ros.ros.nodes.decoder_node import create_node
 
     node = create_node(context=ros_context, cli_args=["--ros-args", "--params-file", str(REPO / "config/decoder.yaml"),
                                                       "-p", "marker_axis_length:=0.12"])

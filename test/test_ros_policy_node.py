@@ -14,7 +14,7 @@ from action_images_ros.geometry import load_rig
 from action_images_ros.ros.camera_info import camera_to_info
 from action_images_ros.ros.qos import image_qos
 from action_images_ros.ros.image_conversions import image_to_msg, msg_to_image
-from action_images_ros.ros.policy_node import create_node
+from action_images_ros.ros.nodes.policy_node import create_node
 from action_images_ros.ros.pose_conversions import pose_to_stamped
 from action_images_ros.ros.spin import executors_for, spin_until
 from action_images_ros.ros.stamps import ns_to_stamp, stamp_to_ns

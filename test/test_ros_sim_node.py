@@ -16,7 +16,7 @@ from trajectory_msgs.msg import MultiDOFJointTrajectory
 from action_images_ros.ros.image_conversions import msg_to_image
 from action_images_ros.ros.pose_conversions import stamped_to_pose
 from action_images_ros.ros.qos import image_qos, latched_qos
-from action_images_ros.ros.sim_node import create_node
+from action_images_ros.ros.nodes.sim_node import create_node
 from action_images_ros.ros.spin import executors_for, spin_until
 from action_images_ros.ros.stamps import stamp_to_ns
 from action_images_ros.ros.trajectory_conversion import trajectory_to_msg

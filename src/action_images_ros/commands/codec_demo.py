@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
 
     from ..codec import ActionImageCodec, overlay_action_images
-    from ..codec_eval import reference_rig
+    from ..eval.codec_round_trip import reference_rig
     from ..geometry import load_rig, rotation_angle_deg
 
     size = args.image_size

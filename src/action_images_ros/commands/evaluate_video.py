@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from ..clip_prediction import clip_config_for, clip_truth, score_clip
+    from ..eval.clip_prediction import clip_config_for, clip_truth, score_clip
     from ..data.clips import ActionClipDataset
     from ..model.video_metrics import fvd_status, lpips_status
     from ..model_io import load_policy

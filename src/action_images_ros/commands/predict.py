@@ -56,10 +56,10 @@ def check_step(episode: Path, step: int):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..clip_prediction import action_scores, clip_config_for, clip_truth, frame_scores, no_motion, run_mode
+    from ..eval.clip_prediction import action_scores, clip_config_for, clip_truth, frame_scores, no_motion, run_mode
     from ..data.clips import ActionClipDataset
     from ..model_io import load_policy
-    from ..prediction_outputs import (contact_sheet, sequences, trajectory_rows, write_png, write_trajectory,
+    from ..eval.prediction_outputs import (contact_sheet, sequences, trajectory_rows, write_png, write_trajectory,
                                       write_view_videos)
 
     if args.steps < 1:

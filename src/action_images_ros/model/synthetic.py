@@ -22,7 +22,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from ..codec import ActionImageCodec
-from ..codec_eval import reference_rig
+from ..eval.codec_round_trip import reference_rig
 from ..geometry import Camera
 
 #: Region of the table where cubes lie and of the air where the gripper starts (metres, base frame).

@@ -13,7 +13,7 @@ stamps each set once and publishes it; the sources never touch ROS.
   (``FrameSet.stamp_s``) when the devices report global or system time.
 
 The simulated cell is not a frame source: it owns the arm and the clock, so it is its own node
-(``ros/sim_node.py`` around ``sim.cell.SimulatedCell``).
+(``ros/nodes/sim_node.py`` around ``sim.cell.SimulatedCell``).
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ class NodeSpec:
     """One node of the graph.
 
     Attributes:
-        executable: console script; for this package also the module ``action_images_ros.ros.<executable>``.
+        executable: console script; for this package also the module ``action_images_ros.ros.nodes.<executable>``.
         name: node name.
         package: ROS package of the executable.
         parameters: parameter files relative to the package share dir (``config/...``), in order.

@@ -4,7 +4,7 @@
 one process per node (as ``ros2 launch`` would), the nodes talking over DDS.
 
 In process, each :class:`~action_images_ros.ros.graph.NodeSpec` of this package becomes a node created
-by ``action_images_ros.ros.<executable>.create_node(context=..., cli_args=spec.ros_arguments())``:
+by ``action_images_ros.ros.nodes.<executable>.create_node(context=..., cli_args=spec.ros_arguments())``:
 the same parameter files, overrides and remappings ``ros2 launch`` would pass. Every node spins
 in a thread of its own (a slow policy step does not stall the executor node), and shutdown
 joins those threads before it destroys any node. Nodes of other packages (RViz) cannot run
@@ -120,7 +120,7 @@ class InProcessGraph:
         self._spinner = BackgroundSpinner(context)
         try:
             for spec in _own_specs(specs):
-                module = importlib.import_module(f"{PACKAGE}.ros.{spec.executable}")
+                module = importlib.import_module(f"{PACKAGE}.ros.nodes.{spec.executable}")
                 node = module.create_node(context=context, cli_args=spec.ros_arguments(share))
                 self.nodes[spec.name] = node
                 self._spinner.add(node)
@@ -186,7 +186,7 @@ class SubprocessGraph:
         self._logs = []
         try:
             for spec in _own_specs(specs):
-                cmd = [sys.executable, "-m", f"{PACKAGE}.ros.{spec.executable}"] + spec.ros_arguments(share)
+                cmd = [sys.executable, "-m", f"{PACKAGE}.ros.nodes.{spec.executable}"] + spec.ros_arguments(share)
                 out = None
                 if log_dir is not None:
                     Path(log_dir).mkdir(parents=True, exist_ok=True)

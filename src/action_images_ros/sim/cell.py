@@ -1,6 +1,6 @@
 """The simulated cell as a clocked device (no ROS): one env, its simulated clock and the held command.
 
-``SimulatedCell`` is what ``ros/sim_node.py`` runs: it wraps :func:`~action_images_ros.sim.make_env`
+``SimulatedCell`` is what ``ros/nodes/sim_node.py`` runs: it wraps :func:`~action_images_ros.sim.make_env`
 (colour only), keeps the TCP + gripper command that ``step`` executes until a new one arrives,
 and owns the simulated time that the node publishes on ``/clock``.
 

@@ -57,17 +57,17 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 from visualization_msgs.msg import MarkerArray
 
-from ..cell_description import optical_frame_id
-from .action_video import combined_action_image, overlay_on_frame, prediction_summary, stack_frames
-from .camera_info import CameraInfoError, camera_to_info, info_to_camera
-from .image_conversions import ImageConversionError, image_to_msg, msg_to_image
-from .markers import trajectory_markers
-from .pose_conversions import gripper_openness, stamped_to_pose
-from .qos import image_qos, latched_qos, state_qos
-from .share import load_rig_views, resolve_share_path
-from .stamps import ns_to_stamp, stamp_to_ns
-from .sync import MultiViewSubscriber
-from .trajectory_conversion import chunk_to_msg, trajectory_to_msg
+from ...cell_description import optical_frame_id
+from ..action_video import combined_action_image, overlay_on_frame, prediction_summary, stack_frames
+from ..camera_info import CameraInfoError, camera_to_info, info_to_camera
+from ..image_conversions import ImageConversionError, image_to_msg, msg_to_image
+from ..markers import trajectory_markers
+from ..pose_conversions import gripper_openness, stamped_to_pose
+from ..qos import image_qos, latched_qos, state_qos
+from ..share import load_rig_views, resolve_share_path
+from ..stamps import ns_to_stamp, stamp_to_ns
+from ..sync import MultiViewSubscriber
+from ..trajectory_conversion import chunk_to_msg, trajectory_to_msg
 
 __all__ = ["PolicyNode", "create_node", "main", "MODES"]
 
@@ -177,7 +177,7 @@ class PolicyNode(Node):
 
     def _check_model_settings(self, path) -> None:
         """Parameters that contradict the model folder are an error now, not a surprise later."""
-        from ..config import load_policy_config
+        from ...config import load_policy_config
 
         try:
             policy_cfg, _ = load_policy_config(path)
@@ -273,7 +273,7 @@ class PolicyNode(Node):
             req.done.set()
 
     def _load_model(self) -> None:
-        from ..model_io import load_policy
+        from ...model_io import load_policy
 
         path = resolve_share_path(self._p["model"])
         try:
@@ -333,7 +333,7 @@ class PolicyNode(Node):
 
     def _predict_once(self, req: _Request) -> tuple[bool, str]:
         """One prediction on the latest synchronised set; returns ``(ok, JSON summary or reason)``."""
-        from ..policy import PolicyRunner
+        from ...policy import PolicyRunner
 
         # 1. check inputs
         if self._pipeline is None:
@@ -435,7 +435,7 @@ def create_node(**node_kwargs) -> PolicyNode:
 
 
 def main(args=None) -> None:
-    from .spin import run_node
+    from ..spin import run_node
 
     run_node(create_node, args, num_threads=2)  # the predict service runs beside the sync callbacks
 

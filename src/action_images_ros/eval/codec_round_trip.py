@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from .codec import ActionImageCodec
-from .geometry import Camera, rotation_angle_deg
+from ..codec import ActionImageCodec
+from ..geometry import Camera, rotation_angle_deg
 
 #: The reference workspace of the issue: 0.5 x 0.5 x 0.4 m in front of the robot base.
 WORKSPACE_MIN = np.array([0.30, -0.25, 0.05])

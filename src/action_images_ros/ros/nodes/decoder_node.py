@@ -31,16 +31,16 @@ from sensor_msgs.msg import CameraInfo, Image
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 from visualization_msgs.msg import MarkerArray
 
-from ..codec import ActionImageCodec
-from .action_video import unstack_frames
-from .camera_info import CameraInfoError, info_to_camera
-from .image_conversions import ImageConversionError, msg_to_image
-from .markers import trajectory_markers
-from .qos import image_qos, state_qos
-from .share import load_rig_views, resolve_share_path
-from .stamps import ns_to_stamp, stamp_to_ns
-from .sync import MultiViewSubscriber
-from .trajectory_conversion import trajectory_to_msg
+from ...codec import ActionImageCodec
+from ..action_video import unstack_frames
+from ..camera_info import CameraInfoError, info_to_camera
+from ..image_conversions import ImageConversionError, msg_to_image
+from ..markers import trajectory_markers
+from ..qos import image_qos, state_qos
+from ..share import load_rig_views, resolve_share_path
+from ..stamps import ns_to_stamp, stamp_to_ns
+from ..sync import MultiViewSubscriber
+from ..trajectory_conversion import trajectory_to_msg
 
 __all__ = ["DecoderNode", "DecodeInputError", "create_node", "main", "action_videos_to_arrays"]
 
@@ -98,8 +98,8 @@ class DecoderNode(Node):
             "queue_size": 3,
         }.items()}
         self._extrinsics, self.views = load_rig_views(p["rig"], p["views"], "decoding needs")
-        from ..config import load_policy_config
-        from ..model.config import ModelConfig
+        from ...config import load_policy_config
+        from ...model.config import ModelConfig
 
         policy_cfg, model_dict = load_policy_config(resolve_share_path(p["model"]))
         model_cfg = ModelConfig.from_dict({"use_state": False, "residual_to_current": False, **model_dict})
@@ -183,7 +183,7 @@ def create_node(**node_kwargs) -> DecoderNode:
 
 
 def main(args=None) -> None:
-    from .spin import run_node
+    from ..spin import run_node
 
     run_node(create_node, args)
 

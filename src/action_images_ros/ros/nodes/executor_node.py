@@ -56,15 +56,15 @@ from std_msgs.msg import Header, String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
-from ..config import execution_config_for
-from ..control.chunk_execution import ChunkExecutor
-from ..control.safety import SafetyEnvelope, load_safety_config
-from .executor_backends import BackendConfig, make_backend
-from .pose_conversions import gripper_openness, pose_to_stamped, stamped_to_pose
-from .qos import latched_qos, state_qos
-from .share import resolve_share_path
-from .stamps import ns_to_stamp, stamp_to_ns
-from .trajectory_conversion import TrajectoryMessageError, msg_to_chunk
+from ...config import execution_config_for
+from ...control.chunk_execution import ChunkExecutor
+from ...control.safety import SafetyEnvelope, load_safety_config
+from ..executor_backends import BackendConfig, make_backend
+from ..pose_conversions import gripper_openness, pose_to_stamped, stamped_to_pose
+from ..qos import latched_qos, state_qos
+from ..share import resolve_share_path
+from ..stamps import ns_to_stamp, stamp_to_ns
+from ..trajectory_conversion import TrajectoryMessageError, msg_to_chunk
 
 __all__ = ["ExecutorNode", "create_node", "main", "TICK_SOURCES"]
 
@@ -358,7 +358,7 @@ def create_node(**node_kwargs) -> ExecutorNode:
 
 
 def main(args=None) -> None:
-    from .spin import run_node
+    from ..spin import run_node
 
     run_node(create_node, args, num_threads=2)  # services beside the ticks
 

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from .clip_prediction import ClipTruth, ModeResult
-from .codec import overlay_action_images
-from .data.preview import write_video
+from ..codec import overlay_action_images
+from ..data.preview import write_video
 
 POSE_COLUMNS = ("x", "y", "z", "qx", "qy", "qz", "qw", "gripper")
 CAPTION_PX = 14  #: caption strip height at scale 1 of the text (grows with the font)

@@ -33,15 +33,15 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 
-from ..cell_description import optical_frame_id
-from ..geometry import load_rig, matrix_to_quat
-from .camera_info import camera_to_info
-from .camera_sources import FrameSource, RealSenseSource, ReplaySource, find_realsense_devices
-from .image_conversions import image_to_msg
-from .pose_conversions import pose_to_stamped
-from .qos import image_qos, latched_qos, state_qos
-from .share import resolve_share_path
-from .stamps import ns_to_stamp
+from ...cell_description import optical_frame_id
+from ...geometry import load_rig, matrix_to_quat
+from ..camera_info import camera_to_info
+from ..camera_sources import FrameSource, RealSenseSource, ReplaySource, find_realsense_devices
+from ..image_conversions import image_to_msg
+from ..pose_conversions import pose_to_stamped
+from ..qos import image_qos, latched_qos, state_qos
+from ..share import resolve_share_path
+from ..stamps import ns_to_stamp
 
 __all__ = ["CameraNode", "create_node", "main", "SOURCES"]
 
@@ -273,7 +273,7 @@ def create_node(**kwargs) -> CameraNode:
 
 
 def main(args=None) -> None:
-    from .spin import run_node
+    from ..spin import run_node
 
     run_node(create_node, args)
 

@@ -66,15 +66,15 @@ from std_msgs.msg import Float32, Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
-from ..cell_description import optical_frame_id
-from ..geometry import matrix_to_quat
-from .camera_info import camera_to_info
-from .image_conversions import image_to_msg
-from .pose_conversions import pose_to_stamped, stamped_to_pose
-from .qos import image_qos, latched_qos, state_qos
-from .share import resolve_share_path
-from .stamps import ns_to_stamp, stamp_to_ns
-from .trajectory_conversion import msg_to_trajectory
+from ...cell_description import optical_frame_id
+from ...geometry import matrix_to_quat
+from ..camera_info import camera_to_info
+from ..image_conversions import image_to_msg
+from ..pose_conversions import pose_to_stamped, stamped_to_pose
+from ..qos import image_qos, latched_qos, state_qos
+from ..share import resolve_share_path
+from ..stamps import ns_to_stamp, stamp_to_ns
+from ..trajectory_conversion import msg_to_trajectory
 
 __all__ = ["SimNode", "create_node", "main", "ARM_JOINTS", "FINGER_JOINTS"]
 
@@ -174,7 +174,7 @@ class SimNode(Node):
     # ------------------------------------------------------------------ set-up helpers
     @staticmethod
     def _check_parameters(p: dict) -> None:
-        from ..sim.tasks import TASK_NAMES
+        from ...sim.tasks import TASK_NAMES
 
         if p["task"] not in TASK_NAMES:
             raise ValueError(f"unknown task {p['task']!r}; valid tasks: {', '.join(TASK_NAMES)}")
@@ -272,7 +272,7 @@ class SimNode(Node):
 
     # ------------------------------------------------------------------ worker
     def _run(self, p: dict) -> None:
-        from ..sim.cell import SimulatedCell  # mujoco: only in this thread
+        from ...sim.cell import SimulatedCell  # mujoco: only in this thread
 
         try:
             self.cell = SimulatedCell(p["task"], image_size=(p["image_height"], p["image_width"]), seed=p["seed"],
@@ -410,7 +410,7 @@ def create_node(**kwargs) -> SimNode:
 
 
 def main(args=None) -> None:
-    from .spin import run_node
+    from ..spin import run_node
 
     run_node(create_node, args, num_threads=2)
 

@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data.clips import ActionClipDataset, ClipConfig
-from .geometry import Camera
-from .model.metrics import action_errors
-from .model.video_metrics import lpips_distance, psnr_per_image, ssim
-from .policy import PolicyRunner
+from ..data.clips import ActionClipDataset, ClipConfig
+from ..geometry import Camera
+from ..model.metrics import action_errors
+from ..model.video_metrics import lpips_distance, psnr_per_image, ssim
+from ..policy import PolicyRunner
 
 #: The no-motion baseline, scored like a mode.
 NO_MOTION = "no_motion"
