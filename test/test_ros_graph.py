@@ -41,7 +41,10 @@ def test_sim_and_real_graphs_wire_the_executor_differently():
     assert real_remaps["current_pose"] == "/franka_robot_state_broadcaster/current_pose"
     assert real_remaps["gripper_joint_states"] == "/franka_gripper/joint_states"
     assert dict(real["executor_node"].overrides) == {"backend": "moveit", "gripper": "franka", "model": "models/tiny",
-                                                      "base_frame": "fr3_link0", "tick_source": "timer"}
+                                                      "base_frame": "fr3_link0", "tick_source": "timer",
+                                                      "moveit_config_package": "franka_fr3_moveit_config"}
+    files = by_name(build_graph(GraphOptions(use_sim=False, executor="moveit", moveit_config="/a.yaml,/b.yaml")))
+    assert dict(files["executor_node"].overrides)["moveit_config_files"] == "/a.yaml,/b.yaml"
     # the simulated graph runs on the simulator's clock, in lockstep unless asked otherwise
     assert dict(sim["executor_node"].overrides)["tick_source"] == "state"
     assert all(dict(sim[n].overrides)["use_sim_time"] is True for n in ("policy_node", "executor_node"))

@@ -164,6 +164,9 @@ class GraphOptions:
         policy_delay_s: hold every policy answer back until ROS time ``stamp + delay`` (latency tests).
         seed: simulated cell only: seed of the first episode (then +1 per ``sim/reset``).
         decoder: also run decoder_node (re-decodes the published action videos; label mode).
+        moveit_config: ``executor:=moveit`` only: comma-separated ROS 2 parameter files with the robot's
+            MoveIt configuration for MoveItPy (URDF, SRDF, kinematics, planning pipelines); empty =
+            built by moveit_configs_utils from ``franka_fr3_moveit_config`` where importable.
     """
 
     use_sim: bool = True
@@ -179,6 +182,7 @@ class GraphOptions:
     policy_delay_s: float = 0.0
     seed: int = 100000
     decoder: bool = False
+    moveit_config: str = ""
 
     def __post_init__(self) -> None:
         for name in ("use_sim", "rviz", "lockstep", "decoder"):
@@ -231,6 +235,7 @@ LAUNCH_ARGUMENTS = tuple(
         "hold each policy answer back until stamp + this many seconds of ROS time (latency tests)",
         "simulated cell: seed of the first episode",
         "also run decoder_node (re-decodes the action videos)",
+        "executor:=moveit: MoveIt parameter files for MoveItPy (comma-separated)",
     ), strict=True)
 )
 
@@ -305,7 +310,10 @@ def build_graph(options: GraphOptions, views: tuple[str, ...] | None = None) -> 
         executable="executor_node", name="executor_node", parameters=("config/executor.yaml",),
         overrides=(("backend", o.executor), ("model", o.model), ("base_frame", base_frame),
                    ("tick_source", "state" if o.use_sim and o.lockstep else "timer"))
-        + (() if o.use_sim else (("gripper", "franka"),)) + sim_time,
+        + (() if o.use_sim else (("gripper", "franka"),)) + sim_time
+        + ((("moveit_config_files", o.moveit_config),) if o.executor == "moveit" and o.moveit_config else ())
+        + ((("moveit_config_package", "franka_fr3_moveit_config"),)
+           if o.executor == "moveit" and not o.moveit_config else ()),
         remappings=(("trajectory", topic("trajectory")), ("chunk_request", topic("chunk_request")))
         + arm_remaps + (("camera_heartbeat", topic("camera_info", views[0])),
                         ("sim/command", topic("sim_command")), ("episode", topic("episode"))),
