@@ -27,17 +27,17 @@ from __future__ import annotations
 import threading
 import time
 
-from geometry_msgs.msg import PoseStamped, TransformStamped
-from rcl_interfaces.msg import SetParametersResult
+from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 
 from ...cell_description import optical_frame_id
-from ...geometry import load_rig, matrix_to_quat
+from ...geometry import load_rig
 from ..camera_info import camera_to_info
 from ..camera_sources import FrameSource, RealSenseSource, ReplaySource, find_realsense_devices
 from ..image_conversions import image_to_msg
+from ..node_support import publish_rig_tf, runtime_parameters
 from ..pose_conversions import pose_to_stamped
 from ..qos import image_qos, latched_qos, state_qos
 from ..share import resolve_share_path
@@ -89,7 +89,7 @@ class CameraNode(Node):
             raise ValueError(f"rate_hz must be >= 0 (0 = the source's own rate), got {p['rate_hz']}")
         self._base_frame = p["base_frame"]
         self._enabled = bool(p["enabled"])
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_on_set_parameters_callback(runtime_parameters({"enabled": (bool, self._set_enabled)}))
         # 2. the frame source, created and used only by the worker thread (an OpenGL context,
         #    as the sim's renderer holds, belongs to the thread that made it)
         self._stop = threading.Event()
@@ -118,7 +118,7 @@ class CameraNode(Node):
             self._pose_pub = self.create_publisher(PoseStamped, "current_pose", state_qos())
             self._joint_pub = self.create_publisher(JointState, "gripper_joint_states", state_qos())
         if p["publish_tf"]:
-            self._publish_static_tf(cams)
+            self._tf = publish_rig_tf(self, cams, self._base_frame, self.get_clock().now().to_msg())
         # 4. from here on the worker thread reads, stamps and publishes
         self.sets_published = 0
         self._wait_for_subscribers = p["source"] == "replay" and p["replay_wait_for_subscribers"]
@@ -143,40 +143,10 @@ class CameraNode(Node):
         return RealSenseSource(realsense_devices, rig, names or None, width=p["width"], height=p["height"],
                                fps=p["fps"], hardware_sync=p["hardware_sync"])
 
-    def _publish_static_tf(self, cams) -> None:
-        try:
-            from tf2_ros.static_transform_broadcaster import StaticTransformBroadcaster
-        except ImportError:
-            self.get_logger().info("tf2_ros is not importable here: the rig's static TF is not published "
-                                   "(the extrinsics are in the rig YAML; a ROS install publishes them)")
-            return
-        transforms = []
-        for cam in cams:
-            t = TransformStamped()
-            t.header.stamp = self.get_clock().now().to_msg()
-            t.header.frame_id = self._base_frame
-            t.child_frame_id = optical_frame_id(cam.name)
-            t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = (
-                float(v) for v in cam.T_world_cam[:3, 3])
-            q = matrix_to_quat(cam.T_world_cam[:3, :3])
-            (t.transform.rotation.x, t.transform.rotation.y, t.transform.rotation.z,
-             t.transform.rotation.w) = (float(v) for v in q)
-            transforms.append(t)
-        self._tf = StaticTransformBroadcaster(self)
-        self._tf.sendTransform(transforms)
-
     # ------------------------------------------------------------------ callbacks (tiny)
-    def _on_set_parameters(self, params) -> SetParametersResult:
-        for prm in params:
-            if prm.name == "enabled":
-                if not isinstance(prm.value, bool):
-                    return SetParametersResult(successful=False, reason="enabled must be a bool")
-                self._enabled = prm.value
-                self.get_logger().warning(f"publishing {'enabled' if prm.value else 'disabled'}")
-            elif prm.name not in ("use_sim_time",):
-                return SetParametersResult(successful=False,
-                                           reason=f"{prm.name} is read at start-up only; restart the node")
-        return SetParametersResult(successful=True)
+    def _set_enabled(self, value: bool) -> None:
+        self._enabled = value
+        self.get_logger().warning(f"publishing {'enabled' if value else 'disabled'}")
 
     # ------------------------------------------------------------------ worker
     def _run(self, params: dict, realsense_devices) -> None:

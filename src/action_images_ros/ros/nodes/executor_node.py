@@ -47,7 +47,6 @@ import json
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -60,6 +59,7 @@ from ...config import execution_config_for
 from ...control.chunk_execution import ChunkExecutor
 from ...control.safety import SafetyEnvelope, load_safety_config
 from ..executor_backends import BackendConfig, make_backend
+from ..node_support import runtime_parameters
 from ..pose_conversions import gripper_openness, pose_to_stamped, stamped_to_pose
 from ..qos import latched_qos, state_qos
 from ..share import resolve_share_path
@@ -136,7 +136,7 @@ class ExecutorNode(Node):
         services = MutuallyExclusiveCallbackGroup()
         self.create_service(SetBool, "~/pause", self._on_pause, callback_group=services)
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=services)
-        self.add_on_set_parameters_callback(self._on_parameters)
+        self.add_on_set_parameters_callback(runtime_parameters({}))  # all read at start-up
         if not self._lockstep:
             self.create_timer(1.0 / p["control_rate_hz"], self._on_timer)
             self.create_timer(1.0 / p["watchdog_hz"], self._watchdog)  # camera dropout -> hold, between ticks
@@ -184,13 +184,6 @@ class ExecutorNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     # ------------------------------------------------------------------ callbacks
-    def _on_parameters(self, params) -> SetParametersResult:
-        for prm in params:
-            if prm.name != "use_sim_time":
-                return SetParametersResult(successful=False,
-                                           reason=f"{prm.name} is read at start-up only; restart the node")
-        return SetParametersResult(successful=True)
-
     def _on_current_pose(self, msg: PoseStamped) -> None:
         if msg.header.frame_id and msg.header.frame_id != self._base_frame:
             self.get_logger().error(f"current_pose in frame {msg.header.frame_id!r}, expected {self._base_frame!r}; "

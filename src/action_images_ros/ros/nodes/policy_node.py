@@ -48,7 +48,6 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -62,6 +61,7 @@ from ..action_video import combined_action_image, overlay_on_frame, prediction_s
 from ..camera_info import CameraInfoError, camera_to_info, info_to_camera
 from ..image_conversions import ImageConversionError, image_to_msg, msg_to_image
 from ..markers import trajectory_markers
+from ..node_support import runtime_parameters
 from ..pose_conversions import gripper_openness, stamped_to_pose
 from ..qos import image_qos, latched_qos, state_qos
 from ..share import load_rig_views, resolve_share_path
@@ -164,7 +164,7 @@ class PolicyNode(Node):
         self.create_subscription(String, "instruction", self._on_instruction, latched_qos())
         if p["mode"] == "closed_loop":
             self.create_subscription(Header, "chunk_request", self._on_request, latched_qos())
-        self.add_on_set_parameters_callback(self._on_parameters)
+        self.add_on_set_parameters_callback(runtime_parameters({"instruction": (str, self._set_instruction)}))
         # 5. service (own callback group: it waits for the worker while the subscriptions go on)
         self._requests: queue.Queue[_Request] = queue.Queue()
         self.create_service(Trigger, "predict", self._on_predict, callback_group=MutuallyExclusiveCallbackGroup())
@@ -214,20 +214,10 @@ class PolicyNode(Node):
             self._instruction = msg.data
         self.get_logger().info(f"instruction: {msg.data!r}")
 
-    def _on_parameters(self, params) -> SetParametersResult:
-        for prm in params:
-            if prm.name == "instruction":
-                if not isinstance(prm.value, str):
-                    return SetParametersResult(successful=False, reason="instruction must be a string")
-            elif prm.name != "use_sim_time":
-                return SetParametersResult(successful=False,
-                                           reason=f"{prm.name} is read at start-up only; restart the node")
-        for prm in params:
-            if prm.name == "instruction":
-                with self._cv:
-                    self._instruction = prm.value
-                self.get_logger().info(f"instruction: {prm.value!r}")
-        return SetParametersResult(successful=True)
+    def _set_instruction(self, text: str) -> None:
+        with self._cv:
+            self._instruction = text
+        self.get_logger().info(f"instruction: {text!r}")
 
     def _on_request(self, msg: Header) -> None:
         self._requests.put(_Request(from_service=False, stamp_ns=stamp_to_ns(msg.header.stamp)

@@ -55,8 +55,7 @@ import threading
 import time
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped, TransformStamped
-from rcl_interfaces.msg import SetParametersResult
+from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -67,9 +66,10 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
 from ...cell_description import optical_frame_id
-from ...geometry import matrix_to_quat
+
 from ..camera_info import camera_to_info
 from ..image_conversions import image_to_msg
+from ..node_support import publish_rig_tf, runtime_parameters
 from ..pose_conversions import pose_to_stamped, stamped_to_pose
 from ..qos import image_qos, latched_qos, state_qos
 from ..share import resolve_share_path
@@ -123,7 +123,7 @@ class SimNode(Node):
         self._rtf = float(p["real_time_factor"])
         if self.get_parameter("use_sim_time").value:
             self.get_logger().info("use_sim_time is set: ignored for stamping (this node is the clock source)")
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_on_set_parameters_callback(runtime_parameters({"enabled": (bool, self._set_enabled)}))
         # 2. the cell, created, stepped and closed only by the worker thread
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -162,7 +162,7 @@ class SimNode(Node):
         self.create_service(Trigger, "sim/reset", self._on_reset, callback_group=services)
         self.create_service(Trigger, "sim/task_status", self._on_task_status, callback_group=services)
         if p["publish_tf"]:
-            self._publish_static_tf(cams)
+            self._tf = publish_rig_tf(self, cams, self._base_frame, ns_to_stamp(self.cell.time_ns))
         # 4. from here on the worker thread steps and publishes
         self.ticks_published = 0
         self._publishing.set()
@@ -187,39 +187,10 @@ class SimNode(Node):
         if p["seed"] < 0:
             raise ValueError(f"seed must be >= 0, got {p['seed']}")
 
-    def _publish_static_tf(self, cams) -> None:
-        try:
-            from tf2_ros.static_transform_broadcaster import StaticTransformBroadcaster
-        except ImportError:
-            self.get_logger().info("tf2_ros is not importable here: the rig's static TF is not published "
-                                   "(the extrinsics are in the rig YAML; a ROS install publishes them)")
-            return
-        transforms = []
-        for cam in cams:
-            t = TransformStamped()
-            t.header.stamp = ns_to_stamp(self.cell.time_ns)
-            t.header.frame_id = self._base_frame
-            t.child_frame_id = optical_frame_id(cam.name)
-            t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = (
-                float(v) for v in cam.T_world_cam[:3, 3])
-            (t.transform.rotation.x, t.transform.rotation.y, t.transform.rotation.z,
-             t.transform.rotation.w) = (float(v) for v in matrix_to_quat(cam.T_world_cam[:3, :3]))
-            transforms.append(t)
-        self._tf = StaticTransformBroadcaster(self)
-        self._tf.sendTransform(transforms)
-
     # ------------------------------------------------------------------ callbacks (tiny)
-    def _on_set_parameters(self, params) -> SetParametersResult:
-        for prm in params:
-            if prm.name == "enabled":
-                if not isinstance(prm.value, bool):
-                    return SetParametersResult(successful=False, reason="enabled must be a bool")
-                self._enabled = prm.value
-                self.get_logger().warning(f"images {'enabled' if prm.value else 'disabled (camera dropout)'}")
-            elif prm.name != "use_sim_time":
-                return SetParametersResult(successful=False,
-                                           reason=f"{prm.name} is read at start-up only; restart the node")
-        return SetParametersResult(successful=True)
+    def _set_enabled(self, value: bool) -> None:
+        self._enabled = value
+        self.get_logger().warning(f"images {'enabled' if value else 'disabled (camera dropout)'}")
 
     def _on_command(self, msg: MultiDOFJointTrajectory) -> None:
         stamp_ns = stamp_to_ns(msg.header.stamp)
