@@ -8,7 +8,8 @@ executing, exactly as a slow policy on the real-time cell, but reproducible on a
 Executor settings compared (each is an ``ExecutionConfig``; the first is the model's default):
 
 * ``new``: steps due at their absolute times (late steps skipped), blending over 0.2 s, the next
-  chunk asked for with half of the current one left, whole chunks executed;
+  chunk asked for with half of the current one left or as early as the policy's latency (whichever
+  is earlier), whole chunks executed, a chunk that ran out held at its last pose;
 * ``new, no blend``: the same with ``blend_s: 0`` (seams without blending);
 * ``drop-and-hold``: the behaviour before: chunks re-based to their arrival, the first half (2 of 4
   keyframes) executed, no blending, chunks from frames older than 1 s dropped, the next chunk asked
@@ -16,8 +17,9 @@ Executor settings compared (each is an ``ExecutionConfig``; the first is the mod
   time: for a latency of 0.5 s and more this is that schedule exactly, below it the baseline asks
   more often than it did (in its favour); at latency 0 it would ask every tick, so it is not run there.
 
-Seams: per command, the position step from the previous command, split into the first command after
-a chunk switch ("boundary") and the others ("inside"); max and p99.
+Seams: per command, the position step from the previous command and the change of that step (a
+jump in commanded velocity: a stop-and-go shows there even when the step itself is small), split into
+the first command after a chunk switch ("boundary") and the others ("inside"); max and p99.
 
     python bench/bench_chunk_execution.py --episodes 20 --latencies 0 0.3 1.0
 """
@@ -41,7 +43,7 @@ CONFIGS = {
     "new": {},
     "new, no blend": {"blend_s": 0.0},
     "drop-and-hold": {"align": "arrival", "blend_s": 0.0, "execute_fraction": 0.5, "request_fraction": 1.0,
-                      "max_plan_age_s": 1.0},
+                      "max_plan_age_s": 1.0, "latency_aware": False},
 }
 
 
@@ -86,11 +88,19 @@ def main() -> int:
                     outcomes.append(run_episode(env, runner, executor, args.seed_offset + i,
                                                 ClosedLoopConfig(latency_s=latency, record_commands=True)))
                 s = summarize(args.task, outcomes, "direct")
-                inside, boundary = [], []
+                steps = {"inside": [], "boundary": []}
+                jumps = {"inside": [], "boundary": []}
                 for o in outcomes:
-                    for (_, prev, _), (_, cur, switched) in zip(o.commands, o.commands[1:]):
-                        (boundary if switched else inside).append(1000 * float(np.linalg.norm(cur[:3] - prev[:3])))
-                rows.append((latency, name, s, np.asarray(inside), np.asarray(boundary)))
+                    p = np.asarray([c[1][:3] for c in o.commands]).reshape(-1, 3)
+                    switched = [c[2] for c in o.commands]
+                    v = 1000 * np.diff(p, axis=0)  # mm per command
+                    for k in range(1, len(p)):
+                        where = "boundary" if switched[k] else "inside"
+                        steps[where].append(float(np.linalg.norm(v[k - 1])))
+                        if k >= 2:
+                            jumps[where].append(float(np.linalg.norm(v[k - 1] - v[k - 2])))
+                rows.append((latency, name, s, {k: np.asarray(x) for k, x in steps.items()},
+                             {k: np.asarray(x) for k, x in jumps.items()}))
                 print(f"  latency {latency:.1f} s, {name}: {s['successes']}/{s['episodes']}", flush=True)
     finally:
         env.close()
@@ -102,15 +112,17 @@ def main() -> int:
     for latency, name, s, _, _ in rows:
         print(f"| {latency:.1f} s | {name} | {s['successes']}/{s['episodes']} = {100 * s['success_rate']:.0f} % | "
               f"{s['stalls']} | {s['stall_time_s']:.1f} s | {s['refused']} | {s['mean_steps']:.1f} |")
-    print("\nSeams: position step between consecutive commands (mm)\n")
-    print("| latency | executor | inside a chunk: max / p99 | at a chunk boundary: max / p99 |")
-    print("|---|---|---|---|")
+    print("\nSeams (mm, max / p99): the step between consecutive commands, and the change of that step\n")
+    print("| latency | executor | step inside a chunk | step at a boundary | step change inside | "
+          "step change at a boundary |")
+    print("|---|---|---|---|---|---|")
 
     def stat(x: np.ndarray) -> str:
         return f"{x.max():.1f} / {np.percentile(x, 99):.1f}" if x.size else "-"
 
-    for latency, name, _, inside, boundary in rows:
-        print(f"| {latency:.1f} s | {name} | {stat(inside)} | {stat(boundary)} |")
+    for latency, name, _, steps, jumps in rows:
+        print(f"| {latency:.1f} s | {name} | {stat(steps['inside'])} | {stat(steps['boundary'])} | "
+              f"{stat(jumps['inside'])} | {stat(jumps['boundary'])} |")
     return 0
 
 

@@ -196,16 +196,42 @@ def test_stall_counted_once_accumulates_and_ends_on_new_chunk():
     ex = executor(blend_s=0.0)
     ex.add_chunk(chunk(0.0, [0.1, 0.2], [0.5, 0.6]), 0.0, pose(0.5))
     assert tick(ex, 0.1).event == "command" and tick(ex, 0.2).event == "command"
-    for t in (0.25, 0.3):
+    for t in (0.25, 0.3):  # ran out: the chunk's last pose stays the target (the arm holds there)
         cmd = tick(ex, t)
-        assert cmd.event == "stall" and cmd.pose is None
+        assert cmd.event == "stall" and cmd.pose[0] == pytest.approx(0.6)
     assert ex.stats.stalls == 1 and ex.stats.stall_time_s == pytest.approx(0.1)
     ex.add_chunk(chunk(0.3, [0.4, 0.5], [0.6, 0.6]), 0.35, pose(0.6))
     assert ex.stats.stall_time_s == pytest.approx(0.15)
     assert tick(ex, 0.4).event == "command"
     assert ex.stats.stall_time_s == pytest.approx(0.15)
     assert tick(ex, 0.6).event == "stall"
-    assert ex.stats.stalls == 2 and ex.stats.commands == 3
+    assert ex.stats.stalls == 2 and ex.stats.commands == 6
+
+
+def test_a_step_limited_arm_still_reaches_the_last_pose_while_stalled():
+    from action_images_ros.control.safety import SafetyConfig, SafetyEnvelope
+
+    ex = ChunkExecutor(ExecutionConfig(blend_s=0.0, min_confidence=0.0),
+                       SafetyEnvelope(SafetyConfig(max_translation_m=0.05, min_confidence=0.0)))
+    ex.observe_frame(0.0)
+    ex.add_chunk(chunk(0.0, [0.1], [0.62]), 0.0, pose(0.5))  # 12 cm in one step: limited to 5 cm a command
+    arm = pose(0.5)
+    for k in range(1, 5):
+        ex.observe_frame(0.1 * k)
+        cmd = ex.tick(0.1 * k, arm)
+        assert cmd.event == ("command" if k == 1 else "stall")
+        arm = cmd.pose.copy()  # the arm reaches each command
+    assert arm[0] == pytest.approx(0.62)  # 0.55, 0.60, 0.62, 0.62
+
+
+def test_latency_aware_requests_go_out_as_early_as_the_policy_is_slow():
+    ex = executor(request_fraction=0.25)
+    ex.add_chunk(chunk(0.0, [0.25, 0.5, 0.75, 1.0], [0.5] * 4), 0.6, pose(0.5))  # this policy took 0.6 s
+    # executable 0.6 .. 1.0: by request_fraction alone at 0.9; with the 0.6 s latency seen: at once
+    assert ex.wants_chunk(0.6)
+    slow = executor(request_fraction=0.25, latency_aware=False)
+    slow.add_chunk(chunk(0.0, [0.25, 0.5, 0.75, 1.0], [0.5] * 4), 0.6, pose(0.5))
+    assert not slow.wants_chunk(0.89) and slow.wants_chunk(0.9)
 
 
 def test_stale_frames_hold_at_measured_pose_and_drop_the_chunk():

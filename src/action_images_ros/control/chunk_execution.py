@@ -240,6 +240,9 @@ class ExecutionConfig:
         min_confidence: a chunk ends before its first step with lower confidence (or non-finite
             values / zero quaternion) ([0, 1]).
         request_timeout_s: a request unanswered this long may be made again (s, > 0).
+        latency_aware: ask for the next chunk at least as early as the policy's latency seen so far
+            (the latest ``now - stamp`` of an accepted chunk): with a slow policy the request goes
+            out before ``request_fraction`` is reached, so its answer arrives about when it is needed.
     """
 
     blend_s: float = 0.2
@@ -250,8 +253,12 @@ class ExecutionConfig:
     max_frame_gap_s: float = 0.2
     min_confidence: float = 0.2
     request_timeout_s: float = 5.0
+    latency_aware: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.latency_aware, (bool, np.bool_)):
+            raise ValueError(f"latency_aware must be true or false, got {self.latency_aware!r}")
+        self.latency_aware = bool(self.latency_aware)
         for name in ("blend_s", "request_fraction", "execute_fraction", "max_plan_age_s", "max_frame_gap_s",
                      "min_confidence", "request_timeout_s"):
             value = getattr(self, name)
@@ -412,6 +419,7 @@ class ChunkExecutor:
         self.envelope = envelope
         self.stats = ExecutionStats()
         self._future_logged = False
+        self._latency_s = 0.0  # the policy's latency seen so far: a property of the policy, kept over resets
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -515,8 +523,9 @@ class ChunkExecutor:
 
         True when no chunk is current (after a reset, a hold, a refusal, a dropped chunk) or
         its executable remainder is at most ``request_fraction`` of its executable duration
-        (from when it became current to its end), unless a request is outstanding and younger
-        than ``request_timeout_s``, or the envelope is paused (chunks would be refused).
+        (from when it became current to its end) — or, with ``latency_aware``, at most the
+        policy's latency seen so far —, unless a request is outstanding and younger than
+        ``request_timeout_s``, or the envelope is paused (chunks would be refused).
         """
         now_s = _as_time(now_s, "now_s")
         self._see_now(now_s)
@@ -528,7 +537,10 @@ class ChunkExecutor:
         if plan is None:
             return True
         duration = max(0.0, plan.end_s - plan.switch_s)
-        return plan.end_s - now_s <= self.config.request_fraction * duration
+        threshold = self.config.request_fraction * duration
+        if self.config.latency_aware:
+            threshold = max(threshold, self._latency_s)
+        return plan.end_s - now_s <= threshold
 
     def mark_requested(self, stamp_s: float, now_s: float) -> None:
         """A request went out at ``now_s`` for frames stamped ``stamp_s``."""
@@ -665,6 +677,7 @@ class ChunkExecutor:
         st = self.stats
         st.chunks_accepted += 1
         st.max_late_s = max(st.max_late_s, late_s)
+        self._latency_s = max(0.0, late_s)
         if late:
             st.late_chunks += 1
             notes.append(f"all steps past on arrival ({1000 * late_s:.0f} ms late): executing its last pose")
@@ -718,7 +731,9 @@ class ChunkExecutor:
         plan = self._plan
         if plan is None:
             return Command(None, 0.0, "idle", "no chunk (waiting for the policy)")
-        # 3. ran out before the next chunk arrived
+        # 3. ran out before the next chunk arrived: hold at its end (its last pose stays the target,
+        #    re-checked every tick, so a step-limited arm still gets there) and count the stall
+        event, why = "command", ""
         if now_s > plan.end_s and plan.commanded:
             if self._stall_mark is None:
                 self.stats.stalls += 1
@@ -726,10 +741,11 @@ class ChunkExecutor:
                 logger.debug("stall: chunk ended at %.3f s, no next chunk yet", plan.end_s)
             self.stats.stall_time_s += max(0.0, now_s - self._stall_mark)
             self._stall_mark = max(self._stall_mark, now_s)
-            return Command(None, 0.0, "stall", f"chunk ran out {1000 * (now_s - plan.end_s):.0f} ms ago; "
-                           "waiting for the next")
-        # 4. the (blended) pose due now, through the envelope
-        pose, conf = plan.pose(now_s), plan.confidence(now_s)
+            event, why = "stall", (f"chunk ran out {1000 * (now_s - plan.end_s):.0f} ms ago; holding its last "
+                                   "pose, waiting for the next")
+        # 4. the (blended) pose due now (or the chunk's end), through the envelope
+        t_pose = min(now_s, plan.end_s) if event == "stall" else now_s
+        pose, conf = plan.pose(t_pose), plan.confidence(t_pose)
         reason = ""
         if self.envelope is not None:
             allowed, checked, reason = self.envelope.check(pose, measured_pose, conf, now_s)
@@ -741,4 +757,4 @@ class ChunkExecutor:
         plan.commanded = True
         self._last_command = pose.copy()
         self.stats.commands += 1
-        return Command(pose, conf, "command", reason)
+        return Command(pose, conf, event, why or reason)

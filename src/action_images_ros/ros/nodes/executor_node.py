@@ -325,14 +325,17 @@ class ExecutorNode(Node):
             self.backend.tick_done(stamp)
             return
         cmd = self.chunks.tick(now_s, current)
-        if cmd.event == "command":
+        if cmd.pose is not None:  # a command, or a stall holding the last chunk's end
             self.backend.send(cmd.pose, stamp)
             self._cmd_pub.publish(pose_to_stamped(cmd.pose, self._base_frame, stamp))
-            self._last_event = "command"
+            if cmd.event == "stall":
+                self._status("stall", cmd.reason)
+            else:
+                self._last_event = "command"
         elif cmd.event in ("hold", "refused"):
             self.backend.hold(cmd.hold_pose)
             self._status(cmd.event, cmd.reason, force=cmd.event == "refused")
-        else:  # stall / idle / paused: the last command stands
+        else:  # idle / paused: the last command stands
             self._status(cmd.event, cmd.reason)
         backend_status = self.backend.status()
         if backend_status:
