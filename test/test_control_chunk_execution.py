@@ -452,3 +452,19 @@ def test_stats_as_dict():
     tick(ex, 0.1)
     d = ex.stats.as_dict()
     assert d["commands"] == 1 and d["chunks_accepted"] == 1 and set(d) >= {"stalls", "stall_time_s", "holds"}
+
+
+def test_request_state_forecasts_where_the_arm_will_be_when_a_late_policy_answers():
+    ex = executor(blend_s=0.0)
+    measured = pose(0.5, grip=0.3)
+    assert np.array_equal(ex.request_state(0.0, measured), measured)  # no chunk: the measured pose
+    ex.add_chunk(chunk(0.0, [0.25, 0.5, 0.75, 1.0], [0.55, 0.6, 0.65, 0.7]), 0.0, pose(0.5))
+    assert np.array_equal(ex.request_state(0.1, measured), measured)  # answered at once so far: measured
+    ex.add_chunk(chunk(0.0, [0.25, 0.5, 0.75, 1.0], [0.55, 0.6, 0.65, 0.7]), 0.3, pose(0.5))  # 0.3 s late
+    state = ex.request_state(0.4, measured)
+    assert state[0] == pytest.approx(0.5 + 0.2 * 0.7)  # the chunk at 0.4 + 0.3 s: linear between 0.5 and 0.75
+    assert state[7] == pytest.approx(0.3)  # the gripper as measured
+    assert ex.request_state(5.0, measured)[0] == pytest.approx(0.7)  # past the end: its last pose
+    off = executor(blend_s=0.0, forecast_state=False)
+    off.add_chunk(chunk(0.0, [0.25, 0.5], [0.55, 0.6]), 0.3, pose(0.5))
+    assert np.array_equal(off.request_state(0.4, measured), measured)

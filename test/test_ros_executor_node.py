@@ -20,7 +20,7 @@ from action_images_ros.ros.nodes.executor_node import create_node
 from action_images_ros.ros.qos import latched_qos
 from action_images_ros.ros.spin import executors_for, spin_until
 from action_images_ros.ros.stamps import ns_to_stamp, stamp_to_ns
-from action_images_ros.ros.trajectory_conversion import trajectory_to_msg
+from action_images_ros.ros.trajectory_conversion import msg_to_trajectory, trajectory_to_msg
 
 pytestmark = pytest.mark.ros
 DT = 0.2  # keyframe period of the chunks sent here (s)
@@ -48,7 +48,8 @@ class Harness:
         self.world.create_subscription(String, "executor_node/status", lambda m: self.status.append(
             json.loads(m.data)), QOS)
         self.world.create_subscription(PoseStamped, "executor_node/command", self.commands.append, QOS)
-        self.world.create_subscription(Header, "chunk_request", self.requests.append, latched_qos())
+        self.world.create_subscription(MultiDOFJointTrajectory, "chunk_request", lambda m: self.requests.append(
+            msg_to_trajectory(m)), latched_qos())
         self.pause_client = self.world.create_client(SetBool, "executor_node/pause")
         self.reset_client = self.world.create_client(Trigger, "executor_node/reset")
         self.executors = executors_for(self.executor_node, self.world)
@@ -123,8 +124,10 @@ def test_commands_follow_the_chunk_at_its_due_times_and_ask_for_the_next(harness
     n_req = len(harness.requests)
     # the next chunk is asked for when half of this one is left (request_fraction 0.5), from fresh frames
     assert harness.spin(lambda: len(harness.requests) > n_req, 2.0)
-    asked = stamp_to_ns(harness.requests[-1].stamp)
+    asked = harness.requests[-1].stamp_ns
     assert asked > t0 + 0.3e9 and harness.now_ns() - asked < 0.2e9
+    # answered at once so far: the state to predict from is the measured pose
+    np.testing.assert_allclose(harness.requests[-1].poses[0], harness.executor_node.measured_pose(), atol=0.03)
 
 
 def test_a_late_chunk_is_executed_from_now_not_dropped(harness):
@@ -235,7 +238,8 @@ def test_lockstep_acknowledges_each_tick_after_the_requested_chunk(ros_context_f
         h.episode_pub.publish(Header(stamp=ns_to_stamp(t0), frame_id="0 seed 1"))
         h.heartbeat(ns_to_stamp(t0))
         h.arm.publish(ns_to_stamp(t0))
-        assert h.spin(lambda: h.requests and stamp_to_ns(h.requests[-1].stamp) == t0, 3.0), "no request for tick 0"
+        assert h.spin(lambda: h.requests and h.requests[-1].stamp_ns == t0, 3.0), "no request for tick 0"
+        np.testing.assert_allclose(h.requests[-1].poses[0], START)  # nothing executing: the measured pose
         h.spin(lambda: False, 0.5)
         assert h.arm.acks == []  # the simulated world waits for the policy
         h.send_chunk(straight(4), stamp_ns=t0)
@@ -254,7 +258,7 @@ def test_lockstep_acknowledges_each_tick_after_the_requested_chunk(ros_context_f
         h.spin(lambda: False, 0.4)
         assert h.arm.acks[-1] < t
         assert h.call(h.pause_client, SetBool.Request(data=False)).success  # the tick runs: it asks for a chunk
-        assert h.spin(lambda: stamp_to_ns(h.requests[-1].stamp) == t, 3.0)
+        assert h.spin(lambda: h.requests[-1].stamp_ns == t, 3.0)
         h.send_chunk(straight(4, start=h.arm.pose), stamp_ns=t, start=h.arm.pose)
         assert h.spin(lambda: h.arm.acks[-1] == t, 3.0)
     finally:

@@ -221,21 +221,25 @@ def test_instruction_from_the_topic_or_parameter(ros_context_factory, tmp_path):
 
 
 def test_answers_chunk_requests_with_a_timed_trajectory_or_a_refusal(ros_context_factory, tiny_model):
-    from std_msgs.msg import Header
     from trajectory_msgs.msg import MultiDOFJointTrajectory
 
     from action_images_ros.ros.qos import latched_qos
-    from action_images_ros.ros.trajectory_conversion import msg_to_trajectory
+    from action_images_ros.ros.trajectory_conversion import msg_to_trajectory, trajectory_to_msg
 
     node, cams, exs = start(ros_context_factory, tiny_model, mode="closed_loop", request_wait_s=0.5)
     got = []
     cams.node.create_subscription(MultiDOFJointTrajectory, "trajectory", lambda m: got.append(msg_to_trajectory(m)),
                                   10)
-    request = cams.node.create_publisher(Header, "chunk_request", latched_qos())
+    request = cams.node.create_publisher(MultiDOFJointTrajectory, "chunk_request", latched_qos())
+
+    def ask(stamp_ns, state=None):
+        poses = np.zeros((0, 8)) if state is None else np.asarray(state)[None]
+        request.publish(trajectory_to_msg(poses, np.ones(len(poses)), np.zeros(len(poses)), stamp_ns, "base_link",
+                                          "fr3_hand_tcp"))
     try:
         assert spin_until(exs, lambda: request.get_subscription_count() and node._pipeline is not None, 20.0)
         stamp = cams.now_ns() if hasattr(cams, "now_ns") else cams.node.get_clock().now().nanoseconds
-        request.publish(Header(stamp=ns_to_stamp(stamp)))  # asked before the frames of that time exist
+        ask(stamp)  # asked before the frames of that time exist
         spin_until(exs, lambda: False, 0.1)
         cams.publish(stamp_ns=stamp)
         assert spin_until(exs, lambda: got, 30.0), "no answer to the chunk request"
@@ -246,15 +250,26 @@ def test_answers_chunk_requests_with_a_timed_trajectory_or_a_refusal(ros_context
         np.testing.assert_allclose(traj.time_from_start_s, 0.2 * np.arange(F + 1), atol=1e-9)
         np.testing.assert_allclose(traj.poses[0, :7], START, atol=1e-9)
         assert traj.confidence.shape == (F + 1,) and np.all(np.isfinite(traj.poses[1:]))
-        # no newer frames come and those are too old by now: an empty trajectory answers (a refusal)
-        spin_until(exs, lambda: False, 0.6)  # max_frame_age_s 0.5 in config/policy.yaml
+        # a request with a state (where the arm will be when a late answer comes) is predicted from it
+        moved = np.array([0.52, 0.03, 0.28, 1.0, 0.0, 0.0, 0.0, 1.0])
+        stamp2 = cams.node.get_clock().now().nanoseconds
+        cams.publish(stamp_ns=stamp2)
+        ask(stamp2, moved)
+        assert spin_until(exs, lambda: got[-1].stamp_ns == stamp2, 30.0)
+        np.testing.assert_allclose(got[-1].poses[0], moved, atol=1e-9)
+        ask(stamp2, moved)  # asked again (a retry): the same answer, no new sample
+        n_pred = node.predictions
+        assert spin_until(exs, lambda: len(got) >= 3 and got[-1].stamp_ns == stamp2, 10.0)
+        spin_until(exs, lambda: False, 0.3)
+        assert node.predictions == n_pred and np.array_equal(got[-1].poses, got[-2].poses)
+        # no frames as new as asked for: an empty trajectory answers (a refusal)
         n = len(got)
-        old = stamp + 1
-        request.publish(Header(stamp=ns_to_stamp(old)))
+        old = stamp2 + 1
+        ask(old)
         assert spin_until(exs, lambda: len(got) > n, 10.0)
         assert len(got[-1]) == 0 and got[-1].stamp_ns == old
         assert spin_until(exs, lambda: any(not p.get("ok", True) for p in cams.out.get("prediction", [])), 5.0)
         refusal = [p for p in cams.out["prediction"] if not p.get("ok", True)][-1]
-        assert "stale" in refusal["reason"] and refusal["stamp_ns"] == old, refusal
+        assert "as new as the request" in refusal["reason"] and refusal["stamp_ns"] == old, refusal
     finally:
         stop(node, cams, exs)

@@ -9,7 +9,7 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
@@ -49,6 +49,8 @@ class Controller:
         self.node.create_subscription(String, "sim/status", lambda m: self.status.append(json.loads(m.data)), 10)
         self.node.create_subscription(String, "instruction", lambda m: self.instructions.append(m.data),
                                       latched_qos())
+        self.episodes = []
+        self.node.create_subscription(Header, "episode", self.episodes.append, latched_qos())  # as the executor
         self.node.create_subscription(PoseStamped, "current_pose", self.poses.append, 10)
         self.command_pub = self.node.create_publisher(MultiDOFJointTrajectory, "sim/command", 10)
         self.reset_client = self.node.create_client(Trigger, "sim/reset")
@@ -165,6 +167,8 @@ def test_lockstep_target_is_approached_and_reset_starts_the_next_episode(ros_con
         assert reply["task"] == "reach_target" and reply["instruction"].startswith("reach the ")
         assert round(reply["stamp_s"] * 1e9) == last + DT_NS
         assert spin_until(exs, lambda: ctl.last_stamp == last + DT_NS, 5.0)
+        # the new episode was announced for its first tick (the executor resets there)
+        assert [(stamp_to_ns(e.stamp), e.frame_id) for e in ctl.episodes[-1:]] == [(last + DT_NS, "1 seed 8")]
         assert step_once(exs, ctl) == last + 2 * DT_NS
         fut = ctl.status_client.call_async(Trigger.Request())
         assert spin_until(exs, fut.done, 10.0)

@@ -52,6 +52,9 @@ FUTURE_TOLERANCE_S = 1.0
 
 #: The values of :attr:`Command.event`.
 EVENTS = ("command", "stall", "hold", "refused", "paused", "idle")
+#: Times closer than this (s) count as equal: ticks and due times fall on the same instants (multiples of the
+#: control period), and float rounding must not decide whether a request or a stall happens at a tick.
+TIME_EPS_S = 1e-6
 
 _ALIGNS = ("stamp", "arrival")
 
@@ -243,6 +246,10 @@ class ExecutionConfig:
         latency_aware: ask for the next chunk at least as early as the policy's latency seen so far
             (the latest ``now - stamp`` of an accepted chunk): with a slow policy the request goes
             out before ``request_fraction`` is reached, so its answer arrives about when it is needed.
+        forecast_state: with a policy that answers late, condition it on the pose the arm is being
+            commanded to for when the answer is expected (the current chunk at ``now + latency``),
+            not on the pose it has now: consecutive chunks then continue each other instead of
+            each one re-planning from a pose the arm has long left (:meth:`ChunkExecutor.request_state`).
     """
 
     blend_s: float = 0.2
@@ -254,11 +261,13 @@ class ExecutionConfig:
     min_confidence: float = 0.2
     request_timeout_s: float = 5.0
     latency_aware: bool = True
+    forecast_state: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.latency_aware, (bool, np.bool_)):
-            raise ValueError(f"latency_aware must be true or false, got {self.latency_aware!r}")
-        self.latency_aware = bool(self.latency_aware)
+        for name in ("latency_aware", "forecast_state"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+            setattr(self, name, bool(getattr(self, name)))
         for name in ("blend_s", "request_fraction", "execute_fraction", "max_plan_age_s", "max_frame_gap_s",
                      "min_confidence", "request_timeout_s"):
             value = getattr(self, name)
@@ -461,6 +470,31 @@ class ChunkExecutor:
         """A request is outstanding (marked and not yet answered)."""
         return self._request is not None
 
+    def planned_pose(self, t_s: float) -> np.ndarray | None:
+        """``(8,)`` the pose the current chunk will command at ``t_s`` (its last pose after its end), before the
+        safety envelope; None without a chunk. What the arm is heading for when a requested chunk arrives."""
+        if self._plan is None:
+            return None
+        return self._plan.pose(min(float(t_s), self._plan.end_s)).copy()
+
+    def request_state(self, now_s: float, measured_pose: np.ndarray) -> np.ndarray:
+        """``(8,)`` the state a chunk asked for at ``now_s`` should be predicted from.
+
+        The measured pose, unless ``forecast_state`` is on, a chunk is being executed and the policy
+        answered late so far (latency > 0): then the pose the chunk commands at ``now_s + latency``
+        (position, rotation; the measured gripper), where the arm will be when the answer comes.
+        """
+        measured = _as_pose(measured_pose, "measured_pose")
+        if not self.config.forecast_state or self._plan is None or self._latency_s <= TIME_EPS_S:
+            return measured.copy()
+        ahead = self.planned_pose(float(now_s) + self._latency_s)
+        return np.concatenate([ahead[:7], measured[7:]])
+
+    @property
+    def latency_s(self) -> float:
+        """The policy's latency seen so far (``now - stamp`` of the latest accepted chunk, s)."""
+        return self._latency_s
+
     def remaining_s(self, now_s: float) -> float:
         """Executable time left in the current chunk at ``now_s`` (s; 0 without a chunk)."""
         if self._plan is None:
@@ -540,7 +574,7 @@ class ChunkExecutor:
         threshold = self.config.request_fraction * duration
         if self.config.latency_aware:
             threshold = max(threshold, self._latency_s)
-        return plan.end_s - now_s <= threshold
+        return plan.end_s - now_s <= threshold + TIME_EPS_S
 
     def mark_requested(self, stamp_s: float, now_s: float) -> None:
         """A request went out at ``now_s`` for frames stamped ``stamp_s``."""
@@ -551,11 +585,13 @@ class ChunkExecutor:
     def request_answered(self, stamp_s: float | None = None) -> None:
         """The policy answered (a chunk or a refusal): the request is no longer outstanding.
 
-        An answer stamped before the last reset belongs to the previous episode and leaves
-        a request of this episode outstanding.
+        An answer stamped before the last reset belongs to the previous episode, and one stamped
+        before the outstanding request answers an earlier request: both leave it outstanding.
         """
         if stamp_s is not None and self._reset_s is not None and float(stamp_s) < self._reset_s:
             return
+        if stamp_s is not None and self._request is not None and float(stamp_s) < self._request[0] - TIME_EPS_S:
+            return  # a late answer to an earlier request (e.g. a retried one): the newer one is still open
         self._request = None
 
     # ------------------------------------------------------------------ chunks
@@ -657,7 +693,7 @@ class ChunkExecutor:
         # 5. alignment
         if cfg.align == "arrival":
             kept = kept.shifted(now_s - chunk.stamp_s)
-        late = kept.end_s <= now_s
+        late = kept.end_s <= now_s + TIME_EPS_S
         # 6. switch, blended from what was being executed
         source = None
         if self._last_command is not None and cfg.blend_s > 0:
@@ -734,7 +770,7 @@ class ChunkExecutor:
         # 3. ran out before the next chunk arrived: hold at its end (its last pose stays the target,
         #    re-checked every tick, so a step-limited arm still gets there) and count the stall
         event, why = "command", ""
-        if now_s > plan.end_s and plan.commanded:
+        if now_s > plan.end_s + TIME_EPS_S and plan.commanded:
             if self._stall_mark is None:
                 self.stats.stalls += 1
                 self._stall_mark = plan.end_s

@@ -9,8 +9,9 @@ same class. Here one loop plays the roles the nodes play over DDS:
     every control tick t (simulated time, ``env.control_dt`` apart):
       1. the frames of tick t count as a camera heartbeat;
       2. chunks whose (simulated) policy latency has passed are handed to the executor;
-      3. if the executor wants a chunk, the policy predicts from the frames of tick t; the chunk
-         (stamped t) becomes available at ``t + latency_s``;
+      3. if the executor wants a chunk, the policy predicts from the frames of tick t and the state
+         the executor gives (``request_state``: with a late policy, where the arm will be when the
+         answer comes); the chunk (stamped t) becomes available at ``t + latency_s``;
       4. the executor's command for t (or a hold) is executed for one control step.
 
 ``latency_s = 0`` is lockstep: the world waits for the policy, so a slow machine changes only the
@@ -26,7 +27,7 @@ import logging
 import numpy as np
 
 from ..control.chunk_execution import ChunkExecutor
-from ..policy import PolicyRunner
+from ..policy import PolicyRunner, prediction_seed
 
 __all__ = ["ClosedLoopConfig", "EpisodeOutcome", "run_episode", "summarize", "format_summary"]
 
@@ -109,7 +110,8 @@ def run_episode(env, runner: PolicyRunner, executor: ChunkExecutor, seed: int,
             executor.add_chunk(item[1], t, obs.ee_pose)
         # 3. a new chunk from the frames of this tick
         if executor.wants_chunk(t):
-            pred = runner.predict(obs.images, obs.ee_pose, seed=cfg.seed * 100_003 + seed * 1009 + n_pred,
+            state = executor.request_state(t, obs.ee_pose)  # where the arm will be when the chunk arrives
+            pred = runner.predict(obs.images, state, seed=prediction_seed(cfg.seed, seed, n_pred),
                                   instruction=env.instruction)
             n_pred += 1
             latencies.append(pred.latency_s)

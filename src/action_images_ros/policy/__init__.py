@@ -1,5 +1,5 @@
 """The policy runner: calibrated multi-view frames + pose + instruction -> a timed trajectory."""
 
-from .runner import PolicyRunner, Prediction
+from .runner import PolicyRunner, Prediction, prediction_seed
 
-__all__ = ["PolicyRunner", "Prediction"]
+__all__ = ["PolicyRunner", "Prediction", "prediction_seed"]

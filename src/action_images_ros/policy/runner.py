@@ -20,7 +20,13 @@ from ..codec import overlay_action_images
 from ..control.chunk_execution import Chunk
 from ..geometry import Camera
 
-__all__ = ["PolicyRunner", "Prediction"]
+__all__ = ["PolicyRunner", "Prediction", "prediction_seed"]
+
+
+def prediction_seed(base_seed: int, episode_seed: int, n: int) -> int:
+    """The sampler seed of the ``n``-th prediction (from 0) of the episode reset with ``episode_seed``:
+    the same in ``action-images eval`` and in policy_node, so both paths sample the same noise."""
+    return int(base_seed) * 100_003 + int(episode_seed) * 1009 + int(n)
 
 
 @dataclasses.dataclass

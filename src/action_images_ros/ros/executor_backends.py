@@ -43,6 +43,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float32
@@ -346,6 +347,9 @@ class ExecutorBackend(abc.ABC):
     def tick_done(self, stamp) -> None:
         """The executor finished the control tick stamped ``stamp`` (only the sim uses it: lockstep)."""
 
+    def reset(self) -> None:
+        """A new episode: forget what belonged to the previous one (e.g. the last gripper command)."""
+
     def close(self) -> None:
         """Release resources (threads, clients)."""
 
@@ -384,7 +388,7 @@ class SimBackend(ExecutorBackend):
         self._frame = config.base_frame
         self._tcp = config.moveit_tcp_link
         self._pub = node.create_publisher(MultiDOFJointTrajectory, config.sim_command_topic, _command_qos(depth=10))
-        self._gripper = 1.0
+        self._gripper: float | None = None  # last commanded openness (None: nothing commanded this episode)
         self._sent_this_tick = False
         self._tick_stamp = None  # stamp of the latest tick: a hold belongs to it (never acknowledges a later one)
 
@@ -402,10 +406,16 @@ class SimBackend(ExecutorBackend):
         self._sent_this_tick = True
 
     def hold(self, current_pose: np.ndarray | None) -> None:
-        # a target at the measured pose stops the arm (gripper as last commanded); without one the last stands
+        # a target at the measured pose stops the arm (gripper as last commanded, else as measured);
+        # without a pose the last target stands
         if current_pose is not None and np.all(np.isfinite(current_pose)):
-            pose = np.concatenate([np.asarray(current_pose, dtype=np.float64)[:7], [self._gripper]])
-            self._publish(pose, self._tick_stamp or self._node.get_clock().now().to_msg())
+            current = np.asarray(current_pose, dtype=np.float64)
+            grip = self._gripper if self._gripper is not None else (1.0 if current[7] > 0.5 else 0.0)
+            # before any tick the stamp is 0: a hold then acknowledges no lockstep tick
+            self._publish(np.concatenate([current[:7], [grip]]), self._tick_stamp or Time())
+
+    def reset(self) -> None:
+        self._gripper = None
 
     def tick_done(self, stamp) -> None:
         self._tick_stamp = stamp

@@ -304,7 +304,7 @@ def build_graph(options: GraphOptions, views: tuple[str, ...] | None = None) -> 
                                     "future_video") + arm_remaps + (
             ("prediction", topic("prediction")), ("predict", topic("predict")),
             ("trajectory", topic("trajectory")), ("chunk_request", topic("chunk_request")),
-            ("markers", topic("markers")), ("instruction", topic("instruction"))),
+            ("markers", topic("markers")), ("instruction", topic("instruction")), ("episode", topic("episode"))),
     )
     executor = NodeSpec(
         executable="executor_node", name="executor_node", parameters=("config/executor.yaml",),

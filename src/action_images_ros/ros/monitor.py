@@ -110,6 +110,7 @@ class GraphMonitor(Node):
         self.reasons: dict[str, str] = {}
         self.executor_stats: dict = {}
         self.status_log: list[dict] = []  # every executor status message, in order
+        self._episode_statuses: dict[int, list[dict]] = {}  # sim status per tick, for the latest episodes
         self.refusals = 0
         self.commands = 0
         self.command_stamps_ns: list[int] = []
@@ -129,6 +130,11 @@ class GraphMonitor(Node):
                 self.create_subscription(Image, topic("overlay", v), lambda m, v=v: recorder.add(
                     v, stamp_to_ns(m.header.stamp), msg_to_image(m, "rgb8")), image_qos())
 
+    def episode_statuses(self, episode: int) -> list[dict]:
+        """Every ``sim/status`` of ``episode`` received so far, in order (the last two episodes are kept)."""
+        with self._lock:
+            return list(self._episode_statuses.get(episode, []))
+
     @property
     def commanded_poses(self) -> np.ndarray:
         with self._lock:
@@ -138,6 +144,11 @@ class GraphMonitor(Node):
         status = json.loads(msg.data)
         with self._lock:
             self.sim_status = status
+            ep = status.get("episode")
+            if isinstance(ep, int):
+                self._episode_statuses.setdefault(ep, []).append(status)
+                for old in [e for e in self._episode_statuses if e < ep - 1]:
+                    del self._episode_statuses[old]
             self.succeeded = self.succeeded or bool(status.get("success"))
 
     def _on_status(self, msg: String) -> None:

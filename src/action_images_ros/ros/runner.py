@@ -65,6 +65,7 @@ class BackgroundSpinner:
         self._poll_s = float(poll_s)
         self._stop = threading.Event()
         self._threads: list[tuple[threading.Thread, SingleThreadedExecutor, object]] = []
+        self.errors: list[str] = []  #: callbacks that raised (their node stopped), as "thread: exception"
 
     def add(self, node) -> None:
         """Start spinning ``node`` in a thread of its own."""
@@ -80,10 +81,12 @@ class BackgroundSpinner:
                 executor.spin_once(timeout_sec=self._poll_s)
             except (KeyboardInterrupt, ExternalShutdownException):
                 return
-            except RuntimeError:
+            except Exception as exc:  # a callback raised: a node process would die, so this graph fails
                 if not self.context.ok() or self._stop.is_set():  # shutting down under the wait set
                     return
-                raise
+                logger.exception("a callback of %s raised; its node stopped", threading.current_thread().name)
+                self.errors.append(f"{threading.current_thread().name}: {exc!r}")
+                return
 
     def close(self, timeout_s: float = 10.0) -> list:
         """Stop and join every thread (then their nodes may be destroyed); returns the nodes."""
@@ -127,6 +130,10 @@ class InProcessGraph:
         except Exception:
             self.shutdown()
             raise
+
+    def exited(self) -> dict[str, str]:
+        """Nodes whose callback raised (and so stopped), like :meth:`SubprocessGraph.exited`."""
+        return {e.split(":")[0].removeprefix("spin_"): e for e in self._spinner.errors}
 
     def add_node(self, node) -> None:
         """Spin one more node of this context (e.g. a monitor) with the graph; destroyed by :meth:`shutdown`

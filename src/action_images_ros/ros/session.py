@@ -1,8 +1,8 @@
 """Run the whole node graph for a while and report the outcome (``action-images run``, demos, tests).
 
 The graph comes from ``graph.build_graph`` (the same nodes, parameter files and remappings as
-the launch files), started in this process (:class:`~.runner.InProcessGraph`, one
-MultiThreadedExecutor) or one process per node (:class:`~.runner.SubprocessGraph`). A
+the launch files), started in this process (:class:`~.runner.InProcessGraph`, each node
+spun in its own thread) or one process per node (:class:`~.runner.SubprocessGraph`). A
 :class:`~.monitor.GraphMonitor` watches the outcome and can record the overlays.
 """
 
@@ -111,17 +111,15 @@ def run_session(options: GraphOptions, config: SessionConfig | None = None) -> d
                                parameter_overrides=[Parameter("use_sim_time", value=options.use_sim)])
         spinner = BackgroundSpinner(context)
         spinner.add(monitor)
-        if config.processes:
-            graph = SubprocessGraph(specs, log_dir=config.log_dir)
-            while not done():
-                time.sleep(0.02)
-                exited = graph.exited()
-                if exited:
-                    logger.error("node process(es) ended early: %s", exited)
-                    break
-        else:
-            graph = InProcessGraph(specs, context=context)
-            graph.spin(until=done)
+        graph = SubprocessGraph(specs, log_dir=config.log_dir) if config.processes else \
+            InProcessGraph(specs, context=context)
+        while not done():
+            time.sleep(0.02)
+            exited = graph.exited()
+            if exited:
+                logger.error("node(s) ended early: %s", exited)
+                extra["ended_early"] = exited
+                break
     except KeyboardInterrupt:
         logger.info("interrupted")
     finally:
@@ -189,18 +187,21 @@ def run_graph_episodes(options: GraphOptions, episodes: int, processes: bool = F
             t0 = time.monotonic()
             n_pred0 = len(monitor.predictions)
 
-            def over() -> bool:
-                st = monitor.sim_status or {}
+            def ending(st: dict) -> bool:
                 return st.get("episode") == i and (bool(st.get("success")) or int(st.get("step", 0)) >= max_steps)
+
+            def over() -> bool:
+                return any(ending(st) for st in monitor.episode_statuses(i))
 
             while not over():
                 if time.monotonic() - t0 > episode_timeout_s:
                     logger.error("episode %d did not end within %.0f s of wall time", i, episode_timeout_s)
                     break
-                if processes and graph.exited():
-                    raise RuntimeError(f"node process(es) ended early: {graph.exited()}")
+                if graph.exited():
+                    raise RuntimeError(f"node(s) ended early: {graph.exited()}")
                 time.sleep(0.01)
-            status = dict(monitor.sim_status or {})
+            # the first status that ended it (the world may step once more before the pause lands)
+            status = next((dict(st) for st in monitor.episode_statuses(i) if ending(st)), dict(monitor.sim_status or {}))
             _call(pause, SetBool.Request(data=True), 30.0)
             answer = _call(exec_reset, Trigger.Request(), 30.0)
             stats = json.loads(answer.message).get("previous_stats", {}) if answer is not None else {}

@@ -13,8 +13,11 @@ Subscribes (relative names, remap as needed):
         (sim_node publishes it on every reset, before the episode's first tick): the executor
         resets there, so nothing predicted from the previous episode acts in the new one.
 Publishes:
-    ``chunk_request`` (std_msgs/Header, transient local): "the next chunk, from frames stamped at
-        least ``header.stamp``", when the current chunk is running out (``request_fraction``).
+    ``chunk_request`` (trajectory_msgs/MultiDOFJointTrajectory, transient local, the
+        ``trajectory_conversion`` layout): "the next chunk, from frames stamped at least
+        ``header.stamp``, predicted from the state in point 0" when the current chunk is running out;
+        point 0 is the measured pose, or with a late policy the pose the arm will be commanded to
+        when the answer is expected (``time_from_start`` = that expected latency).
     ``~/command`` (geometry_msgs/PoseStamped): every command sent to the backend.
     ``~/status`` (std_msgs/String): JSON ``{"event", "reason", "stats"}`` when something changes:
         ``stall`` (the chunk ran out before the next arrived: the last command stands), ``hold``
@@ -47,7 +50,6 @@ import json
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, JointState
@@ -56,7 +58,7 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
 from ...config import execution_config_for
-from ...control.chunk_execution import ChunkExecutor
+from ...control.chunk_execution import FUTURE_TOLERANCE_S, ChunkExecutor
 from ...control.safety import SafetyEnvelope, load_safety_config
 from ..executor_backends import BackendConfig, make_backend
 from ..node_support import runtime_parameters
@@ -64,7 +66,7 @@ from ..pose_conversions import gripper_openness, pose_to_stamped, stamped_to_pos
 from ..qos import latched_qos, state_qos
 from ..share import resolve_share_path
 from ..stamps import ns_to_stamp, stamp_to_ns
-from ..trajectory_conversion import TrajectoryMessageError, msg_to_chunk
+from ..trajectory_conversion import TrajectoryMessageError, msg_to_chunk, trajectory_to_msg
 
 __all__ = ["ExecutorNode", "create_node", "main", "TICK_SOURCES"]
 
@@ -111,7 +113,9 @@ class ExecutorNode(Node):
         self._retry_s = float(p["request_retry_s"])
         self._gripper_width = backend_cfg.gripper_max_width_m
         self._base_frame = backend_cfg.base_frame
-        # 2. state (all callbacks share the node's default mutually exclusive group: no races)
+        self._tcp_link = backend_cfg.moveit_tcp_link
+        self._last_request: tuple[float, np.ndarray] | None = None
+        # 2. state (all callbacks and services share the node's default mutually exclusive group: no races)
         self._pose: np.ndarray | None = None  # measured (7,)
         self._pose_stamp_s: float | None = None
         self._pose_time_s: float | None = None
@@ -121,21 +125,25 @@ class ExecutorNode(Node):
         self._deferred_wall = Clock(clock_type=ClockType.STEADY_TIME)
         self._deferred_since_ns = 0
         self._unacked: float | None = None  # lockstep: a tick seen while paused (not acknowledged)
+        self._newer: float | None = None  # lockstep: the newest tick that arrived while one was deferred
         self._last_event = ""
         # 3. backend, publishers, subscriptions, services, timers
         self.backend = make_backend(p["backend"], self, backend_cfg)
         reliable = state_qos()
         self._cmd_pub = self.create_publisher(PoseStamped, "~/command", reliable)
         self._status_pub = self.create_publisher(String, "~/status", reliable)
-        self._request_pub = self.create_publisher(Header, "chunk_request", latched_qos())
-        self.create_subscription(MultiDOFJointTrajectory, "trajectory", self._on_trajectory, reliable)
-        self.create_subscription(PoseStamped, "current_pose", self._on_current_pose, reliable)
+        self._request_pub = self.create_publisher(MultiDOFJointTrajectory, "chunk_request", latched_qos())
+        # created in this order on purpose: rclpy handles ready subscriptions in creation order, and a
+        # lockstep tick (current_pose) must see its episode, gripper and heartbeat of the same instant
+        self.create_subscription(Header, "episode", self._on_episode, latched_qos())
         self.create_subscription(JointState, "gripper_joint_states", self._on_gripper, reliable)
         self.create_subscription(CameraInfo, "camera_heartbeat", self._on_heartbeat, reliable)
-        self.create_subscription(Header, "episode", self._on_episode, latched_qos())
-        services = MutuallyExclusiveCallbackGroup()
-        self.create_service(SetBool, "~/pause", self._on_pause, callback_group=services)
-        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=services)
+        self.create_subscription(MultiDOFJointTrajectory, "trajectory", self._on_trajectory, reliable)
+        self.create_subscription(PoseStamped, "current_pose", self._on_current_pose, reliable)
+        # the services never block: they share the node's default group with every callback, so the
+        # (not thread-safe) ChunkExecutor is only ever used by one callback at a time
+        self.create_service(SetBool, "~/pause", self._on_pause)
+        self.create_service(Trigger, "~/reset", self._on_reset)
         self.add_on_set_parameters_callback(runtime_parameters({}))  # all read at start-up
         if not self._lockstep:
             self.create_timer(1.0 / p["control_rate_hz"], self._on_timer)
@@ -207,7 +215,7 @@ class ExecutorNode(Node):
         stamp_s = stamp_to_ns(msg.header.stamp) * 1e-9
         self.chunks.observe_frame(stamp_s)
         if self._frame_stamp_s is None or stamp_s > self._frame_stamp_s:
-            if stamp_s <= self._now_s_ros() + 1.0:  # a broken upstream clock must not set the request stamp
+            if stamp_s <= self._now_s_ros() + FUTURE_TOLERANCE_S:  # a broken clock upstream must not set it
                 self._frame_stamp_s = stamp_s
 
     def _on_trajectory(self, msg: MultiDOFJointTrajectory) -> None:
@@ -220,6 +228,7 @@ class ExecutorNode(Node):
                 chunk, _ = msg_to_chunk(msg, expected_frame=self._base_frame)
             except TrajectoryMessageError as exc:
                 self._drop(str(exc))
+                self.chunks.request_answered(stamp_to_ns(msg.header.stamp) * 1e-9)  # answered, if unusably
                 chunk = None
             current = self.measured_pose()
             if chunk is not None and current is None:
@@ -232,6 +241,13 @@ class ExecutorNode(Node):
         if self._deferred is not None and not self.chunks.waiting:
             tick, self._deferred = self._deferred, None
             self._execute(tick)
+            self._run_newer()
+
+    def _run_newer(self) -> None:
+        """Lockstep: a tick that arrived while another was deferred (the sim stepped on after its timeout)."""
+        newer, self._newer = self._newer, None
+        if newer is not None:
+            self._tick(newer)
 
     def _drop(self, reason: str) -> None:
         self.get_logger().warning(f"chunk dropped: {reason}", throttle_duration_sec=1.0)
@@ -256,11 +272,19 @@ class ExecutorNode(Node):
     def _reset(self, start_s: float, why: str) -> dict:
         stats = self.chunks.stats.as_dict()
         self._status("episode_end", why, force=True)
-        pending, self._deferred = self._deferred, None
+        pending = [t for t in (self._deferred, self._newer, self._unacked) if t is not None]
+        self._deferred = self._newer = self._unacked = None
         self.chunks.reset(now_s=start_s)
+        self.backend.reset()
+        if self._frame_stamp_s is not None and self._frame_stamp_s >= start_s:
+            self.chunks.observe_frame(self._frame_stamp_s)  # this episode's frames came before its announcement
         self._status("reset", f"{why}: new episode from {start_s:.3f} s", force=True)
-        if pending is not None and pending >= start_s:  # a tick of the new episode came first: run it afresh
-            self._tick(pending)
+        old = [t for t in pending if t < start_s]
+        new = [t for t in pending if t >= start_s]
+        if old and self._lockstep:  # never leave the simulated world waiting for a tick of the old episode
+            self.backend.tick_done(ns_to_stamp(int(round(max(old) * 1e9))))
+        if new:  # a tick of the new episode came first: run it afresh
+            self._tick(max(new))
         return {"reset_s": start_s, "previous_stats": stats}
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -286,6 +310,7 @@ class ExecutorNode(Node):
 
     def _tick(self, now_s: float) -> None:
         if self._deferred is not None:  # lockstep: still waiting for the chunk of an earlier tick
+            self._newer = now_s if self._newer is None else max(self._newer, now_s)
             return
         if self._lockstep and self.envelope.paused:  # e-stop: the simulated world waits for the resume
             self._unacked = now_s
@@ -302,8 +327,10 @@ class ExecutorNode(Node):
         self._execute(now_s)
 
     def _request(self, stamp_s: float, now_s: float) -> None:
-        header = Header(stamp=ns_to_stamp(int(round(stamp_s * 1e9))), frame_id=self._base_frame)
-        self._request_pub.publish(header)
+        state = self.chunks.request_state(now_s, self.measured_pose())
+        self._request_pub.publish(trajectory_to_msg(state[None], [1.0], [self.chunks.latency_s],
+                                                    int(round(stamp_s * 1e9)), self._base_frame, self._tcp_link))
+        self._last_request = (stamp_s, state)
         self.chunks.mark_requested(stamp_s, now_s)
 
     def _retry_request(self) -> None:
@@ -313,10 +340,15 @@ class ExecutorNode(Node):
         if waited > self._retry_s:
             self.get_logger().warning(f"no answer to the chunk request for tick {self._deferred:.3f} s after "
                                       f"{waited:.0f} s (is policy_node running?); asking again")
-            self._request(self._deferred, self._deferred)
+            self._request_pub.publish(trajectory_to_msg(self._last_request[1][None], [1.0], [self.chunks.latency_s],
+                                                        int(round(self._deferred * 1e9)), self._base_frame,
+                                                        self._tcp_link))  # the same request again
             self._deferred_since_ns = self._deferred_wall.now().nanoseconds
 
     def _execute(self, now_s: float) -> None:
+        if self._lockstep and self.envelope.paused:  # paused while the chunk was awaited: the world waits
+            self._unacked = now_s
+            return
         current = self.measured_pose()
         stamp = ns_to_stamp(int(round(now_s * 1e9)))
         if current is None or not self._state_fresh(now_s):
@@ -356,7 +388,7 @@ def create_node(**node_kwargs) -> ExecutorNode:
 def main(args=None) -> None:
     from ..spin import run_node
 
-    run_node(create_node, args, num_threads=2)  # services beside the ticks
+    run_node(create_node, args)  # one thread: the services never block, the executor is not thread-safe
 
 
 if __name__ == "__main__":

@@ -8,8 +8,13 @@ Subscribes (relative names, remapped by ``graph.py``):
     ``instruction`` (std_msgs/String, transient local): what to do, e.g. "reach the red target", for
         models that follow an instruction; the simulated cell publishes its task's, on the real cell
         publish it yourself or set the ``instruction`` parameter (the newest of the two is used).
-    ``chunk_request`` (std_msgs/Header, transient local): the executor asks for the next chunk
-        predicted from frames stamped at least ``header.stamp`` (``closed_loop`` mode).
+    ``chunk_request`` (trajectory_msgs/MultiDOFJointTrajectory, transient local): the executor asks
+        for the next chunk predicted from frames stamped at least ``header.stamp`` and from the state
+        in point 0 (with a late policy, where the arm will be when the answer comes; no point: the
+        measured pose) (``closed_loop`` mode). A request for a stamp already answered gets the same
+        answer again; an older one is ignored.
+    ``episode`` (std_msgs/Header, transient local, ``ros/episode.py``): a new episode; predictions
+        are numbered per episode, so the sampler seeds are those of ``action-images eval``.
 Publishes, per prediction, all stamped with the camera frames' capture stamp:
     ``trajectory`` (trajectory_msgs/MultiDOFJointTrajectory, ``trajectory_conversion``): the decoded
         chunk — point 0 the measured pose it started from, then every keyframe with its
@@ -57,8 +62,11 @@ from trajectory_msgs.msg import MultiDOFJointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from ...cell_description import optical_frame_id
+from ...control.chunk_execution import FUTURE_TOLERANCE_S
+from ...policy import prediction_seed
 from ..action_video import combined_action_image, overlay_on_frame, prediction_summary, stack_frames
 from ..camera_info import CameraInfoError, camera_to_info, info_to_camera
+from ..episode import parse_episode
 from ..image_conversions import ImageConversionError, image_to_msg, msg_to_image
 from ..markers import trajectory_markers
 from ..node_support import runtime_parameters
@@ -67,22 +75,21 @@ from ..qos import image_qos, latched_qos, state_qos
 from ..share import load_rig_views, resolve_share_path
 from ..stamps import ns_to_stamp, stamp_to_ns
 from ..sync import MultiViewSubscriber
-from ..trajectory_conversion import chunk_to_msg, trajectory_to_msg
+from ..trajectory_conversion import TrajectoryMessageError, chunk_to_msg, msg_to_trajectory, trajectory_to_msg
 
 __all__ = ["PolicyNode", "create_node", "main", "MODES"]
 
 NODE_NAME = "policy_node"
 MODES = ("closed_loop", "on_demand")
-#: frames / poses stamped further than this in the future of the node's clock are refused
-FUTURE_TOLERANCE_S = 1.0
 
 
 class _Request:
     """One prediction asked of the worker (an executor's chunk request or a service call)."""
 
-    def __init__(self, from_service: bool, stamp_ns: int | None = None) -> None:
+    def __init__(self, from_service: bool, stamp_ns: int | None = None, state: np.ndarray | None = None) -> None:
         self.from_service = from_service
         self.stamp_ns = stamp_ns  # frames at least this new (None: the latest set)
+        self.state = state  # (8,) the state to predict from (None: the measured pose)
         self.done = threading.Event()
         self.ok = False
         self.message = ""
@@ -144,6 +151,9 @@ class PolicyNode(Node):
         self._model_error: str | None = "the model is still loading"
         self.predictions = 0
         self.refusals = 0
+        self._episode_seed = 0  # reset seed of the current episode (the ``episode`` topic), 0 without one
+        self._episode_predictions = 0
+        self._last_answer: tuple[int, object] | None = None  # (request stamp, trajectory message)
         # 3. publishers
         qos = image_qos()
         self._pubs = {
@@ -162,8 +172,9 @@ class PolicyNode(Node):
         self.create_subscription(PoseStamped, "current_pose", self._on_pose, state_qos())
         self.create_subscription(JointState, "gripper_joint_states", self._on_joints, state_qos())
         self.create_subscription(String, "instruction", self._on_instruction, latched_qos())
+        self.create_subscription(Header, "episode", self._on_episode, latched_qos())
         if p["mode"] == "closed_loop":
-            self.create_subscription(Header, "chunk_request", self._on_request, latched_qos())
+            self.create_subscription(MultiDOFJointTrajectory, "chunk_request", self._on_request, latched_qos())
         self.add_on_set_parameters_callback(runtime_parameters({"instruction": (str, self._set_instruction)}))
         # 5. service (own callback group: it waits for the worker while the subscriptions go on)
         self._requests: queue.Queue[_Request] = queue.Queue()
@@ -219,9 +230,23 @@ class PolicyNode(Node):
             self._instruction = text
         self.get_logger().info(f"instruction: {text!r}")
 
-    def _on_request(self, msg: Header) -> None:
-        self._requests.put(_Request(from_service=False, stamp_ns=stamp_to_ns(msg.header.stamp)
-                                    if hasattr(msg, "header") else stamp_to_ns(msg.stamp)))
+    def _on_request(self, msg: MultiDOFJointTrajectory) -> None:
+        try:
+            request = msg_to_trajectory(msg, expected_frame=self._p["base_frame"])
+        except TrajectoryMessageError as exc:
+            self.get_logger().error(f"chunk request ignored: {exc}", throttle_duration_sec=2.0)
+            return
+        state = request.poses[0] if len(request) else None
+        if state is not None and (not np.all(np.isfinite(state)) or np.linalg.norm(state[3:7]) < 1e-6):
+            self.get_logger().error("chunk request ignored: its state is not finite or has a zero quaternion",
+                                    throttle_duration_sec=2.0)
+            return
+        self._requests.put(_Request(from_service=False, stamp_ns=request.stamp_ns, state=state))
+
+    def _on_episode(self, msg: Header) -> None:
+        _, seed = parse_episode(msg)
+        with self._cv:
+            self._episode_seed, self._episode_predictions = (seed or 0), 0
 
     def _on_predict(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         req = _Request(from_service=True)
@@ -252,10 +277,19 @@ class PolicyNode(Node):
                         self._requests.put(other)
                     elif (other.stamp_ns or 0) >= (req.stamp_ns or 0):
                         req = other
+            if not req.from_service and self._last_answer is not None and req.stamp_ns is not None:
+                answered_ns, answer = self._last_answer
+                if req.stamp_ns < answered_ns:
+                    req.done.set()
+                    continue  # older than what was answered already: superseded
+                if req.stamp_ns == answered_ns:  # asked again (a retry): the same answer, not a new sample
+                    self._traj_pub.publish(answer)
+                    req.done.set()
+                    continue
             try:
                 req.ok, req.message = self._serve(req)
             except Exception as exc:  # never let one bad prediction end the worker
-                if not self.context.ok():  # shutting down (e.g. SIGINT) while predicting
+                if not self.context.ok() or self._stop.is_set():  # shutting down (e.g. SIGINT) while predicting
                     return
                 self.get_logger().error(f"prediction failed: {exc!r}")
                 req.ok, req.message = False, f"prediction failed: {exc!r}"
@@ -295,8 +329,9 @@ class PolicyNode(Node):
         stamp_ns = req.stamp_ns if req.stamp_ns is not None else self.get_clock().now().nanoseconds
         self._summary_pub.publish(String(data=json.dumps({"ok": False, "reason": reason, "stamp_ns": int(stamp_ns)})))
         if not req.from_service:
-            self._traj_pub.publish(trajectory_to_msg(np.zeros((0, 8)), [], [], stamp_ns, self._p["base_frame"],
-                                                     self._p["tcp_link"]))
+            msg = trajectory_to_msg(np.zeros((0, 8)), [], [], stamp_ns, self._p["base_frame"], self._p["tcp_link"])
+            self._last_answer = (stamp_ns, msg)
+            self._traj_pub.publish(msg)
 
     def _serve(self, req: _Request) -> tuple[bool, str]:
         ok, result = self._predict_once(req)
@@ -304,21 +339,24 @@ class PolicyNode(Node):
             self._answer_refusal(req, result)
         return ok, result
 
-    def _wait_for_inputs(self, stamp_ns: int | None) -> None:
-        """Wait (``request_wait_s``, wall time) until a frame set and a pose at least ``stamp_ns`` new are here.
+    def _wait_for_inputs(self, stamp_ns: int | None, need_pose: bool = True) -> str:
+        """Wait (``request_wait_s``, wall time) until a frame set and a pose at least ``stamp_ns`` new are
+        here; returns what is still missing ("" when all is here).
 
         In lockstep the request for tick t may overtake that tick's frames on the way here.
         """
         if stamp_ns is None:
-            return
+            return ""
         deadline = time.monotonic() + self._p["request_wait_s"]
         with self._cv:
-            while not self._stop.is_set():
-                have_set = self._latest is not None and self._latest[0] >= stamp_ns
-                have_pose = self._pose_stamp_ns is not None and self._pose_stamp_ns >= stamp_ns
+            while True:
+                missing = [what for what, ok in (
+                    ("frames", self._latest is not None and self._latest[0] >= stamp_ns),
+                    ("current_pose", self._pose_stamp_ns is not None and self._pose_stamp_ns >= stamp_ns
+                     or need_pose is False)) if not ok]
                 remaining = deadline - time.monotonic()
-                if (have_set and have_pose) or remaining <= 0:
-                    return
+                if not missing or remaining <= 0 or self._stop.is_set():
+                    return " and ".join(missing)
                 self._cv.wait(timeout=min(remaining, 0.05))
 
     def _predict_once(self, req: _Request) -> tuple[bool, str]:
@@ -328,10 +366,14 @@ class PolicyNode(Node):
         # 1. check inputs
         if self._pipeline is None:
             return False, self._model_error or "no model"
-        self._wait_for_inputs(req.stamp_ns)
+        missing = self._wait_for_inputs(req.stamp_ns, need_pose=req.state is None)
+        if missing:
+            return False, (f"no {missing} as new as the request ({req.stamp_ns * 1e-9:.3f} s) within request_wait_s "
+                           f"{self._p['request_wait_s']} s")
         with self._cv:
             latest, pose, pose_time, grip = self._latest, self._pose, self._pose_time_s, self._gripper
             instruction = self._instruction
+            seed = prediction_seed(self._p["seed"], self._episode_seed, self._episode_predictions)
         if latest is None:
             missing = [v for i, v in enumerate(self.views)
                        if self.sync.sync.queued(i) == 0 or self.sync.sync.queued(len(self.views) + i) == 0]
@@ -345,7 +387,7 @@ class PolicyNode(Node):
         if age < -FUTURE_TOLERANCE_S:
             return False, (f"latest frames are stamped {-age:.1f} s in the future of this node's clock: a clock "
                            "upstream is wrong (use_sim_time on every node of a simulated graph?)")
-        if pose is None or now_s - pose_time > self._p["max_state_age_s"]:
+        if req.state is None and (pose is None or now_s - pose_time > self._p["max_state_age_s"]):
             return False, f"no current_pose received within max_state_age_s {self._p['max_state_age_s']} s"
         V = len(self.views)
         try:
@@ -366,18 +408,22 @@ class PolicyNode(Node):
         if key != self._runner_key:
             self._runner = PolicyRunner(self._pipeline, cameras, self._steps())
             self._runner_key = key
-        state = np.concatenate([pose[:7], [1.0 if grip is None else grip]])
-        seed = int(self._p["seed"]) + self.predictions
+        state = req.state if req.state is not None else np.concatenate([pose[:7], [1.0 if grip is None else grip]])
         # 3. run the model (prediction and decoding, once)
         try:
             pred = self._runner.predict(np.stack(images), state, seed=seed, instruction=instruction or None)
         except ValueError as exc:  # e.g. an instruction with no word the model knows
             return False, str(exc)
         self.predictions += 1
+        with self._cv:
+            self._episode_predictions += 1
         self._hold_back(stamp_ns)
         # 4. publish: the trajectory first (the executor waits for it), then what RViz shows
         chunk = pred.to_chunk(stamp_ns * 1e-9)
-        self._traj_pub.publish(chunk_to_msg(chunk, stamp_ns, self._p["base_frame"], self._p["tcp_link"]))
+        msg = chunk_to_msg(chunk, stamp_ns, self._p["base_frame"], self._p["tcp_link"])
+        if req.stamp_ns is not None:
+            self._last_answer = (req.stamp_ns, msg)
+        self._traj_pub.publish(msg)
         self._publish_views(pred, images, stamp_ns)
         summary = prediction_summary(pred.actions, pred.confidence, stamp_ns, self.views, pred.latency_s,
                                      self._now_s() - stamp_ns * 1e-9, seed, self._runner.num_inference_steps)

@@ -68,6 +68,7 @@ from trajectory_msgs.msg import MultiDOFJointTrajectory
 from ...cell_description import optical_frame_id
 
 from ..camera_info import camera_to_info
+from ..episode import episode_header
 from ..image_conversions import image_to_msg
 from ..node_support import publish_rig_tf, runtime_parameters
 from ..pose_conversions import pose_to_stamped, stamped_to_pose
@@ -300,7 +301,8 @@ class SimNode(Node):
         """Lockstep: before tick 0 wait (at most the lockstep timeout) for a controller: a ``sim/command``
         publisher and a ``current_pose`` subscriber."""
         deadline = time.monotonic() + self._timeout_s
-        while self._command_sub.get_publisher_count() == 0 or self._pose_pub.get_subscription_count() == 0:
+        while (self._command_sub.get_publisher_count() == 0 or self._pose_pub.get_subscription_count() == 0
+               or self._episode_pub.get_subscription_count() == 0):
             if self._stop.is_set() or self._reset_requested:
                 return
             if time.monotonic() > deadline:
@@ -336,8 +338,7 @@ class SimNode(Node):
     def _publish_episode(self) -> None:
         """``episode`` (latched): the new episode starts at the stamp of its first tick, published before it;
         the executor resets there (nothing predicted in the previous episode may act in this one)."""
-        header = Header(stamp=ns_to_stamp(self.cell.time_ns), frame_id=f"{self.cell.episode} seed {self.cell.seed}")
-        self._episode_pub.publish(header)
+        self._episode_pub.publish(episode_header(self.cell.time_ns, self.cell.episode, self.cell.seed))
 
     def _publish_tick(self) -> None:
         """Everything of the current observation, one stamp; /clock first, current_pose last."""
