@@ -11,6 +11,8 @@ Executor settings compared (each is an ``ExecutionConfig``; the first is the mod
   chunk asked for with half of the current one left or as early as the policy's latency (whichever
   is earlier), whole chunks executed, a chunk that ran out held at its last pose;
 * ``new, no blend``: the same with ``blend_s: 0`` (seams without blending);
+* ``new, no state forecast``: the same, but a late policy is given the measured pose, not where
+  the arm will be when its answer arrives;
 * ``drop-and-hold``: the behaviour before: chunks re-based to their arrival, the first half (2 of 4
   keyframes) executed, no blending, chunks from frames older than 1 s dropped, the next chunk asked
   for as soon as one arrives (one at a time). Before, the policy ran at most at 2 Hz, one call at a
@@ -42,8 +44,9 @@ import numpy as np  # noqa: E402
 CONFIGS = {
     "new": {},
     "new, no blend": {"blend_s": 0.0},
+    "new, no state forecast": {"forecast_state": False},
     "drop-and-hold": {"align": "arrival", "blend_s": 0.0, "execute_fraction": 0.5, "request_fraction": 1.0,
-                      "max_plan_age_s": 1.0, "latency_aware": False},
+                      "max_plan_age_s": 1.0, "latency_aware": False, "forecast_state": False},
 }
 
 
