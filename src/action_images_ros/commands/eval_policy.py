@@ -35,7 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-videos", action="store_true", help="do not write videos of failed episodes")
     p.add_argument("--safety", type=Path, default=Path("config/safety.yaml"),
                    help="safety envelope every command passes, as on the real arm (default config/safety.yaml)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (pinned; default 2)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (pinned; default: 2 for the direct path, the policy node's "
+                        "config/policy.yaml value (1) for --graph, whose nodes share the CPU)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +73,7 @@ def _run_direct(args: argparse.Namespace, out: Path) -> list:
 
     if args.task not in TASK_NAMES:
         raise ValueError(f"unknown task {args.task!r}; valid tasks: {', '.join(TASK_NAMES)}")
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or 2)
     safety_cfg = load_safety_config(args.safety)
     pipe, policy_cfg = load_policy(args.model)
     execution = execution_config_for(str(args.model), args.execution, safety_cfg.min_confidence)
@@ -100,7 +102,7 @@ def _run_graph(args: argparse.Namespace) -> list:
     from ..ros.session import run_graph_episodes
 
     options = GraphOptions(model=str(args.model), task=args.task, seed=args.seed_offset, lockstep=True)
-    params = {"policy_node": {"torch_threads": args.threads},
+    params = {"policy_node": {"torch_threads": args.threads} if args.threads else {},
               "executor_node": {"safety_config": str(args.safety.resolve())},
               "sim_node": {"image_width": args.image_size, "image_height": args.image_size}}
     if args.steps:

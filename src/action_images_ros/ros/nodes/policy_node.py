@@ -117,7 +117,7 @@ class PolicyNode(Node):
             "request_wait_s": 2.0,
             "injected_delay_s": 0.0,
             "seed": 0,
-            "torch_threads": 2,
+            "torch_threads": 1,
             "service_timeout_s": 30.0,
             "instruction": "",
             "marker_axis_length": 0.05,
@@ -460,8 +460,10 @@ class PolicyNode(Node):
         self._stop.set()
         with self._cv:
             self._cv.notify_all()
-        if self._worker.is_alive():
-            self._worker.join(timeout=10.0)
+        if self._worker.is_alive():  # a prediction in progress cannot be interrupted: let it end (native code
+            self._worker.join(timeout=60.0)  # still running when the interpreter exits aborts the process)
+            if self._worker.is_alive():
+                self.get_logger().error("the policy worker did not stop within 60 s")
         super().destroy_node()
 
 

@@ -372,7 +372,7 @@ class SimNode(Node):
         with self._wake:
             self._wake.notify_all()
         if self._worker.is_alive():
-            self._worker.join(timeout=5.0)
+            self._worker.join(timeout=30.0)  # a render or step in progress (native code) must end first
         super().destroy_node()
 
 
