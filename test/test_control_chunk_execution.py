@@ -26,7 +26,8 @@ def chunk(stamp, times, xs, conf=None, start=None, grip=1.0, y=0.0):
 
 
 def executor(envelope=None, **kw):
-    return ChunkExecutor(ExecutionConfig(**kw), envelope)
+    """Commands exactly the pose due at the tick (``lead_s`` 0) unless a test asks otherwise."""
+    return ChunkExecutor(ExecutionConfig(**{"lead_s": 0.0, **kw}), envelope)
 
 
 def tick(ex, t, measured=None):
@@ -136,7 +137,8 @@ def test_fully_late_chunk_without_command_in_flight_is_commanded_once():
 # --------------------------------------------------------------------------- blending
 def _blend_setup(blend_s):
     ex = executor(blend_s=blend_s)
-    # A(t) = 0.4 + 0.2 t on [0, 1]; B(t) = 0.65 + 0.2 (t - 0.25) on [0.25, 0.5]
+    # A(t) = 0.4 + 0.2 t on [0, 1]; B starts from what A commanded at B's stamp (A(0.25) = 0.45, not
+    # B's start_pose: the command stream continues), B(t) = 0.45 + (t - 0.25) on [0.25, 0.5]
     ex.add_chunk(chunk(0.0, [0.5, 1.0], [0.5, 0.6], start=pose(0.4), grip=1.0), 0.0, pose(0.4))
     assert tick(ex, 0.2).pose[0] == pytest.approx(0.44)
     res = ex.add_chunk(chunk(0.25, [0.5, 1.0], [0.7, 0.8], start=pose(0.65), grip=0.0), 0.3, pose(0.44))
@@ -151,14 +153,14 @@ def test_blend_has_no_jump_and_averages_at_the_midpoint():
     assert first.pose[7] == 1.0
     assert tick(ex, 0.35).pose[7] == 1.0  # w = 0.25: still A's gripper
     mid = tick(ex, 0.4)  # w = 0.5
-    assert mid.pose[0] == pytest.approx(0.5 * ((0.4 + 0.2 * 0.4) + (0.65 + 0.2 * 0.15)))
+    assert mid.pose[0] == pytest.approx(0.5 * ((0.4 + 0.2 * 0.4) + (0.45 + 0.15)))
     assert mid.pose[7] == 0.0  # B's gripper from w >= 0.5
     assert tick(ex, 0.5).pose[0] == pytest.approx(0.7)  # blend over: B
 
 
 def test_blend_zero_jumps_to_the_new_chunk():
     ex = _blend_setup(0.0)
-    assert tick(ex, 0.3).pose[0] == pytest.approx(0.65 + 0.2 * 0.05)
+    assert tick(ex, 0.3).pose[0] == pytest.approx(0.45 + 0.05)
 
 
 def test_chunk_arriving_during_a_blend_continues_smoothly():
@@ -211,7 +213,7 @@ def test_stall_counted_once_accumulates_and_ends_on_new_chunk():
 def test_a_step_limited_arm_still_reaches_the_last_pose_while_stalled():
     from action_images_ros.control.safety import SafetyConfig, SafetyEnvelope
 
-    ex = ChunkExecutor(ExecutionConfig(blend_s=0.0, min_confidence=0.0),
+    ex = ChunkExecutor(ExecutionConfig(blend_s=0.0, min_confidence=0.0, lead_s=0.0),
                        SafetyEnvelope(SafetyConfig(max_translation_m=0.05, min_confidence=0.0)))
     ex.observe_frame(0.0)
     ex.add_chunk(chunk(0.0, [0.1], [0.62]), 0.0, pose(0.5))  # 12 cm in one step: limited to 5 cm a command
@@ -468,3 +470,12 @@ def test_request_state_forecasts_where_the_arm_will_be_when_a_late_policy_answer
     off = executor(blend_s=0.0, forecast_state=False)
     off.add_chunk(chunk(0.0, [0.25, 0.5], [0.55, 0.6]), 0.3, pose(0.5))
     assert np.array_equal(off.request_state(0.4, measured), measured)
+
+
+def test_lead_commands_the_pose_due_one_control_period_later():
+    ex = executor(blend_s=0.0, lead_s=0.1)
+    ex.add_chunk(chunk(0.0, [0.2, 0.4], [0.6, 0.7], start=pose(0.5)), 0.0, pose(0.5))
+    assert tick(ex, 0.0).pose[0] == pytest.approx(0.55)  # due at 0.1: reached by the end of this control step
+    assert tick(ex, 0.1).pose[0] == pytest.approx(0.6)
+    assert tick(ex, 0.3).event == "command" and tick(ex, 0.3).pose[0] == pytest.approx(0.7)
+    assert tick(ex, 0.35).event == "stall"  # its end (0.4) is commanded already: ran out

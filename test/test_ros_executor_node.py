@@ -24,6 +24,7 @@ from action_images_ros.ros.trajectory_conversion import msg_to_trajectory, traje
 
 pytestmark = pytest.mark.ros
 DT = 0.2  # keyframe period of the chunks sent here (s)
+LEAD = 0.1  # models/tiny's execution lead_s: a command is the pose due one control period later
 
 
 class Harness:
@@ -118,8 +119,8 @@ def test_commands_follow_the_chunk_at_its_due_times_and_ask_for_the_next(harness
     t0 = harness.now_ns()
     harness.send_chunk(straight(4), stamp_ns=t0)  # x = 0.50 + 0.1 m/s * (t - t0) until t0 + 0.8 s
     assert harness.spin(lambda: len(harness.commands) >= 8, 5.0)
-    for stamp, x in commanded_x(harness):  # the pose due at each command's own stamp (linear in time)
-        expected = 0.5 + 0.1 * min(max(stamp - t0, 0) * 1e-9, 0.8)
+    for stamp, x in commanded_x(harness):  # the pose due lead_s (0.1 s) after each command's stamp
+        expected = 0.5 + 0.1 * min(max(stamp - t0, 0) * 1e-9 + LEAD, 0.8)
         assert x == pytest.approx(expected, abs=1e-6)
     n_req = len(harness.requests)
     # the next chunk is asked for when half of this one is left (request_fraction 0.5), from fresh frames
@@ -135,7 +136,7 @@ def test_a_late_chunk_is_executed_from_now_not_dropped(harness):
     harness.send_chunk(straight(4, dx=0.01), stamp_ns=t0)
     assert harness.spin(lambda: harness.commands, 3.0)
     stamp, x = commanded_x(harness)[0]
-    assert x == pytest.approx(0.5 + 0.05 * (stamp - t0) * 1e-9, abs=1e-6)  # the pose due now, past steps skipped
+    assert x == pytest.approx(0.5 + 0.05 * ((stamp - t0) * 1e-9 + LEAD), abs=1e-6)  # due now + lead; past skipped
     assert x > 0.52
     assert not any(s["event"] == "dropped" for s in harness.status)
 
@@ -244,12 +245,12 @@ def test_lockstep_acknowledges_each_tick_after_the_requested_chunk(ros_context_f
         assert h.arm.acks == []  # the simulated world waits for the policy
         h.send_chunk(straight(4), stamp_ns=t0)
         assert h.spin(lambda: h.arm.acks, 3.0) and h.arm.acks[-1] == t0
-        for k in range(1, 4):  # every tick is acknowledged with the pose due at it
+        for k in range(1, 4):  # every tick is acknowledged with the pose due lead_s after it
             t = t0 + int(k * 0.1e9)
             h.heartbeat(ns_to_stamp(t))
             h.arm.publish(ns_to_stamp(t))
             assert h.spin(lambda: h.arm.acks[-1] == t, 3.0), f"tick {k} not acknowledged"
-            assert h.arm.targets[-1][0] == pytest.approx(0.5 + 0.1 * k * 0.1, abs=1e-6)
+            assert h.arm.targets[-1][0] == pytest.approx(0.5 + 0.1 * (k * 0.1 + LEAD), abs=1e-6)
         # an e-stop in lockstep holds the world: no acknowledgement until resumed, then the tick runs
         assert h.call(h.pause_client, SetBool.Request(data=True)).success
         t = t0 + int(0.4e9)

@@ -183,8 +183,9 @@ class Chunk:
         return float(self.times_s[-1])
 
     def next_index(self, t_s: float) -> int:
-        """Index of the step being moved towards at ``t_s`` (the last one after the end)."""
-        return int(min(np.searchsorted(self.times_s, t_s, side="left"), self.horizon - 1))
+        """Index of the step being moved towards at ``t_s`` (the last one after the end); a step due at
+        ``t_s`` (within :data:`TIME_EPS_S`) is the one being reached, not passed."""
+        return int(min(np.searchsorted(self.times_s, float(t_s) - TIME_EPS_S, side="left"), self.horizon - 1))
 
     def pose_at(self, t_s: float) -> np.ndarray:
         """The pose due at time ``t_s`` (s).
@@ -199,7 +200,7 @@ class Chunk:
         """
         t = float(t_s)
         j = self.next_index(t)
-        if t >= self.end_s:
+        if t >= self.end_s - TIME_EPS_S:
             return blend_poses(self.poses[-1], self.poses[-1], 1.0)
         if j == 0:
             if self.start_pose is None:
@@ -246,6 +247,10 @@ class ExecutionConfig:
         latency_aware: ask for the next chunk at least as early as the policy's latency seen so far
             (the latest ``now - stamp`` of an accepted chunk): with a slow policy the request goes
             out before ``request_fraction`` is reached, so its answer arrives about when it is needed.
+        lead_s: a command sent at ``t`` is the pose due at ``t + lead_s`` (s, >= 0): the arm takes about
+            one control period to reach a target, so commanding the pose due now would run the whole
+            trajectory that much late (the training data pairs each frame with the command one control
+            step before it). The control period of the data (simulated cell: 0.1 s).
         forecast_state: with a policy that answers late, condition it on the pose the arm is being
             commanded to for when the answer is expected (the current chunk at ``now + latency``),
             not on the pose it has now: consecutive chunks then continue each other instead of
@@ -262,6 +267,7 @@ class ExecutionConfig:
     request_timeout_s: float = 5.0
     latency_aware: bool = True
     forecast_state: bool = True
+    lead_s: float = 0.1
 
     def __post_init__(self) -> None:
         for name in ("latency_aware", "forecast_state"):
@@ -269,7 +275,7 @@ class ExecutionConfig:
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
             setattr(self, name, bool(getattr(self, name)))
         for name in ("blend_s", "request_fraction", "execute_fraction", "max_plan_age_s", "max_frame_gap_s",
-                     "min_confidence", "request_timeout_s"):
+                     "min_confidence", "request_timeout_s", "lead_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
                     or not np.isfinite(value):
@@ -277,6 +283,8 @@ class ExecutionConfig:
             setattr(self, name, float(value))
         if self.blend_s < 0:
             raise ValueError(f"blend_s must be >= 0, got {self.blend_s}")
+        if not 0.0 <= self.lead_s <= 1.0:
+            raise ValueError(f"lead_s must be in [0, 1] s, got {self.lead_s}")
         if not 0.0 <= self.request_fraction <= 1.0:
             raise ValueError(f"request_fraction must be in [0, 1], got {self.request_fraction}")
         if not 0.0 < self.execute_fraction <= 1.0:
@@ -689,7 +697,18 @@ class ChunkExecutor:
                     break
                 poses[i] = pose
                 reference = pose
-        kept = Chunk(chunk.stamp_s, chunk.times_s[:n], poses[:n], conf[:n], chunk.start_pose)
+        # the way to the first step starts from what was being commanded at the stamp (the command
+        # stream continues; the measured pose lags the commands, and starting from it would pull the
+        # arm back at every new chunk), or from the measured state when nothing was in flight
+        start = chunk.start_pose
+        if self._last_command is not None:
+            prev = self._plan
+            if prev is not None and prev.switch_s - TIME_EPS_S <= chunk.stamp_s < now_s - TIME_EPS_S:
+                start = prev.pose(min(chunk.stamp_s, prev.end_s))
+            else:
+                start = self._last_command
+            start = np.concatenate([start[:7], [poses[0, 7]]])
+        kept = Chunk(chunk.stamp_s, chunk.times_s[:n], poses[:n], conf[:n], start)
         # 5. alignment
         if cfg.align == "arrival":
             kept = kept.shifted(now_s - chunk.stamp_s)
@@ -770,17 +789,17 @@ class ChunkExecutor:
         # 3. ran out before the next chunk arrived: hold at its end (its last pose stays the target,
         #    re-checked every tick, so a step-limited arm still gets there) and count the stall
         event, why = "command", ""
-        if now_s > plan.end_s + TIME_EPS_S and plan.commanded:
+        if now_s + cfg.lead_s > plan.end_s + TIME_EPS_S and plan.commanded:
             if self._stall_mark is None:
                 self.stats.stalls += 1
-                self._stall_mark = plan.end_s
+                self._stall_mark = plan.end_s - cfg.lead_s  # commands run lead_s ahead of now
                 logger.debug("stall: chunk ended at %.3f s, no next chunk yet", plan.end_s)
             self.stats.stall_time_s += max(0.0, now_s - self._stall_mark)
             self._stall_mark = max(self._stall_mark, now_s)
-            event, why = "stall", (f"chunk ran out {1000 * (now_s - plan.end_s):.0f} ms ago; holding its last "
+            event, why = "stall", (f"chunk ran out {1000 * (now_s + cfg.lead_s - plan.end_s):.0f} ms ago; holding its last "
                                    "pose, waiting for the next")
         # 4. the (blended) pose due now (or the chunk's end), through the envelope
-        t_pose = min(now_s, plan.end_s) if event == "stall" else now_s
+        t_pose = min(now_s + cfg.lead_s, plan.end_s)
         pose, conf = plan.pose(t_pose), plan.confidence(t_pose)
         reason = ""
         if self.envelope is not None:
