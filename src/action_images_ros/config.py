@@ -27,15 +27,12 @@ import yaml
 
 from .control.chunk_execution import ExecutionConfig
 
-__all__ = ["PolicyConfig", "load_policy_config", "execution_config_for", "LEGACY_CLIP_CONFIG_FILE", "CLIP_KEYS"]
+__all__ = ["PolicyConfig", "load_policy_config", "execution_config_for", "LEGACY_CLIP_CONFIG_FILE"]
 
 logger = logging.getLogger(__name__)
 
 #: The clip record of checkpoints written before ``policy_config`` (read, never written).
 LEGACY_CLIP_CONFIG_FILE = "clip_config.json"
-#: Clip record keys that describe the clips (the rest is training metadata, e.g. held-out episodes).
-CLIP_KEYS = ("horizon", "frame_stride", "image_size", "views", "only_success", "action_source",
-             "gripper_from_command")
 
 
 @dataclasses.dataclass

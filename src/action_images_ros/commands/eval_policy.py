@@ -101,6 +101,9 @@ def _run_graph(args: argparse.Namespace) -> list:
     from ..ros.graph import GraphOptions
     from ..ros.session import run_graph_episodes
 
+    if args.latency:
+        raise ValueError("--latency applies to the direct path; the graph runs in lockstep (for a slow policy on "
+                         "the real-time cell: action-images run --lockstep false --policy-delay-s ...)")
     options = GraphOptions(model=str(args.model), task=args.task, seed=args.seed_offset, lockstep=True)
     params = {"policy_node": {"torch_threads": args.threads} if args.threads else {},
               "executor_node": {"safety_config": str(args.safety.resolve())},
@@ -109,9 +112,6 @@ def _run_graph(args: argparse.Namespace) -> list:
         params["policy_node"]["num_inference_steps"] = args.steps
     if args.execution:
         params["executor_node"]["execution_overrides"] = args.execution
-    if args.latency:
-        raise ValueError("--latency applies to the direct path; the graph runs in lockstep (for a slow policy on "
-                         "the real-time cell: action-images run --lockstep false --policy-delay-s ...)")
     return run_graph_episodes(options, args.episodes, processes=args.processes, node_parameters=params)
 
 

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import rclpy
 from rclpy.context import Context
@@ -134,27 +134,6 @@ class InProcessGraph:
     def exited(self) -> dict[str, str]:
         """Nodes whose callback raised (and so stopped), like :meth:`SubprocessGraph.exited`."""
         return {e.split(":")[0].removeprefix("spin_"): e for e in self._spinner.errors}
-
-    def add_node(self, node) -> None:
-        """Spin one more node of this context (e.g. a monitor) with the graph; destroyed by :meth:`shutdown`
-        only if it is one of the graph's own nodes."""
-        self._spinner.add(node)
-
-    def spin(self, duration_s: float | None = None, until: Callable[[], bool] | None = None,
-             poll_s: float = 0.01) -> bool:
-        """Wait while the nodes run until ``until()`` is true or ``duration_s`` passes (both None: until shutdown).
-
-        Returns:
-            Whether ``until`` became true (False on timeout or without ``until``).
-        """
-        deadline = None if duration_s is None else time.monotonic() + duration_s
-        while self.context.ok():
-            if until is not None and until():
-                return True
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            time.sleep(poll_s)
-        return False
 
     def shutdown(self) -> None:
         """Stop spinning, destroy the nodes and, if it was created here, the context."""

@@ -80,6 +80,44 @@ def graph_specs(options: GraphOptions, node_parameters: dict[str, dict[str, Any]
     return specs, views
 
 
+class _RunningGraph:
+    """The graph's nodes started (in process or one process per node) with a GraphMonitor spinning beside
+    them, on a Context of their own; ``with`` stops everything in order (the monitor's spinner, the
+    nodes, the monitor, the context) and keeps the nodes' exit codes in :attr:`exit_codes`."""
+
+    def __init__(self, specs, views, use_sim: bool, processes: bool, log_dir: Path | None = None,
+                 recorder: OverlayRecorder | None = None) -> None:
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.monitor = self.graph = self._spinner = None
+        self.exit_codes: dict[str, int] = {}
+        try:
+            self.monitor = GraphMonitor(views, recorder, context=self.context,  # on the graph's clock (sim time)
+                                        parameter_overrides=[Parameter("use_sim_time", value=use_sim)])
+            self._spinner = BackgroundSpinner(self.context)
+            self._spinner.add(self.monitor)
+            self.graph = SubprocessGraph(specs, log_dir=log_dir) if processes else \
+                InProcessGraph(specs, context=self.context)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._spinner is not None:
+            self._spinner.close()
+        if self.graph is not None:
+            self.exit_codes = self.graph.shutdown() or {}
+        if self.monitor is not None:
+            self.monitor.destroy_node()
+        self.context.try_shutdown()
+
+    def __enter__(self) -> "_RunningGraph":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def run_session(options: GraphOptions, config: SessionConfig | None = None) -> dict:
     """Start the graph, run it for ``config.duration_s`` (or until success), stop it; return the summary.
 
@@ -88,14 +126,13 @@ def run_session(options: GraphOptions, config: SessionConfig | None = None) -> d
     """
     config = config or SessionConfig()
     specs, views = graph_specs(options, config.node_parameters)
-    context = Context()
-    rclpy.init(context=context)
     recorder = OverlayRecorder(config.record, views, config.record_fps) if config.record else None
-    monitor = graph = spinner = None
+    run = None
+    summary: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     t0 = time.monotonic()
 
-    def done() -> bool:
+    def done(monitor) -> bool:
         if config.stop_on_success and monitor.succeeded:
             return True
         if time.monotonic() - t0 > config.wall_timeout_s:
@@ -107,34 +144,24 @@ def run_session(options: GraphOptions, config: SessionConfig | None = None) -> d
         return time.monotonic() - t0 >= config.duration_s
 
     try:
-        monitor = GraphMonitor(views, recorder, context=context,  # on the graph's clock (sim time)
-                               parameter_overrides=[Parameter("use_sim_time", value=options.use_sim)])
-        spinner = BackgroundSpinner(context)
-        spinner.add(monitor)
-        graph = SubprocessGraph(specs, log_dir=config.log_dir) if config.processes else \
-            InProcessGraph(specs, context=context)
-        while not done():
-            time.sleep(0.02)
-            exited = graph.exited()
-            if exited:
-                logger.error("node(s) ended early: %s", exited)
-                extra["ended_early"] = exited
-                break
+        with _RunningGraph(specs, views, options.use_sim, config.processes, config.log_dir, recorder) as run:
+            try:
+                while not done(run.monitor):
+                    time.sleep(0.02)
+                    exited = run.graph.exited()
+                    if exited:
+                        logger.error("node(s) ended early: %s", exited)
+                        extra["ended_early"] = exited
+                        break
+            finally:
+                summary = run.monitor.summary()  # before the nodes stop
     except KeyboardInterrupt:
         logger.info("interrupted")
     finally:
-        summary = monitor.summary() if monitor is not None else {}
-        if spinner is not None:
-            spinner.close()
-        if graph is not None:
-            codes = graph.shutdown()
-            if config.processes:
-                extra["exit_codes"] = codes
-        if monitor is not None:
-            monitor.destroy_node()
         if recorder is not None:
             recorder.close()
-        context.try_shutdown()
+    if config.processes and run is not None:
+        extra["exit_codes"] = run.exit_codes
     summary.update(extra, wall_s=round(time.monotonic() - t0, 2))
     return summary
 
@@ -170,16 +197,9 @@ def run_graph_episodes(options: GraphOptions, episodes: int, processes: bool = F
         raise ValueError("graph episodes need the simulated cell (use_sim)")
     max_steps = int(make_task(options.task).max_steps)
     specs, views = graph_specs(options, node_parameters)
-    context = Context()
-    rclpy.init(context=context)
     outcomes: list = []
-    graph = monitor = spinner = None
-    try:
-        monitor = GraphMonitor(views, None, context=context,
-                               parameter_overrides=[Parameter("use_sim_time", value=True)])
-        spinner = BackgroundSpinner(context)
-        spinner.add(monitor)
-        graph = SubprocessGraph(specs, log_dir=log_dir) if processes else InProcessGraph(specs, context=context)
+    with _RunningGraph(specs, views, True, processes, log_dir) as run:
+        monitor, graph = run.monitor, run.graph
         pause = monitor.create_client(SetBool, "/" + topic("executor_pause"))
         exec_reset = monitor.create_client(Trigger, "/" + topic("executor_reset"))
         sim_reset = monitor.create_client(Trigger, "/" + topic("sim_reset"))
@@ -223,12 +243,4 @@ def run_graph_episodes(options: GraphOptions, episodes: int, processes: bool = F
                         raise RuntimeError(f"the executor did not reset for episode {i + 1} within 60 s")
                     time.sleep(0.01)
             _call(pause, SetBool.Request(data=False), 30.0)
-    finally:
-        if spinner is not None:
-            spinner.close()
-        if graph is not None:
-            graph.shutdown()
-        if monitor is not None:
-            monitor.destroy_node()
-        context.try_shutdown()
     return outcomes

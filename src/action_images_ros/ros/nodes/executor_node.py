@@ -160,9 +160,10 @@ class ExecutorNode(Node):
         return {k: self.declare_parameter(k, v).value for k, v in defaults.items()}
 
     def _now_s(self) -> float:
+        """The tick time: ROS time, or in lockstep the latest simulated tick if ROS time lags it."""
         if self._lockstep and self._pose_stamp_s is not None:
-            return max(self._pose_stamp_s, self.get_clock().now().nanoseconds * 1e-9)
-        return self.get_clock().now().nanoseconds * 1e-9
+            return max(self._pose_stamp_s, self._now_s_ros())
+        return self._now_s_ros()
 
     def _status(self, event: str, reason: str, force: bool = False) -> None:
         if event == self._last_event and not force and event in ("stall", "idle", "hold", "paused"):
@@ -327,11 +328,14 @@ class ExecutorNode(Node):
         self._execute(now_s)
 
     def _request(self, stamp_s: float, now_s: float) -> None:
-        state = self.chunks.request_state(now_s, self.measured_pose())
+        self._last_request = (stamp_s, self.chunks.request_state(now_s, self.measured_pose()))
+        self._publish_request()
+        self.chunks.mark_requested(stamp_s, now_s)
+
+    def _publish_request(self) -> None:
+        stamp_s, state = self._last_request
         self._request_pub.publish(trajectory_to_msg(state[None], [1.0], [self.chunks.latency_s],
                                                     int(round(stamp_s * 1e9)), self._base_frame, self._tcp_link))
-        self._last_request = (stamp_s, state)
-        self.chunks.mark_requested(stamp_s, now_s)
 
     def _retry_request(self) -> None:
         if self._deferred is None:
@@ -340,9 +344,7 @@ class ExecutorNode(Node):
         if waited > self._retry_s:
             self.get_logger().warning(f"no answer to the chunk request for tick {self._deferred:.3f} s after "
                                       f"{waited:.0f} s (is policy_node running?); asking again")
-            self._request_pub.publish(trajectory_to_msg(self._last_request[1][None], [1.0], [self.chunks.latency_s],
-                                                        int(round(self._deferred * 1e9)), self._base_frame,
-                                                        self._tcp_link))  # the same request again
+            self._publish_request()  # the same request again
             self._deferred_since_ns = self._deferred_wall.now().nanoseconds
 
     def _execute(self, now_s: float) -> None:
