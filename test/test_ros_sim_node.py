@@ -53,7 +53,8 @@ class Controller:
         self.node.create_subscription(Header, "episode", self.episodes.append, latched_qos())  # as the executor
         self.node.create_subscription(PoseStamped, "current_pose", self.poses.append, 10)
         self.command_pub = self.node.create_publisher(MultiDOFJointTrajectory, "sim/command", 10)
-        self.reset_client = self.node.create_client(Trigger, "sim/reset")
+        self.episode_clients = {k: self.node.create_client(Trigger, f"episode/{k}") for k in ("start", "stop", "reset")}
+        self.reset_client = self.episode_clients["start"]
         self.status_client = self.node.create_client(Trigger, "sim/task_status")
 
     @property
@@ -163,7 +164,8 @@ def test_lockstep_target_is_approached_and_reset_starts_the_next_episode(ros_con
         fut = ctl.reset_client.call_async(Trigger.Request())
         assert spin_until(exs, fut.done, 20.0)
         reply = json.loads(fut.result().message)
-        assert fut.result().success and reply["seed"] == 8 and reply["episode"] == 1
+        assert fut.result().success and reply["seed"] == 8 and reply["episode"] == 1 and reply["state"] == "running"
+        assert reply["outcome"]["episode"] == 0 and reply["outcome"]["step"] == 10  # how the last one ended
         assert reply["task"] == "reach_target" and reply["instruction"].startswith("reach the ")
         assert round(reply["stamp_s"] * 1e9) == last + DT_NS
         assert spin_until(exs, lambda: ctl.last_stamp == last + DT_NS, 5.0)
@@ -175,6 +177,51 @@ def test_lockstep_target_is_approached_and_reset_starts_the_next_episode(ros_con
         st = json.loads(fut.result().message)
         assert (st["seed"], st["episode"], st["step"]) == (8, 1, 1)
         assert ctl.status[-1]["seed"] == 8
+    finally:
+        stop(node, ctl, exs)
+
+
+def call(exs, ctl, transition):
+    fut = ctl.episode_clients[transition].call_async(Trigger.Request())
+    assert spin_until(exs, fut.done, 20.0), f"episode/{transition} not answered"
+    return fut.result().success, json.loads(fut.result().message)
+
+
+def test_episode_stop_freezes_the_world_reset_repeats_the_seed_and_old_commands_are_ignored(ros_context_factory):
+    node, ctl, exs = start(ros_context_factory, {})
+    try:
+        assert spin_until(exs, lambda: ctl.poses and all(c.service_is_ready() for c in ctl.episode_clients.values()),
+                          15.0)
+        start_pose, _ = stamped_to_pose(ctl.poses[-1])
+        far = np.r_[start_pose[:3] + [0.1, 0.0, 0.0], start_pose[3:7], 1.0]
+        for _ in range(3):
+            step_once(exs, ctl, far)
+        # stop: announced, no tick while stopped even when acknowledged, commands ignored
+        ok, reply = call(exs, ctl, "stop")
+        assert ok and reply["state"] == "stopped" and reply["episode"] == 0 and reply["outcome"]["step"] == 3
+        assert spin_until(exs, lambda: ctl.episodes and ctl.episodes[-1].frame_id == "0 stopped", 5.0)
+        last, held = ctl.last_stamp, node.cell.command
+        ctl.ack(last, np.r_[start_pose[:3], start_pose[3:7], 0.0])
+        spin_until(exs, lambda: False, 0.8)
+        assert ctl.last_stamp == last and node.ticks_published == 4
+        np.testing.assert_array_equal(node.cell.command, held)
+        ok, reply = call(exs, ctl, "stop")  # nothing running: answered, refused with the reason
+        assert not ok and "not running" in reply["reason"]
+        # reset: the same seed again, as a new episode from the next tick
+        ok, reply = call(exs, ctl, "reset")
+        assert ok and (reply["episode"], reply["seed"], reply["state"]) == (1, 7, "running")
+        assert spin_until(exs, lambda: ctl.episodes[-1].frame_id == "1 seed 7", 5.0)
+        new_start = stamp_to_ns(ctl.episodes[-1].stamp)
+        assert new_start == last + DT_NS and ctl.last_stamp == new_start
+        reset_pose = stamped_to_pose(ctl.poses[-1])[0]
+        np.testing.assert_allclose(reset_pose[:3], start_pose[:3], atol=1e-6)  # same seed: same start
+        # a command computed for the previous episode's tick arrives late: ignored (but it acknowledges nothing
+        # new), so the arm does not head back to the old target
+        ctl.ack(last, far)
+        spin_until(exs, lambda: False, 0.3)
+        np.testing.assert_allclose(node.cell.command[:3], reset_pose[:3], atol=1e-9)
+        assert step_once(exs, ctl) == new_start + DT_NS
+        assert np.linalg.norm(stamped_to_pose(ctl.poses[-1])[0][:3] - reset_pose[:3]) < 1e-3
     finally:
         stop(node, ctl, exs)
 

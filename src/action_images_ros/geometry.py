@@ -102,12 +102,15 @@ class Camera:
             raise ValueError(f"Camera {self.name!r}: K must be 3x3, got {self.K.shape}")
         if self.T_world_cam.shape != (4, 4):
             raise ValueError(f"Camera {self.name!r}: T_world_cam must be 4x4, got {self.T_world_cam.shape}")
+        if not (np.all(np.isfinite(self.K)) and np.all(np.isfinite(self.T_world_cam))):
+            raise ValueError(f"Camera {self.name!r}: K and T_world_cam must be finite (no NaN/inf), got "
+                             f"K={self.K.tolist()}")
         if int(self.width) <= 0 or int(self.height) <= 0:
             raise ValueError(f"Camera {self.name!r}: width/height must be positive, got {self.width}x{self.height}")
         R = self.T_world_cam[:3, :3]
         if not np.allclose(R @ R.T, np.eye(3), atol=1e-5) or np.linalg.det(R) < 0:
             raise ValueError(f"Camera {self.name!r}: T_world_cam rotation is not a proper rotation matrix")
-        if self.K[0, 0] <= 0 or self.K[1, 1] <= 0:
+        if not (self.K[0, 0] > 0 and self.K[1, 1] > 0):
             raise ValueError(f"Camera {self.name!r}: focal lengths must be positive, got K={self.K.tolist()}")
         self.width = int(self.width)
         self.height = int(self.height)

@@ -73,13 +73,16 @@ def info_to_camera(msg: CameraInfo, T_world_cam: np.ndarray, name: str | None = 
     if int(msg.width) <= 0 or int(msg.height) <= 0:
         raise CameraInfoError(f"CameraInfo {msg.header.frame_id!r} has an empty image size {msg.width}x{msg.height}")
     d = np.asarray(msg.d, dtype=np.float64)
+    if not np.all(np.isfinite(d)) or not np.all(np.isfinite(np.asarray(msg.k, dtype=np.float64))):
+        raise CameraInfoError(f"CameraInfo {msg.header.frame_id!r} has non-finite values (NaN/inf) in K "
+                              f"{list(msg.k)} or D {list(msg.d)}")
     if d.size and np.any(np.abs(d) > 1e-12):
         raise CameraInfoError(
             f"CameraInfo {msg.header.frame_id!r} has distortion {d.tolist()} ({msg.distortion_model}); "
             "the action-image codec needs rectified images (all coefficients 0)"
         )
     K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
-    if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[0, 0] <= 0 or K[1, 1] <= 0:
+    if not np.allclose(K[2], [0.0, 0.0, 1.0]) or not (K[0, 0] > 0 and K[1, 1] > 0):
         raise CameraInfoError(f"CameraInfo {msg.header.frame_id!r} has an invalid K {K.tolist()}")
     name = camera_name_from_frame(msg.header.frame_id) if name is None else name
     try:

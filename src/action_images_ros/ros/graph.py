@@ -29,11 +29,12 @@ Topics and services (the graph runs in the root namespace):
 ``sim/command``                             the sim executor backend's command per tick
                                             (MultiDOFJointTrajectory; the lockstep acknowledgement)
 ``sim/tcp_target``, ``sim/gripper_target``  other command sources (a teleop device)
-``sim/status``, ``sim/reset``,              simulated episode (JSON String; Trigger; Trigger)
-``sim/task_status``
+``sim/status``, ``sim/task_status``         simulated episode (JSON String; Trigger)
+``episode/start``, ``/stop``, ``/reset``    std_srvs/Trigger: the episode lifecycle (sim_node, or
+                                            episode_node on a real cell; ``ros/episode.py``)
 ``executor_node/command``, ``/status``      what the executor sent / why it did not
 ``executor_node/pause``, ``/reset``         std_srvs/SetBool e-stop; std_srvs/Trigger new trial
-``action_images/episode``                   std_msgs/Header: a new episode starts at its stamp
+``action_images/episode``                   std_msgs/Header: an episode starts (or stops) at its stamp
 ``action_images/cell_description``          URDF of the cell (rviz:=true: robot_state_publisher)
 ==========================================  =================================================
 
@@ -76,7 +77,8 @@ def topic(kind: str, view: str | None = None) -> str:
         "gripper_joint_states": "action_images/gripper_joint_states",
         "sim_tcp_target": "sim/tcp_target", "sim_gripper_target": "sim/gripper_target",
         "sim_command": "sim/command", "sim_task_status": "sim/task_status", "joint_states": "joint_states",
-        "sim_status": "sim/status", "sim_reset": "sim/reset",
+        "sim_status": "sim/status",
+        "episode_start": "episode/start", "episode_stop": "episode/stop", "episode_reset": "episode/reset",
         "executor_reset": "executor_node/reset", "executor_status": "executor_node/status",
         "executor_command": "executor_node/command", "executor_pause": "executor_node/pause",
         "cell_description": "action_images/cell_description",
@@ -162,7 +164,7 @@ class GraphOptions:
             the tick (and the policy answered), so the loop behaves alike on any machine; false =
             real time (the world moves on while the policy thinks).
         policy_delay_s: hold every policy answer back until ROS time ``stamp + delay`` (latency tests).
-        seed: simulated cell only: seed of the first episode (then +1 per ``sim/reset``).
+        seed: seed of the first episode (then +1 per ``episode/start``); the simulated cell's reset seed.
         decoder: also run decoder_node (re-decodes the published action videos; label mode).
         moveit_config: ``executor:=moveit`` only: comma-separated ROS 2 parameter files with the robot's
             MoveIt configuration for MoveItPy (URDF, SRDF, kinematics, planning pipelines); empty =
@@ -233,7 +235,7 @@ LAUNCH_ARGUMENTS = tuple(
         "instruction for the policy; empty = from the action_images/instruction topic",
         "simulated cell: advance simulated time only when the controller is ready (false = real time)",
         "hold each policy answer back until stamp + this many seconds of ROS time (latency tests)",
-        "simulated cell: seed of the first episode",
+        "seed of the first episode (then +1 per episode/start)",
         "also run decoder_node (re-decodes the action videos)",
         "executor:=moveit: MoveIt parameter files for MoveItPy (comma-separated)",
     ), strict=True)
@@ -283,7 +285,8 @@ def build_graph(options: GraphOptions, views: tuple[str, ...] | None = None) -> 
             overrides=(("task", o.task), ("rig", o.rig), ("lockstep", o.lockstep), ("seed", o.seed),
                        ("base_frame", base_frame), ("publish_tf", not o.rviz)),
             remappings=cams + arm_remaps + tuple((f"sim/{k}", topic(f"sim_{k}"))
-                                                 for k in ("command", "status", "reset", "task_status")) + (
+                                                 for k in ("command", "status", "task_status"))
+            + tuple((f"episode/{k}", topic(f"episode_{k}")) for k in ("start", "stop", "reset")) + (
                 ("tcp_target", topic("sim_tcp_target")), ("gripper_target", topic("sim_gripper_target")),
                 ("instruction", topic("instruction")), ("episode", topic("episode")),
                 ("joint_states", topic("joint_states"))),
@@ -319,6 +322,12 @@ def build_graph(options: GraphOptions, views: tuple[str, ...] | None = None) -> 
                         ("sim/command", topic("sim_command")), ("episode", topic("episode"))),
     )
     nodes = [cell, policy, executor]
+    if not o.use_sim:  # the operator's episode interface (in the simulated cell sim_node serves it)
+        nodes.append(NodeSpec(
+            executable="episode_node", name="episode_node", parameters=("config/episode.yaml",),
+            overrides=(("seed", o.seed),),
+            remappings=(("episode", topic("episode")),)
+            + tuple((f"episode/{k}", topic(f"episode_{k}")) for k in ("start", "stop", "reset"))))
     if o.decoder:
         nodes.append(NodeSpec(
             executable="decoder_node", name="decoder_node", parameters=("config/decoder.yaml",),

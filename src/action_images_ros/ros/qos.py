@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-__all__ = ["image_qos", "latched_qos", "state_qos"]
+__all__ = ["image_qos", "latched_qos", "service_qos", "state_qos"]
 
 
 def image_qos() -> QoSProfile:
@@ -25,3 +25,10 @@ def latched_qos() -> QoSProfile:
     so a node started later still receives it."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def service_qos() -> QoSProfile:
+    """Services: reliable, volatile, 100 requests kept (rclpy's default keeps 10, so a burst of calls to a
+    busy node lost the rest unanswered; an e-stop caller must always learn whether it took effect)."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)

@@ -24,7 +24,7 @@ from .graph import GraphOptions, NodeSpec, build_graph, rig_views, topic
 from .monitor import GraphMonitor, OverlayRecorder
 from .runner import BackgroundSpinner, InProcessGraph, SubprocessGraph
 
-__all__ = ["SessionConfig", "run_session", "graph_specs", "run_graph_episodes"]
+__all__ = ["SessionConfig", "run_session", "graph_specs", "run_graph_episodes", "EpisodeClient", "wait_for_status"]
 
 logger = logging.getLogger(__name__)
 
@@ -177,19 +177,50 @@ def _call(client, request, timeout_s: float):
     return future.result() if future.done() else None
 
 
+class EpisodeClient:
+    """The cell's ``episode/{start,stop,reset}`` services (``ros/episode.py``) for a node spun in the background."""
+
+    def __init__(self, node, timeout_s: float = 60.0) -> None:
+        from std_srvs.srv import Trigger
+
+        self._trigger = Trigger
+        self._timeout_s = float(timeout_s)
+        self._clients = {k: node.create_client(Trigger, "/" + topic(f"episode_{k}")) for k in ("start", "stop", "reset")}
+
+    def call(self, transition: str) -> dict:
+        """The answer's JSON; raises RuntimeError when there is none or the transition was refused."""
+        answer = _call(self._clients[transition], self._trigger.Request(), self._timeout_s)
+        if answer is None:
+            raise RuntimeError(f"episode/{transition}: no answer within {self._timeout_s:g} s")
+        reply = json.loads(answer.message)
+        if not answer.success:
+            raise RuntimeError(f"episode/{transition} refused: {reply.get('reason', answer.message)}")
+        return reply
+
+
+def wait_for_status(monitor, predicate, timeout_s: float, since: int = 0) -> dict:
+    """The first executor status at index >= ``since`` of ``monitor.status_log`` that satisfies ``predicate``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for event in monitor.status_log[since:]:
+            if predicate(event):
+                return event
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no executor status as expected within {timeout_s:g} s")
+        time.sleep(0.01)
+
+
 def run_graph_episodes(options: GraphOptions, episodes: int, processes: bool = False, log_dir: Path | None = None,
                        node_parameters: dict[str, dict[str, Any]] | None = None,
                        episode_timeout_s: float = 600.0) -> list:
     """``episodes`` consecutive seeds (``options.seed`` on) through the node graph; one ``EpisodeOutcome`` each.
 
     The graph is the robot's (sim_node, policy_node, executor_node); between episodes the harness
-    pauses the executor (in lockstep the simulated world then waits), reads the executor's
-    statistics through its ``~/reset`` service, resets the cell (``sim/reset``: the next seed),
-    waits until the executor has reset on the new ``episode`` and resumes it. An episode ends on
-    success or after the task's step budget, exactly as in ``eval.closed_loop.run_episode``.
+    uses the cell's episode interface as an operator would: ``episode/stop`` (the simulated world
+    stands still, the executor holds and reports the episode's statistics), then ``episode/start``
+    (the next seed; the executor resets on the new ``episode``). An episode ends on success or
+    after the task's step budget, exactly as in ``eval.closed_loop.run_episode``.
     """
-    from std_srvs.srv import SetBool, Trigger
-
     from ..eval.closed_loop import EpisodeOutcome
     from ..sim.tasks import make_task
 
@@ -200,9 +231,7 @@ def run_graph_episodes(options: GraphOptions, episodes: int, processes: bool = F
     outcomes: list = []
     with _RunningGraph(specs, views, True, processes, log_dir) as run:
         monitor, graph = run.monitor, run.graph
-        pause = monitor.create_client(SetBool, "/" + topic("executor_pause"))
-        exec_reset = monitor.create_client(Trigger, "/" + topic("executor_reset"))
-        sim_reset = monitor.create_client(Trigger, "/" + topic("sim_reset"))
+        episodes_client = EpisodeClient(monitor)
         for i in range(episodes):
             t0 = time.monotonic()
             n_pred0 = len(monitor.predictions)
@@ -220,27 +249,24 @@ def run_graph_episodes(options: GraphOptions, episodes: int, processes: bool = F
                 if graph.exited():
                     raise RuntimeError(f"node(s) ended early: {graph.exited()}")
                 time.sleep(0.01)
-            # the first status that ended it (the world may step once more before the pause lands)
+            # the first status that ended it (the world may step once more before the stop lands)
             status = next((dict(st) for st in monitor.episode_statuses(i) if ending(st)), dict(monitor.sim_status or {}))
-            _call(pause, SetBool.Request(data=True), 30.0)
-            answer = _call(exec_reset, Trigger.Request(), 30.0)
-            stats = json.loads(answer.message).get("previous_stats", {}) if answer is not None else {}
+            since = len(monitor.status_log)
+            episodes_client.call("stop")
+            end = wait_for_status(monitor, lambda e: e.get("event") == "episode_end"
+                                  and f"episode {i} stopped" in e.get("reason", ""), 60.0, since)
             preds = monitor.predictions[n_pred0:]
             outcomes.append(EpisodeOutcome(
                 seed=int(status.get("seed", options.seed + i)), success=bool(status.get("success")),
                 steps=int(status.get("step", 0)), predictions=len(preds),
-                latency_median_s=float(np.median([p["latency_s"] for p in preds])) if preds else 0.0, stats=stats))
+                latency_median_s=float(np.median([p["latency_s"] for p in preds])) if preds else 0.0,
+                stats=end.get("stats", {})))
             logger.info("episode %d (seed %s): %s in %d steps, %.0f s wall", i, status.get("seed"),
                         "success" if status.get("success") else "failure", int(status.get("step", 0)),
                         time.monotonic() - t0)
             if i + 1 < episodes:
-                _call(sim_reset, Trigger.Request(), 60.0)
-                marker = f"episode {i + 1} seed"
-                deadline = time.monotonic() + 60.0
-                while not any(e.get("event") == "reset" and marker in e.get("reason", "")
-                              for e in monitor.status_log[-20:]):
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"the executor did not reset for episode {i + 1} within 60 s")
-                    time.sleep(0.01)
-            _call(pause, SetBool.Request(data=False), 30.0)
+                since = len(monitor.status_log)
+                episodes_client.call("start")
+                wait_for_status(monitor, lambda e: e.get("event") == "reset"
+                                and f"episode {i + 1} seed" in e.get("reason", ""), 60.0, since)
     return outcomes

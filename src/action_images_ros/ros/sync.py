@@ -86,6 +86,11 @@ class ApproximateTimeSync:
         #: sets emitted so far
         self.emitted = 0
 
+    @property
+    def newest_emitted_ns(self) -> int | None:
+        """The newest stamp of any emitted set's message (None before the first set)."""
+        return max((e for e in self._emitted_ns if e is not None), default=None)
+
     def queued(self, view: int) -> int:
         """Messages waiting in ``view``'s queue."""
         return len(self._stamps[view])
@@ -149,6 +154,13 @@ class ApproximateTimeSync:
 class MultiViewSubscriber:
     """Subscribes to N stamped topics and calls ``callback(messages: tuple)`` per synchronised set.
 
+    Messages are checked at the border, before they are queued, so one bad message can neither
+    blind the synchroniser nor stay in memory: ``validate(msg)`` (a reason string, or None when
+    the message is fine) and, with ``now_ns``, a stamp more than ``future_tolerance_s`` ahead of
+    the node's clock (a broken clock upstream: queued, it would make every real message "late"
+    for good) are dropped with a throttled warning. If the clock jumps back behind the last
+    emitted set (a restarted simulation or bag), the synchroniser starts afresh.
+
     Args:
         node: the rclpy node that owns the subscriptions.
         topics: ``[(topic, msg_type), ...]``; every message type needs a ``header``.
@@ -156,10 +168,15 @@ class MultiViewSubscriber:
         qos: QoS profile (or depth) of every subscription.
         queue_size, slop_s: as in :class:`ApproximateTimeSync`.
         callback_group: optional rclpy callback group for the subscriptions.
+        now_ns: the node's clock in ns (None: stamps are not checked); 0 = no time yet (not checked).
+        future_tolerance_s: largest accepted lead of a stamp over ``now_ns``.
+        validate: ``msg -> reason | None`` run on every message before it is queued.
     """
 
     def __init__(self, node, topics: Sequence[tuple[str, type]], callback: Callable[[tuple], None], qos,
-                 queue_size: int = 5, slop_s: float = 0.01, callback_group=None) -> None:
+                 queue_size: int = 5, slop_s: float = 0.01, callback_group=None,
+                 now_ns: Callable[[], int] | None = None, future_tolerance_s: float = 1.0,
+                 validate: Callable[[Any], str | None] | None = None) -> None:
         from .stamps import stamp_to_ns  # imports rclpy's builtin_interfaces: only the adapter needs it
 
         if not topics:
@@ -168,15 +185,48 @@ class MultiViewSubscriber:
         self.sync = ApproximateTimeSync(len(topics), queue_size=queue_size, slop_s=slop_s)
         self._callback = callback
         self._lock = threading.Lock()
+        self._logger = node.get_logger()
+        self._topics = [t for t, _ in topics]
+        self._now_ns = now_ns
+        self._tolerance_ns = int(round(float(future_tolerance_s) * 1e9))
+        self._validate = validate
+        #: messages refused at the border (invalid, or stamped in the future), per topic index
+        self.refused = [0] * len(topics)
         self.subscriptions = [
             node.create_subscription(msg_type, topic, self._make_cb(i), qos, callback_group=callback_group)
             for i, (topic, msg_type) in enumerate(topics)
         ]
 
+    def _refuse(self, view: int, reason: str) -> None:
+        self.refused[view] += 1
+        self._logger.warning(f"{self._topics[view]}: message dropped: {reason}", throttle_duration_sec=2.0)
+
+    def _admit(self, view: int, msg, stamp_ns: int) -> bool:
+        if self._validate is not None:
+            reason = self._validate(msg)
+            if reason:
+                self._refuse(view, reason)
+                return False
+        now = self._now_ns() if self._now_ns is not None else 0
+        if now > 0:
+            if stamp_ns > now + self._tolerance_ns:
+                self._refuse(view, f"stamped {(stamp_ns - now) * 1e-9:.3f} s in the future of this node's clock "
+                                   f"(> {self._tolerance_ns * 1e-9:g} s): a clock upstream is wrong")
+                return False
+            newest = self.sync.newest_emitted_ns
+            if newest is not None and newest > now + self._tolerance_ns:
+                self._logger.warning(f"the clock is {(newest - now) * 1e-9:.3f} s behind the last synchronised set "
+                                     "(it jumped back): synchronising afresh")
+                self.sync.reset()
+        return True
+
     def _make_cb(self, view: int):
         def cb(msg) -> None:
+            stamp_ns = self._stamp_to_ns(msg.header.stamp)
             with self._lock:
-                sets = self.sync.add(view, self._stamp_to_ns(msg.header.stamp), msg)
+                if not self._admit(view, msg, stamp_ns):
+                    return
+                sets = self.sync.add(view, stamp_ns, msg)
             for s in sets:
                 self._callback(s.payloads)
 

@@ -32,9 +32,11 @@ from trajectory_msgs.msg import MultiDOFJointTrajectory, MultiDOFJointTrajectory
 
 from .stamps import ns_to_stamp, stamp_to_ns
 
-__all__ = ["TrajectoryMessageError", "GRIPPER_JOINT", "CONFIDENCE_JOINT", "TimedTrajectory",
+__all__ = ["MAX_POINTS", "TrajectoryMessageError", "GRIPPER_JOINT", "CONFIDENCE_JOINT", "TimedTrajectory",
            "trajectory_to_msg", "msg_to_trajectory", "chunk_to_msg", "msg_to_chunk"]
 
+#: points accepted in one message (a chunk has tens; a request one)
+MAX_POINTS = 256
 GRIPPER_JOINT = "gripper_openness"
 CONFIDENCE_JOINT = "decoder_confidence"
 
@@ -113,13 +115,18 @@ def trajectory_to_msg(poses: np.ndarray, confidence: np.ndarray, time_from_start
     return msg
 
 
-def msg_to_trajectory(msg: MultiDOFJointTrajectory, expected_frame: str | None = None) -> TimedTrajectory:
+def msg_to_trajectory(msg: MultiDOFJointTrajectory, expected_frame: str | None = None,
+                      max_points: int = MAX_POINTS) -> TimedTrajectory:
     """One message -> :class:`TimedTrajectory` (possibly with 0 steps).
 
     Raises:
-        TrajectoryMessageError: wrong joint names, a point with the wrong number of transforms,
-            times that do not increase, or a frame other than ``expected_frame``.
+        TrajectoryMessageError: more than ``max_points`` points (checked first: an oversized
+            message must not block the caller's thread), wrong joint names, a point with the wrong
+            number of transforms, times that do not increase, or a frame other than ``expected_frame``.
     """
+    if len(msg.points) > max_points:
+        raise TrajectoryMessageError(f"trajectory has {len(msg.points)} points, more than max_points {max_points} "
+                                     "(a chunk has tens); ignored")
     names = list(msg.joint_names)
     if len(names) != 3 or names[1:] != [GRIPPER_JOINT, CONFIDENCE_JOINT]:
         raise TrajectoryMessageError(f"trajectory joint_names must be [<tcp link>, {GRIPPER_JOINT!r}, "
@@ -160,7 +167,7 @@ def chunk_to_msg(chunk, stamp_ns: int, frame_id: str, tcp_link: str) -> MultiDOF
     return trajectory_to_msg(poses, conf, tfs, stamp_ns, frame_id, tcp_link)
 
 
-def msg_to_chunk(msg: MultiDOFJointTrajectory, expected_frame: str | None = None):
+def msg_to_chunk(msg: MultiDOFJointTrajectory, expected_frame: str | None = None, max_points: int = MAX_POINTS):
     """One message with >= 1 step after ``time_from_start`` 0 -> ``(Chunk, stamp_ns)``.
 
     Raises:
@@ -168,7 +175,7 @@ def msg_to_chunk(msg: MultiDOFJointTrajectory, expected_frame: str | None = None
     """
     from ..control.chunk_execution import Chunk
 
-    traj = msg_to_trajectory(msg, expected_frame)
+    traj = msg_to_trajectory(msg, expected_frame, max_points)
     tfs, poses, conf = traj.time_from_start_s, traj.poses, traj.confidence
     start = None
     if len(tfs) and tfs[0] == 0.0:

@@ -32,8 +32,10 @@ from trajectory_msgs.msg import MultiDOFJointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from ...codec import ActionImageCodec
+from ...control.chunk_execution import FUTURE_TOLERANCE_S
 from ..action_video import unstack_frames
 from ..camera_info import CameraInfoError, info_to_camera
+from ..frame_checks import frame_problem
 from ..image_conversions import ImageConversionError, msg_to_image
 from ..markers import trajectory_markers
 from ..qos import image_qos, state_qos
@@ -118,7 +120,9 @@ class DecoderNode(Node):
         topics = [(f"{v}/action_video", Image) for v in self.views] + [
             (f"{v}/action_camera_info", CameraInfo) for v in self.views]
         self.sync = MultiViewSubscriber(self, topics, self._on_set, image_qos(), queue_size=p["queue_size"],
-                                        slop_s=0.0)
+                                        slop_s=0.0,
+                                        now_ns=lambda: self.get_clock().now().nanoseconds,
+                                        future_tolerance_s=FUTURE_TOLERANCE_S, validate=frame_problem)
         # 4. worker: decodes the newest set
         self.decoded = 0
         self._latest: tuple | None = None

@@ -9,9 +9,11 @@ Subscribes (relative names, remap as needed):
     ``gripper_joint_states`` (sensor_msgs/JointState): finger joints -> measured openness.
     ``camera_heartbeat`` (sensor_msgs/CameraInfo): one camera's info; its stamps tell the
         executor the cameras are alive (it holds within ``max_frame_gap_s`` of a dropout).
-    ``episode`` (std_msgs/Header, transient local): a new episode starts at ``header.stamp``
-        (sim_node publishes it on every reset, before the episode's first tick): the executor
-        resets there, so nothing predicted from the previous episode acts in the new one.
+    ``episode`` (std_msgs/Header, transient local, ``ros/episode.py``): a new episode starts at
+        ``header.stamp`` (the cell announces it before the episode's first tick): the executor resets
+        there, so nothing predicted from the previous episode acts in the new one. A stopped episode
+        (``"<episode> stopped"``): it resets and holds, sending nothing and asking for nothing, until
+        the next start.
 Publishes:
     ``chunk_request`` (trajectory_msgs/MultiDOFJointTrajectory, transient local, the
         ``trajectory_conversion`` layout): "the next chunk, from frames stamped at least
@@ -23,8 +25,9 @@ Publishes:
         ``stall`` (the chunk ran out before the next arrived: the last command stands), ``hold``
         (cameras stale: stopped), ``refused`` (safety: stopped), ``dropped`` (a chunk not used),
         ``policy_refused``, ``paused`` / ``resumed`` / ``reset``, ``backend`` (e.g. a Servo halt),
-        ``episode_end`` (the statistics of the episode that just ended, published before a reset).
-Services:
+        ``episode_end`` (the statistics of the episode that just ended, published before a reset),
+        ``stopped`` (the episode stopped: holding until the next starts).
+Services (every call is answered, also in a burst: ``qos.service_qos``):
     ``~/pause`` (std_srvs/SetBool): ``true`` = e-stop (refuse everything, hold), ``false`` = resume.
     ``~/reset`` (std_srvs/Trigger): a new episode / trial: drop the chunk, the request, the last
         command and the statistics; chunks predicted before now are ignored.
@@ -63,7 +66,8 @@ from ...control.safety import SafetyEnvelope, load_safety_config
 from ..executor_backends import BackendConfig, make_backend
 from ..node_support import runtime_parameters
 from ..pose_conversions import gripper_openness, pose_to_stamped, stamped_to_pose
-from ..qos import latched_qos, state_qos
+from ..episode import parse_episode
+from ..qos import latched_qos, service_qos, state_qos
 from ..share import resolve_share_path
 from ..stamps import ns_to_stamp, stamp_to_ns
 from ..trajectory_conversion import TrajectoryMessageError, msg_to_chunk, trajectory_to_msg
@@ -127,6 +131,7 @@ class ExecutorNode(Node):
         self._unacked: float | None = None  # lockstep: a tick seen while paused (not acknowledged)
         self._newer: float | None = None  # lockstep: the newest tick that arrived while one was deferred
         self._last_event = ""
+        self._stopped = False  # the cell stopped the episode: hold until the next starts
         # 3. backend, publishers, subscriptions, services, timers
         self.backend = make_backend(p["backend"], self, backend_cfg)
         reliable = state_qos()
@@ -142,8 +147,8 @@ class ExecutorNode(Node):
         self.create_subscription(PoseStamped, "current_pose", self._on_current_pose, reliable)
         # the services never block: they share the node's default group with every callback, so the
         # (not thread-safe) ChunkExecutor is only ever used by one callback at a time
-        self.create_service(SetBool, "~/pause", self._on_pause)
-        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_service(SetBool, "~/pause", self._on_pause, qos_profile=service_qos())
+        self.create_service(Trigger, "~/reset", self._on_reset, qos_profile=service_qos())
         self.add_on_set_parameters_callback(runtime_parameters({}))  # all read at start-up
         if not self._lockstep:
             self.create_timer(1.0 / p["control_rate_hz"], self._on_timer)
@@ -202,6 +207,11 @@ class ExecutorNode(Node):
         if not np.all(np.isfinite(pose)) or np.linalg.norm(pose[3:7]) < 1e-6:
             self.get_logger().error("current_pose is not finite or has a zero quaternion; ignored",
                                     throttle_duration_sec=5.0)
+            return
+        ros_now = self._now_s_ros()
+        if ros_now > 0 and stamp_ns * 1e-9 > ros_now + FUTURE_TOLERANCE_S:  # it would set the lockstep clock
+            self.get_logger().error(f"current_pose stamped {stamp_ns * 1e-9 - ros_now:.3f} s in the future of this "
+                                    "node's clock; ignored (a clock upstream is wrong)", throttle_duration_sec=5.0)
             return
         self._pose, self._pose_stamp_s, self._pose_time_s = pose, stamp_ns * 1e-9, self._now_s_ros()
         if self._lockstep:
@@ -270,9 +280,11 @@ class ExecutorNode(Node):
         self.get_logger().warning(response.message)
         return response
 
-    def _reset(self, start_s: float, why: str) -> dict:
+    def _reset(self, start_s: float, why: str, report: bool = True) -> dict:
         stats = self.chunks.stats.as_dict()
-        self._status("episode_end", why, force=True)
+        if report:
+            self._status("episode_end", why, force=True)
+        self._last_request = None
         pending = [t for t in (self._deferred, self._newer, self._unacked) if t is not None]
         self._deferred = self._newer = self._unacked = None
         self.chunks.reset(now_s=start_s)
@@ -296,20 +308,28 @@ class ExecutorNode(Node):
         return response
 
     def _on_episode(self, msg: Header) -> None:
-        self._reset(stamp_to_ns(msg.stamp) * 1e-9, f"episode {msg.frame_id or '?'}")
+        mark = parse_episode(msg)
+        was_stopped, self._stopped = self._stopped, not mark.running  # before the reset: it may run a new tick
+        self._reset(stamp_to_ns(msg.stamp) * 1e-9, f"episode {msg.frame_id or '?'}", report=not was_stopped)
+        if self._stopped:
+            self.backend.hold(self.measured_pose())
+            self._status("stopped", f"episode {mark.episode} stopped: holding until the next starts", force=True)
 
     # ------------------------------------------------------------------ ticks
     def _on_timer(self) -> None:
         self._tick(self._now_s())
 
     def _watchdog(self) -> None:
-        if self.envelope.paused:
+        if self.envelope.paused or self._stopped:
             return
         if self.chunks.frames_stale(self._now_s()) and (self.chunks.current_chunk is not None
                                                           or self.chunks.last_command is not None):
             self._execute(self._now_s())  # the executor's tick drops the chunk and reports the hold
 
     def _tick(self, now_s: float) -> None:
+        if self._stopped:  # between episodes: nothing is predicted or commanded
+            self.backend.tick_done(ns_to_stamp(int(round(now_s * 1e9))))
+            return
         if self._deferred is not None:  # lockstep: still waiting for the chunk of an earlier tick
             self._newer = now_s if self._newer is None else max(self._newer, now_s)
             return

@@ -53,7 +53,7 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header, String
@@ -67,11 +67,12 @@ from ...policy import prediction_seed
 from ..action_video import combined_action_image, overlay_on_frame, prediction_summary, stack_frames
 from ..camera_info import CameraInfoError, camera_to_info, info_to_camera
 from ..episode import parse_episode
+from ..frame_checks import frame_problem
 from ..image_conversions import ImageConversionError, image_to_msg, msg_to_image
 from ..markers import trajectory_markers
 from ..node_support import runtime_parameters
 from ..pose_conversions import gripper_openness, stamped_to_pose
-from ..qos import image_qos, latched_qos, state_qos
+from ..qos import image_qos, latched_qos, service_qos, state_qos
 from ..share import load_rig_views, resolve_share_path
 from ..stamps import ns_to_stamp, stamp_to_ns
 from ..sync import MultiViewSubscriber
@@ -168,7 +169,9 @@ class PolicyNode(Node):
         topics = [(f"{v}/image_raw", Image) for v in self.views] + [(f"{v}/camera_info", CameraInfo)
                                                                    for v in self.views]
         self.sync = MultiViewSubscriber(self, topics, self._on_set, image_qos(), queue_size=p["queue_size"],
-                                        slop_s=p["slop_s"])
+                                        slop_s=p["slop_s"],
+                                        now_ns=lambda: self.get_clock().now().nanoseconds,
+                                        future_tolerance_s=FUTURE_TOLERANCE_S, validate=frame_problem)
         self.create_subscription(PoseStamped, "current_pose", self._on_pose, state_qos())
         self.create_subscription(JointState, "gripper_joint_states", self._on_joints, state_qos())
         self.create_subscription(String, "instruction", self._on_instruction, latched_qos())
@@ -176,9 +179,12 @@ class PolicyNode(Node):
         if p["mode"] == "closed_loop":
             self.create_subscription(MultiDOFJointTrajectory, "chunk_request", self._on_request, latched_qos())
         self.add_on_set_parameters_callback(runtime_parameters({"instruction": (str, self._set_instruction)}))
-        # 5. service (own callback group: it waits for the worker while the subscriptions go on)
+        # 5. service (own reentrant group: one call waits for the worker while the others are answered "busy"
+        #    at once and the subscriptions go on)
         self._requests: queue.Queue[_Request] = queue.Queue()
-        self.create_service(Trigger, "predict", self._on_predict, callback_group=MutuallyExclusiveCallbackGroup())
+        self._service_busy = threading.Lock()
+        self.create_service(Trigger, "predict", self._on_predict, qos_profile=service_qos(),
+                            callback_group=ReentrantCallbackGroup())
         # 6. worker: loads the model, then serves requests
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._run, name="policy_node_worker", daemon=True)
@@ -209,8 +215,23 @@ class PolicyNode(Node):
             self._latest = (stamp, msgs)
             self._cv.notify_all()
 
+    def _future(self, stamp_ns: int, what: str) -> bool:
+        """Whether ``stamp_ns`` is beyond this node's clock + FUTURE_TOLERANCE_S (logged: a clock upstream is wrong)."""
+        now = self.get_clock().now().nanoseconds
+        if now <= 0 or stamp_ns <= now + FUTURE_TOLERANCE_S * 1e9:
+            return False
+        self.get_logger().warning(f"{what} stamped {(stamp_ns - now) * 1e-9:.3f} s in the future of this node's "
+                                  "clock ignored (a clock upstream is wrong)", throttle_duration_sec=2.0)
+        return True
+
     def _on_pose(self, msg: PoseStamped) -> None:
         pose, stamp_ns = stamped_to_pose(msg)
+        if not np.all(np.isfinite(pose)) or np.linalg.norm(pose[3:7]) < 1e-6:
+            self.get_logger().error("current_pose is not finite or has a zero quaternion; ignored",
+                                    throttle_duration_sec=5.0)
+            return
+        if self._future(stamp_ns, "current_pose"):
+            return
         with self._cv:
             self._pose, self._pose_stamp_ns, self._pose_time_s = pose, stamp_ns, self._now_s()
             self._cv.notify_all()
@@ -236,6 +257,8 @@ class PolicyNode(Node):
         except TrajectoryMessageError as exc:
             self.get_logger().error(f"chunk request ignored: {exc}", throttle_duration_sec=2.0)
             return
+        if self._future(request.stamp_ns, "chunk request"):
+            return
         state = request.poses[0] if len(request) else None
         if state is not None and (not np.all(np.isfinite(state)) or np.linalg.norm(state[3:7]) < 1e-6):
             self.get_logger().error("chunk request ignored: its state is not finite or has a zero quaternion",
@@ -244,17 +267,27 @@ class PolicyNode(Node):
         self._requests.put(_Request(from_service=False, stamp_ns=request.stamp_ns, state=state))
 
     def _on_episode(self, msg: Header) -> None:
-        _, seed = parse_episode(msg)
+        mark = parse_episode(msg)
+        if not mark.running:
+            return
         with self._cv:
-            self._episode_seed, self._episode_predictions = (seed or 0), 0
+            self._episode_seed, self._episode_predictions = (mark.seed or 0), 0
 
     def _on_predict(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        req = _Request(from_service=True)
-        self._requests.put(req)
-        if not req.done.wait(self._p["service_timeout_s"]):
-            response.success, response.message = False, f"no prediction within {self._p['service_timeout_s']} s"
-        else:
-            response.success, response.message = req.ok, req.message
+        if not self._service_busy.acquire(blocking=False):  # every caller gets an answer, at once if busy
+            response.success = False
+            response.message = json.dumps({"ok": False, "reason": "busy: a prediction for an earlier predict call "
+                                           "is in progress; call again when it is answered"})
+            return response
+        try:
+            req = _Request(from_service=True)
+            self._requests.put(req)
+            if not req.done.wait(self._p["service_timeout_s"]):
+                response.success, response.message = False, f"no prediction within {self._p['service_timeout_s']} s"
+            else:
+                response.success, response.message = req.ok, req.message
+        finally:
+            self._service_busy.release()
         return response
 
     # ------------------------------------------------------------------ worker
@@ -277,6 +310,9 @@ class PolicyNode(Node):
                         self._requests.put(other)
                     elif (other.stamp_ns or 0) >= (req.stamp_ns or 0):
                         req = other
+            if self._last_answer is not None and self._last_answer[0] > self.get_clock().now().nanoseconds \
+                    + FUTURE_TOLERANCE_S * 1e9:
+                self._last_answer = None  # the clock went back (a restarted cell): not a newer answer
             if not req.from_service and self._last_answer is not None and req.stamp_ns is not None:
                 answered_ns, answer = self._last_answer
                 if req.stamp_ns < answered_ns:

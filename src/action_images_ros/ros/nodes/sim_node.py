@@ -26,20 +26,25 @@ Publishes (relative names except ``/clock``; ``graph.py`` remaps them):
     ``current_pose`` (geometry_msgs/PoseStamped, TCP in ``base_frame``), the LAST state message of a
         tick (a lockstep controller ticks on it)
     ``instruction`` (std_msgs/String, transient local), whenever it changes
-    ``episode`` (std_msgs/Header, transient local): at start and on every reset, BEFORE the new
-        episode's first tick: ``stamp`` = that tick's time, ``frame_id`` = "<episode> seed <seed>"
-        (the executor resets there)
+    ``episode`` (std_msgs/Header, transient local, ``ros/episode.py``): at start and on every
+        start / reset, BEFORE the new episode's first tick (``stamp`` = that tick's time, ``frame_id``
+        = "<episode> seed <seed>"; the executor resets there), and on a stop (``"<episode> stopped"``)
     ``/tf_static``: the rig's camera frames, only where tf2_ros is importable (a ROS install)
 Subscribes:
     ``sim/command`` (trajectory_msgs/MultiDOFJointTrajectory, ``trajectory_conversion`` layout):
         point 0 = the new ``[x y z q gripper]`` target; no points = keep the held command. Its
         ``header.stamp`` acknowledges the tick (lockstep) even when the point is refused (a
-        non-finite or malformed target is logged and ignored; the held command stays).
+        non-finite or malformed target is logged and ignored; the held command stays). A command
+        stamped before the current episode's first tick is ignored (it was computed for the arm of
+        the previous episode), and so is every command while the episode is stopped.
     ``tcp_target`` (geometry_msgs/PoseStamped), ``gripper_target`` (std_msgs/Float32): commands from
         other sources (a teleop device); they never acknowledge a tick.
 Services (own callback group):
-    ``sim/reset`` (std_srvs/Trigger): the next episode; message = JSON ``{seed, task, episode,
-        instruction, stamp_s}`` (``stamp_s`` = simulated time of the new episode's first tick).
+    ``episode/start``, ``episode/reset``, ``episode/stop`` (std_srvs/Trigger, ``ros/episode.py``): the
+        next episode (next seed), the current one again (same seed), or stop stepping (simulated time
+        stands still until the next start / reset). The answer is JSON: ``{episode, seed, state, task,
+        instruction, stamp_s}`` (``stamp_s`` = simulated time of the first tick) and ``outcome``, the
+        final ``SimulatedCell.status()`` of the episode that ended (``success``, ``step``, ...).
     ``sim/task_status`` (std_srvs/Trigger): JSON of the latest tick's ``SimulatedCell.status()``.
 Parameters: see ``config/sim.yaml``; only ``enabled`` can change at run time (false stops images
 and camera_info, a deliberate camera dropout; the simulation, the clock and the state go on).
@@ -68,11 +73,12 @@ from trajectory_msgs.msg import MultiDOFJointTrajectory
 from ...cell_description import optical_frame_id
 
 from ..camera_info import camera_to_info
-from ..episode import episode_header
+from ...control.episode_lifecycle import EpisodeError, EpisodeLifecycle
+from ..episode import EpisodeServices, episode_header
 from ..image_conversions import image_to_msg
 from ..node_support import publish_rig_tf, runtime_parameters
 from ..pose_conversions import pose_to_stamped, stamped_to_pose
-from ..qos import image_qos, latched_qos, state_qos
+from ..qos import image_qos, latched_qos, service_qos, state_qos
 from ..share import resolve_share_path
 from ..stamps import ns_to_stamp, stamp_to_ns
 from ..trajectory_conversion import msg_to_trajectory
@@ -131,9 +137,12 @@ class SimNode(Node):
         self._publishing = threading.Event()
         self._wake = threading.Condition()  # acks, reset requests and shutdown wake the worker
         self._acked_ns = -1  # newest sim/command stamp received
-        self._reset_requested = False
-        self._reset_done = threading.Event()
-        self._reset_reply: dict | None = None
+        self._lifecycle = EpisodeLifecycle(p["seed"])  # owned by the worker thread
+        self._command_lock = threading.Lock()  # a command is checked against the episode and applied atomically
+        self._episode_start_ns = 0  # first tick of the running episode; commands stamped before are ignored
+        self._transition: str | None = None  # requested by a service, applied by the worker
+        self._transition_done = threading.Event()
+        self._transition_reply: tuple[bool, dict] | None = None
         self._status: dict = {}
         self._error: BaseException | None = None
         self.cell = None
@@ -160,8 +169,11 @@ class SimNode(Node):
         self.create_subscription(PoseStamped, "tcp_target", self._on_tcp_target, state_qos())
         self.create_subscription(Float32, "gripper_target", self._on_gripper_target, state_qos())
         services = MutuallyExclusiveCallbackGroup()
-        self.create_service(Trigger, "sim/reset", self._on_reset, callback_group=services)
-        self.create_service(Trigger, "sim/task_status", self._on_task_status, callback_group=services)
+        self.episode_services = EpisodeServices(
+            self, {name: (lambda name=name: self._request_transition(name)) for name in ("start", "stop", "reset")},
+            callback_group=services)
+        self.create_service(Trigger, "sim/task_status", self._on_task_status, qos_profile=service_qos(),
+                            callback_group=services)
         if p["publish_tf"]:
             self._tf = publish_rig_tf(self, cams, self._base_frame, ns_to_stamp(self.cell.time_ns))
         # 4. from here on the worker thread steps and publishes
@@ -199,8 +211,16 @@ class SimNode(Node):
             if msg.header.frame_id and msg.header.frame_id != self._base_frame:
                 raise ValueError(f"frame {msg.header.frame_id!r}, expected {self._base_frame!r}")
             traj = msg_to_trajectory(msg)
-            if len(traj):
-                self.cell.command_pose(traj.poses[0])
+            with self._command_lock:
+                if len(traj) and stamp_ns < self._episode_start_ns:
+                    self.get_logger().warning(
+                        f"sim/command stamped {stamp_ns * 1e-9:.3f} s, before this episode's first tick "
+                        f"({self._episode_start_ns * 1e-9:.3f} s): computed for the previous episode's arm; ignored",
+                        throttle_duration_sec=2.0)
+                elif len(traj) and not self._lifecycle.running:
+                    self.get_logger().warning("sim/command ignored: the episode is stopped", throttle_duration_sec=2.0)
+                elif len(traj):
+                    self.cell.command_pose(traj.poses[0])
         except ValueError as exc:  # TrajectoryMessageError is a ValueError
             self.get_logger().error(f"sim/command ignored (the held command stays): {exc}",
                                     throttle_duration_sec=2.0)
@@ -223,19 +243,18 @@ class SimNode(Node):
         except ValueError as exc:
             self.get_logger().error(f"gripper_target ignored: {exc}", throttle_duration_sec=2.0)
 
-    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        self._reset_done.clear()
-        with self._wake:  # the worker owns the simulation
-            self._reset_requested = True
+    def _request_transition(self, name: str):
+        """An ``episode/<name>`` call: the worker (which owns the simulation) applies it between ticks."""
+        self._transition_done.clear()
+        with self._wake:
+            self._transition = name
             self._wake.notify_all()
-        if not self._reset_done.wait(timeout=SERVICE_TIMEOUT_S):
-            response.success = False
-            response.message = f"the simulation did not reset within {SERVICE_TIMEOUT_S:g} s"
-            return response
-        response.success = True
-        response.message = json.dumps(self._reset_reply)
-        self.get_logger().info(f"simulation reset: {response.message}")
-        return response
+        if not self._transition_done.wait(timeout=SERVICE_TIMEOUT_S):
+            raise RuntimeError(f"the simulation did not {name} the episode within {SERVICE_TIMEOUT_S:g} s")
+        ok, reply = self._transition_reply
+        if not ok:
+            raise EpisodeError(reply["reason"])
+        return self._lifecycle.state, reply
 
     def _on_task_status(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         response.success = bool(self._status)
@@ -268,10 +287,14 @@ class SimNode(Node):
             self._wait_for_controller()
         period_s = self.cell.control_dt / self._rtf
         next_t = time.monotonic()
+        self._lifecycle.start(self.cell.seed)
+        self._episode_start_ns = self.cell.time_ns
         self._publish_episode()
         self._publish_tick()
         while not self._stop.is_set():
-            if self._lockstep:
+            if not self._lifecycle.running:
+                self._wait_until(None)  # stopped: until a transition or shutdown
+            elif self._lockstep:
                 self._wait_for_ack(self.cell.time_ns)
             else:
                 next_t += period_s
@@ -280,22 +303,42 @@ class SimNode(Node):
                     next_t = time.monotonic()  # running late: do not try to catch up
             if self._stop.is_set():
                 return
-            if self._take_reset_request():
-                self.cell.reset()
-                self._publish_episode()
-                self._publish_tick()
-                self._reset_reply = {"seed": self.cell.seed, "task": self.cell.task, "episode": self.cell.episode,
-                                     "instruction": self.cell.instruction, "stamp_s": self.cell.time_s}
-                self._reset_done.set()
+            transition = self._take_transition()
+            if transition is not None:
+                self._apply_transition(transition)
                 next_t = time.monotonic()
                 continue
-            self.cell.step()
-            self._publish_tick()
+            if self._lifecycle.running:
+                self.cell.step()
+                self._publish_tick()
 
-    def _take_reset_request(self) -> bool:
+    def _take_transition(self) -> str | None:
         with self._wake:
-            requested, self._reset_requested = self._reset_requested, False
-        return requested
+            transition, self._transition = self._transition, None
+        return transition
+
+    def _apply_transition(self, name: str) -> None:
+        """``start`` / ``reset``: a new episode from the next tick; ``stop``: no more ticks until then."""
+        outcome = dict(self._status)
+        try:
+            if name == "stop":
+                with self._command_lock:
+                    self._lifecycle.stop()
+                self._episode_pub.publish(episode_header(self.cell.time_ns, self._lifecycle.state.episode, 0,
+                                                         running=False))
+                reply = {"stamp_s": self.cell.time_s}
+            else:
+                with self._command_lock:  # no command of the old episode lands after the new one began
+                    state = self._lifecycle.start() if name == "start" else self._lifecycle.reset()
+                    self.cell.reset(seed=state.seed)
+                    self._episode_start_ns = self.cell.time_ns
+                self._publish_episode()
+                self._publish_tick()
+                reply = {"task": self.cell.task, "instruction": self.cell.instruction, "stamp_s": self.cell.time_s}
+            self._transition_reply = (True, {**reply, "outcome": outcome})
+        except EpisodeError as exc:
+            self._transition_reply = (False, {"reason": str(exc)})
+        self._transition_done.set()
 
     def _wait_for_controller(self) -> None:
         """Lockstep: before tick 0 wait (at most the lockstep timeout) for a controller: a ``sim/command``
@@ -303,7 +346,7 @@ class SimNode(Node):
         deadline = time.monotonic() + self._timeout_s
         while (self._command_sub.get_publisher_count() == 0 or self._pose_pub.get_subscription_count() == 0
                or self._episode_pub.get_subscription_count() == 0):
-            if self._stop.is_set() or self._reset_requested:
+            if self._stop.is_set() or self._transition is not None:
                 return
             if time.monotonic() > deadline:
                 self.get_logger().warning(f"lockstep: no sim/command publisher within {self._timeout_s:g} s; "
@@ -316,7 +359,7 @@ class SimNode(Node):
         """Lockstep: until a sim/command stamped >= ``tick_ns``, a reset request, shutdown or the timeout."""
         deadline = time.monotonic() + self._timeout_s
         with self._wake:
-            while self._acked_ns < tick_ns and not self._reset_requested and not self._stop.is_set():
+            while self._acked_ns < tick_ns and self._transition is None and not self._stop.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self.get_logger().warning(
@@ -326,11 +369,11 @@ class SimNode(Node):
                     return
                 self._wake.wait(min(remaining, 0.5))
 
-    def _wait_until(self, t: float) -> None:
-        """Real time: sleep until monotonic time ``t`` unless a reset request or shutdown comes first."""
+    def _wait_until(self, t: float | None) -> None:
+        """Sleep until monotonic time ``t`` (None: for ever) unless a transition or shutdown comes first."""
         with self._wake:
-            while not self._reset_requested and not self._stop.is_set():
-                remaining = t - time.monotonic()
+            while self._transition is None and not self._stop.is_set():
+                remaining = 0.5 if t is None else t - time.monotonic()
                 if remaining <= 0:
                     return
                 self._wake.wait(remaining)
