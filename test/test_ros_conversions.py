@@ -11,6 +11,7 @@ from action_images_ros.ros.camera_info import (
 )
 from action_images_ros.ros.image_conversions import ImageConversionError, image_to_msg, msg_to_image
 from action_images_ros.ros.stamps import ns_to_stamp, stamp_to_ns
+from action_images_ros.ros.trajectory_conversion import trajectory_to_msg
 
 RNG = np.random.default_rng(0)
 RIG = "config/cameras_sim.yaml"
@@ -147,9 +148,53 @@ def test_camera_info_errors():
         info_to_camera(camera_to_info(cam), np.diag([1.0, 1.0, -1.0, 1.0]))
     assert camera_name_from_frame("front_optical_frame") == "front"
     assert camera_name_from_frame("front") == "front"
+    for index in (0, 4, 2):  # fx, fy, cx NaN: refused here with the reason, not deep in the geometry
+        msg = camera_to_info(cam)
+        k = list(msg.k)
+        k[index] = float("nan")
+        msg.k = k
+        with pytest.raises(CameraInfoError, match="non-finite"):
+            info_to_camera(msg, cam.T_world_cam)
+    with pytest.raises(ValueError, match="finite"):
+        Camera(K=np.where(np.eye(3) > 0, np.nan, 0.0), T_world_cam=cam.T_world_cam, width=8, height=8)
+
+
+def test_frame_border_checks():
+    from sensor_msgs.msg import Image
+
+    from action_images_ros.ros.frame_checks import MAX_IMAGE_PIXELS, frame_problem
+
+    cam = load_rig(RIG)[0]
+    assert frame_problem(camera_to_info(cam)) is None
+    assert frame_problem(image_to_msg(np.zeros((8, 8, 3), np.uint8), "rgb8")) is None
+    info = camera_to_info(cam)
+    info.p = [float("inf")] + list(info.p)[1:]
+    assert "non-finite" in frame_problem(info)
+    big = Image(width=4000, height=4000, encoding="rgb8", step=12000)  # checked before the data is looked at
+    assert "more than" in frame_problem(big) and 4000 * 4000 > MAX_IMAGE_PIXELS
+    odd = image_to_msg(np.zeros((8, 8, 3), np.uint8), "rgb8")
+    odd.encoding = "yuv_unknown"
+    assert "encoding" in frame_problem(odd)
+    short = image_to_msg(np.zeros((8, 8, 3), np.uint8), "rgb8")
+    short.data = bytes(10)
+    assert "bytes" in frame_problem(short)
+
+
+def test_trajectory_messages_are_bounded_before_they_are_read():
+    from action_images_ros.ros.trajectory_conversion import MAX_POINTS, TrajectoryMessageError, msg_to_trajectory
+
+    n = MAX_POINTS + 1
+    poses = np.tile([0.5, 0.0, 0.3, 0.0, 0.0, 0.0, 1.0, 1.0], (n, 1))
+    msg = trajectory_to_msg(poses, np.ones(n), 0.1 * np.arange(n), 1, "base_link", "tcp")
+    with pytest.raises(TrajectoryMessageError, match="max_points"):
+        msg_to_trajectory(msg)
+    assert len(msg_to_trajectory(msg, max_points=n)) == n
 
 
 def test_stamps():
     assert stamp_to_ns(ns_to_stamp(1_700_000_000_123_456_789)) == 1_700_000_000_123_456_789
     with pytest.raises(ValueError):
         ns_to_stamp(-1)
+    assert ns_to_stamp((2**31 - 1) * 1_000_000_000).sec == 2**31 - 1
+    with pytest.raises(ValueError, match="int32"):  # 2038: refused, not wrapped
+        ns_to_stamp(2**31 * 1_000_000_000)

@@ -232,6 +232,26 @@ def test_reset_ignores_chunks_predicted_before_it(harness):
     assert harness.commands == []
 
 
+def test_a_stopped_episode_holds_until_the_next_starts(harness):
+    assert harness.spin(lambda: harness.requests, 3.0)
+    harness.send_chunk(straight(8))
+    assert harness.spin(lambda: len(harness.commands) >= 3, 3.0)
+    stop_ns = harness.now_ns()
+    harness.episode_pub.publish(Header(stamp=ns_to_stamp(stop_ns), frame_id="0 stopped"))
+    assert harness.spin(lambda: any(s["event"] == "stopped" for s in harness.status), 3.0)
+    n_cmd, n_req = len(harness.commands), len(harness.requests)
+    harness.send_chunk(straight(4))  # a chunk while stopped (predicted before the stop) does not move the arm
+    harness.spin(lambda: False, 0.8)
+    assert len(harness.commands) == n_cmd and len(harness.requests) == n_req
+    ends = [s for s in harness.status if s["event"] == "episode_end"]
+    assert ends and ends[-1]["stats"]["commands"] >= 3  # the stopped episode's statistics, reported once
+    harness.episode_pub.publish(Header(stamp=ns_to_stamp(harness.now_ns()), frame_id="1 seed 5"))
+    assert harness.spin(lambda: len(harness.requests) > n_req, 3.0), "no request after the next episode started"
+    assert len([s for s in harness.status if s["event"] == "episode_end"]) == len(ends)
+    harness.send_chunk(straight(4))
+    assert harness.spin(lambda: len(harness.commands) > n_cmd, 3.0)
+
+
 def test_lockstep_acknowledges_each_tick_after_the_requested_chunk(ros_context_factory):
     h = Harness(ros_context_factory, lockstep=True)
     try:

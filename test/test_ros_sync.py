@@ -150,3 +150,48 @@ def test_multiview_subscriber_over_dds(ros_context):
     assert sub.sync.emitted == 2
     ex.shutdown()
     node.destroy_node()
+
+
+def test_future_stamps_are_refused_at_the_border_and_a_clock_jump_back_restarts_the_sync(ros_context):
+    """One message stamped 2036 must not make every real message "late" (it blinded the graph for good)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from action_images_ros.ros.frame_checks import frame_problem
+    from action_images_ros.ros.image_conversions import image_to_msg
+    from action_images_ros.ros.spin import spin_until
+    from action_images_ros.ros.stamps import ns_to_stamp, stamp_to_ns
+    from action_images_ros.ros.sync import MultiViewSubscriber
+
+    node = rclpy.create_node("test_sync_future", context=ros_context)
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    pubs = [node.create_publisher(Image, f"{v}/image_raw", qos) for v in ("a", "b")]
+    now = {"ns": 100_000_000_000}
+    got = []
+    sub = MultiViewSubscriber(node, [("a/image_raw", Image), ("b/image_raw", Image)], got.append, qos,
+                              now_ns=lambda: now["ns"], future_tolerance_s=1.0, validate=frame_problem)
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(node)
+    assert spin_until(ex, lambda: all(p.get_subscription_count() for p in pubs), 10.0)
+
+    def publish_set(stamp_ns, encoding="rgb8"):
+        for p in pubs:
+            msg = image_to_msg(np.zeros((2, 2, 3), np.uint8), "rgb8", stamp=ns_to_stamp(stamp_ns))
+            msg.encoding = encoding
+            p.publish(msg)
+
+    publish_set(2_082_758_400 * 10**9)  # 2036
+    publish_set(now["ns"] + 500_000_000, encoding="what")  # unknown encoding: refused too
+    spin_until(ex, lambda: sum(sub.refused) >= 4, 5.0)
+    assert sub.refused == [2, 2] and got == []
+    publish_set(now["ns"])  # real frames still get through
+    assert spin_until(ex, lambda: len(got) == 1, 5.0)
+    # the clock jumps back 50 s (a restarted simulation): frames of the new time are synchronised again
+    now["ns"] -= 50_000_000_000
+    publish_set(now["ns"])
+    assert spin_until(ex, lambda: len(got) == 2, 5.0)
+    assert stamp_to_ns(got[-1][0].header.stamp) == now["ns"]
+    ex.shutdown()
+    node.destroy_node()

@@ -10,10 +10,12 @@ import math
 
 from sensor_msgs.msg import CameraInfo, Image
 
+from .image_conversions import ImageConversionError, encoding_info
+
 __all__ = ["frame_problem", "MAX_IMAGE_PIXELS"]
 
-#: largest image accepted (pixels): 1920 x 1080 colour is the largest D4xx stream; 4x that is headroom
-MAX_IMAGE_PIXELS = 4 * 1920 * 1080
+#: largest image accepted (pixels): 1920 x 1080 colour is the largest D4xx stream; twice that is headroom
+MAX_IMAGE_PIXELS = 2 * 1920 * 1080
 
 
 def frame_problem(msg, max_pixels: int = MAX_IMAGE_PIXELS) -> str | None:
@@ -24,6 +26,10 @@ def frame_problem(msg, max_pixels: int = MAX_IMAGE_PIXELS) -> str | None:
     if w * h > max_pixels:
         return f"{w}x{h} = {w * h} pixels, more than {max_pixels} (max_image_pixels)"
     if isinstance(msg, Image):
+        try:
+            encoding_info(msg.encoding)
+        except ImageConversionError as exc:
+            return str(exc)
         if len(msg.data) != int(msg.step) * h:
             return f"data has {len(msg.data)} bytes, expected step {msg.step} x height {h}"
     elif isinstance(msg, CameraInfo):

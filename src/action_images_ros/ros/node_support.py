@@ -10,7 +10,25 @@ from rcl_interfaces.msg import SetParametersResult
 from ..cell_description import optical_frame_id
 from ..geometry import matrix_to_quat
 
-__all__ = ["publish_rig_tf", "runtime_parameters"]
+__all__ = ["publish_rig_tf", "runtime_parameters", "KeyedThrottle"]
+
+
+class KeyedThrottle:
+    """Log throttling per kind of problem (rclpy throttles per call site: one bad message of a kind then
+    hid a different bad message for the whole period). ``throttle(key)`` is True when ``key`` may log now."""
+
+    def __init__(self, period_s: float = 2.0) -> None:
+        self.period_s = float(period_s)
+        self._last: dict = {}
+
+    def __call__(self, key) -> bool:
+        import time
+
+        now = time.monotonic()
+        if now - self._last.get(key, -1e18) < self.period_s:
+            return False
+        self._last[key] = now
+        return True
 
 
 def publish_rig_tf(node, cameras, base_frame: str, stamp):

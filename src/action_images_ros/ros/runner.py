@@ -169,6 +169,7 @@ class SubprocessGraph:
         src = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.processes: dict[str, subprocess.Popen] = {}
+        self._launch: dict[str, tuple] = {}
         self._logs = []
         try:
             for spec in _own_specs(specs):
@@ -178,6 +179,7 @@ class SubprocessGraph:
                     Path(log_dir).mkdir(parents=True, exist_ok=True)
                     out = open(Path(log_dir) / f"{spec.name}.log", "w")  # closed in shutdown()
                     self._logs.append(out)
+                self._launch[spec.name] = (cmd, env, out)
                 self.processes[spec.name] = subprocess.Popen(cmd, env=env, stdout=out,
                                                              stderr=subprocess.STDOUT if out else None)
         except Exception:
@@ -187,6 +189,19 @@ class SubprocessGraph:
     def exited(self) -> dict[str, int]:
         """Nodes whose process has ended, with their exit codes."""
         return {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
+
+    def kill(self, name: str) -> int:
+        """SIGKILL node ``name`` (a crash, for fault tests); returns its exit code."""
+        p = self.processes[name]
+        p.kill()
+        return p.wait()
+
+    def restart(self, name: str) -> None:
+        """Start node ``name`` again with the same command line (after :meth:`kill` or a crash)."""
+        if self.processes[name].poll() is None:
+            raise RuntimeError(f"node {name!r} is still running")
+        cmd, env, out = self._launch[name]
+        self.processes[name] = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
 
     def shutdown(self, timeout_s: float = 10.0) -> dict[str, int]:
         """SIGINT every node (a clean rclpy shutdown), kill those still running after ``timeout_s``.

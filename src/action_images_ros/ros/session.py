@@ -90,6 +90,7 @@ class _RunningGraph:
         self.context = Context()
         rclpy.init(context=self.context)
         self.monitor = self.graph = self._spinner = None
+        self._extra_nodes: list = []
         self.exit_codes: dict[str, int] = {}
         try:
             self.monitor = GraphMonitor(views, recorder, context=self.context,  # on the graph's clock (sim time)
@@ -102,9 +103,18 @@ class _RunningGraph:
             self.close()
             raise
 
+    def add_node(self, node):
+        """Spin one more node of this context beside the monitor (destroyed by :meth:`close`); returns it."""
+        self._extra_nodes.append(node)
+        self._spinner.add(node)
+        return node
+
     def close(self) -> None:
         if self._spinner is not None:
             self._spinner.close()
+        for node in self._extra_nodes:
+            node.destroy_node()
+        self._extra_nodes = []
         if self.graph is not None:
             self.exit_codes = self.graph.shutdown() or {}
         if self.monitor is not None:

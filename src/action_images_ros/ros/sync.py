@@ -177,7 +177,8 @@ class MultiViewSubscriber:
                  queue_size: int = 5, slop_s: float = 0.01, callback_group=None,
                  now_ns: Callable[[], int] | None = None, future_tolerance_s: float = 1.0,
                  validate: Callable[[Any], str | None] | None = None) -> None:
-        from .stamps import stamp_to_ns  # imports rclpy's builtin_interfaces: only the adapter needs it
+        from .node_support import KeyedThrottle  # rclpy: only the adapter needs it
+        from .stamps import stamp_to_ns
 
         if not topics:
             raise ValueError("MultiViewSubscriber needs at least one topic")
@@ -192,25 +193,27 @@ class MultiViewSubscriber:
         self._validate = validate
         #: messages refused at the border (invalid, or stamped in the future), per topic index
         self.refused = [0] * len(topics)
+        self._throttle = KeyedThrottle(2.0)
         self.subscriptions = [
             node.create_subscription(msg_type, topic, self._make_cb(i), qos, callback_group=callback_group)
             for i, (topic, msg_type) in enumerate(topics)
         ]
 
-    def _refuse(self, view: int, reason: str) -> None:
+    def _refuse(self, view: int, kind: str, reason: str) -> None:
         self.refused[view] += 1
-        self._logger.warning(f"{self._topics[view]}: message dropped: {reason}", throttle_duration_sec=2.0)
+        if self._throttle((view, kind)):  # per topic and kind, not per call site
+            self._logger.warning(f"{self._topics[view]}: message dropped: {reason}")
 
     def _admit(self, view: int, msg, stamp_ns: int) -> bool:
         if self._validate is not None:
             reason = self._validate(msg)
             if reason:
-                self._refuse(view, reason)
+                self._refuse(view, "invalid", reason)
                 return False
         now = self._now_ns() if self._now_ns is not None else 0
         if now > 0:
             if stamp_ns > now + self._tolerance_ns:
-                self._refuse(view, f"stamped {(stamp_ns - now) * 1e-9:.3f} s in the future of this node's clock "
+                self._refuse(view, "future", f"stamped {(stamp_ns - now) * 1e-9:.3f} s in the future of this node's clock "
                                    f"(> {self._tolerance_ns * 1e-9:g} s): a clock upstream is wrong")
                 return False
             newest = self.sync.newest_emitted_ns

@@ -70,7 +70,7 @@ from ..episode import parse_episode
 from ..frame_checks import frame_problem
 from ..image_conversions import ImageConversionError, image_to_msg, msg_to_image
 from ..markers import trajectory_markers
-from ..node_support import runtime_parameters
+from ..node_support import KeyedThrottle, runtime_parameters
 from ..pose_conversions import gripper_openness, stamped_to_pose
 from ..qos import image_qos, latched_qos, service_qos, state_qos
 from ..share import load_rig_views, resolve_share_path
@@ -136,6 +136,7 @@ class PolicyNode(Node):
         if p["torch_threads"] < 0:
             raise ValueError(f"torch_threads must be >= 0 (0 = torch's default), got {p['torch_threads']}")
         self._p = p
+        self._throttle = KeyedThrottle(2.0)
         self._extrinsics, self.views = load_rig_views(p["rig"], p["views"], "the policy needs")
         self._check_model_settings(resolve_share_path(p["model"]))
         # 2. state (written by callbacks, read by the worker under the condition's lock)
@@ -220,8 +221,9 @@ class PolicyNode(Node):
         now = self.get_clock().now().nanoseconds
         if now <= 0 or stamp_ns <= now + FUTURE_TOLERANCE_S * 1e9:
             return False
-        self.get_logger().warning(f"{what} stamped {(stamp_ns - now) * 1e-9:.3f} s in the future of this node's "
-                                  "clock ignored (a clock upstream is wrong)", throttle_duration_sec=2.0)
+        if self._throttle(what):
+            self.get_logger().warning(f"{what} stamped {(stamp_ns - now) * 1e-9:.3f} s in the future of this node's "
+                                      "clock ignored (a clock upstream is wrong)")
         return True
 
     def _on_pose(self, msg: PoseStamped) -> None:

@@ -1,0 +1,305 @@
+"""The catalogue of faults the harness injects (``ros/fault_harness.py``), on the graph's real topics and services.
+
+Each case is a :class:`~.fault_harness.Case`: what is done, which node must log it, and within how
+many wall seconds after the fault the loop must move again. Bad input is published by the
+harness's injector node as any other participant could; faults use the real mechanisms (a
+parameter set on sim_node, SIGKILL of a node process, the episode and e-stop services).
+:data:`CATALOGUE` is the full list; :data:`SHORT` the subset the slow test runs.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image
+from std_srvs.srv import SetBool, Trigger
+from geometry_msgs.msg import PoseStamped
+from trajectory_msgs.msg import MultiDOFJointTrajectory
+
+from .camera_info import camera_to_info
+from .fault_harness import Case, FaultHarness
+from .graph import topic
+from .image_conversions import image_to_msg
+from .pose_conversions import pose_to_stamped
+from .qos import image_qos, latched_qos
+from .stamps import ns_to_stamp
+from .trajectory_conversion import trajectory_to_msg
+
+__all__ = ["CATALOGUE", "SHORT", "by_name"]
+
+STAMP_2036_NS = 2_082_758_400 * 1_000_000_000  # 2036-01-01, a wall-clock stamp in a sim-time graph
+
+
+# ------------------------------------------------------------------ helpers
+def _pose(h: FaultHarness) -> np.ndarray:
+    return np.r_[h.progress.poses[-1][1][:7], 1.0]
+
+
+def _trajectory(h: FaultHarness, n: int, stamp_ns: int, frame: str = "base_link", nan_step: int | None = None):
+    poses = np.repeat(_pose(h)[None], n, axis=0)
+    poses[:, 0] += np.linspace(0.0, 0.02, n)
+    if nan_step is not None:
+        poses[nan_step, 1] = np.nan
+    return trajectory_to_msg(poses, np.ones(n), 0.1 * np.arange(1, n + 1), stamp_ns, frame, "fr3_hand_tcp")
+
+
+def _camera(h: FaultHarness):
+    from ..geometry import load_rig
+    from .graph import rig_path
+
+    return load_rig(rig_path(h.options.rig))[0]
+
+
+def _calls(h: FaultHarness, srv_type, name: str, requests: list, timeout_s: float = 60.0,
+           one_client: bool = False) -> list:
+    """Every request at once, each from its own client (many callers), or all from one client (one caller,
+    in order), with rclpy's default QoS; then wait for the answers; None for each unanswered one."""
+    clients = [h.injector.create_client(srv_type, name) for _ in (requests[:1] if one_client else requests)]
+    try:
+        for client in clients:
+            if not client.wait_for_service(timeout_sec=10.0):
+                raise AssertionError(f"service {name} is not available")
+        futures = [(clients[0] if one_client else c).call_async(r)
+                   for c, r in zip(clients * len(requests) if one_client else clients, requests)]
+        deadline = time.monotonic() + timeout_s
+        while not all(f.done() for f in futures) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return [f.result() if f.done() else None for f in futures]
+    finally:
+        for client in clients:
+            h.injector.destroy_client(client)
+
+
+def _set_parameter(h: FaultHarness, node: str, name: str, value) -> SetParameters.Response:
+    if isinstance(value, bool):
+        pv = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
+    elif isinstance(value, float):
+        pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+    else:
+        pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(value))
+    (answer,) = _calls(h, SetParameters, f"/{node}/set_parameters",
+                       [SetParameters.Request(parameters=[ParameterMsg(name=name, value=pv)])], 20.0)
+    if answer is None:
+        raise AssertionError(f"/{node}/set_parameters did not answer")
+    return answer.results[0]
+
+
+# ------------------------------------------------------------------ bad input on the topics
+def _traj_points(h):
+    h.publisher("/" + topic("trajectory"), MultiDOFJointTrajectory).publish(_trajectory(h, 10_000, h.now_ns()))
+
+
+def _traj_nan(h):
+    h.publisher("/" + topic("trajectory"), MultiDOFJointTrajectory).publish(_trajectory(h, 5, h.now_ns(), nan_step=0))
+
+
+def _traj_frame(h):
+    h.publisher("/" + topic("trajectory"), MultiDOFJointTrajectory).publish(_trajectory(h, 5, h.now_ns(), "world"))
+
+
+def _traj_future(h):
+    h.publisher("/" + topic("trajectory"), MultiDOFJointTrajectory).publish(_trajectory(h, 5, STAMP_2036_NS))
+
+
+def _info(h, stamp_ns: int, nan: bool = False) -> CameraInfo:
+    msg = camera_to_info(_camera(h), stamp=ns_to_stamp(stamp_ns))
+    if nan:
+        k = list(msg.k)
+        k[0] = float("nan")
+        msg.k = k
+    return msg
+
+
+def _info_nan(h):
+    view = h.views[0]
+    h.publisher("/" + topic("camera_info", view), CameraInfo, image_qos()).publish(_info(h, h.now_ns(), nan=True))
+
+
+def _info_future(h):
+    view = h.views[0]
+    h.publisher("/" + topic("camera_info", view), CameraInfo, image_qos()).publish(_info(h, STAMP_2036_NS))
+
+
+def _set_future(h):
+    cam = _camera(h)
+    img = np.zeros((cam.height, cam.width, 3), np.uint8)
+    for view in h.views:
+        stamp = ns_to_stamp(STAMP_2036_NS)
+        h.publisher("/" + topic("image", view), Image, image_qos()).publish(
+            image_to_msg(img, "rgb8", frame_id=f"{view}_optical_frame", stamp=stamp))
+        info = camera_to_info(cam, stamp=stamp)
+        info.header.frame_id = f"{view}_optical_frame"
+        h.publisher("/" + topic("camera_info", view), CameraInfo, image_qos()).publish(info)
+
+
+def _image_huge(side: int, expect_log: bool):
+    def inject(h):
+        rss0 = h.rss().get("policy_node") or 0.0
+        log0 = h.log_size("policy_node")
+        img = np.zeros((side, side, 3), np.uint8)
+        h.publisher("/" + topic("image", h.views[0]), Image, image_qos()).publish(
+            image_to_msg(img, "rgb8", frame_id=f"{h.views[0]}_optical_frame", stamp=ns_to_stamp(h.now_ns())))
+        deadline = time.monotonic() + (20.0 if expect_log else 5.0)  # tens of MB take a while
+        while time.monotonic() < deadline and not re.search("more than", h.log_since("policy_node", log0)):
+            time.sleep(0.2)
+        time.sleep(1.0)
+        rss1 = h.rss().get("policy_node") or 0.0
+        return f"policy_node RSS {rss1 - rss0:+.0f} MiB"
+    return inject
+
+
+def _image_encoding(h):
+    msg = image_to_msg(np.zeros((8, 8, 3), np.uint8), "rgb8", stamp=ns_to_stamp(h.now_ns()))
+    msg.encoding = "yuv_unknown"
+    h.publisher("/" + topic("image", h.views[0]), Image, image_qos()).publish(msg)
+
+
+def _pose_nan(h):
+    pose = _pose(h)
+    pose[0] = np.nan
+    h.publisher("/" + topic("current_pose"), PoseStamped).publish(pose_to_stamped(pose, "base_link",
+                                                                                   ns_to_stamp(h.now_ns())))
+
+
+def _pose_future(h):
+    h.publisher("/" + topic("current_pose"), PoseStamped).publish(pose_to_stamped(_pose(h), "base_link",
+                                                                                   ns_to_stamp(STAMP_2036_NS)))
+
+
+def _request_future(h):
+    msg = trajectory_to_msg(_pose(h)[None], [1.0], [0.0], STAMP_2036_NS, "base_link", "fr3_hand_tcp")
+    pub = h.injector.create_publisher(MultiDOFJointTrajectory, "/" + topic("chunk_request"), latched_qos())
+    time.sleep(0.5)
+    pub.publish(msg)
+    time.sleep(1.0)
+    h.injector.destroy_publisher(pub)  # transient local: it would be handed to every node that starts later
+
+
+def _clock_back(h):
+    h.publisher("/clock", Clock).publish(Clock(clock=ns_to_stamp(max(1, h.now_ns() - 30 * 1_000_000_000))))
+
+
+# ------------------------------------------------------------------ faults
+def _silence(seconds: float):
+    def inject(h):
+        answer = _set_parameter(h, "sim_node", "enabled", False)
+        if not answer.successful:
+            raise AssertionError(f"sim_node refused enabled=false: {answer.reason}")
+        time.sleep(seconds)
+        _set_parameter(h, "sim_node", "enabled", True)
+    return inject
+
+
+def _reset_mid_motion(h):
+    h.episodes.call("reset")  # while the arm moves (the case starts once it does)
+
+
+def _stop_start(h):
+    h.episodes.call("stop")
+    n0 = len(h.progress.commands)
+    time.sleep(2.0)
+    sent = len(h.progress.commands) - n0
+    h.episodes.call("start")
+    if sent:
+        raise AssertionError(f"{sent} command(s) sent while the episode was stopped")
+    return "0 commands while stopped"
+
+
+def _concurrent_predict(h):
+    answers = _calls(h, Trigger, "/" + topic("predict"), [Trigger.Request() for _ in range(20)])
+    got = [a for a in answers if a is not None]
+    ok = sum(a.success for a in got)
+    busy = sum("busy" in a.message for a in got)
+    if len(got) != 20:
+        raise AssertionError(f"{len(got)}/20 predict calls answered")
+    return f"20/20 answered: {ok} predictions, {busy} busy"
+
+
+def _pause_resume(h):
+    since = len(h.monitor.status_log)
+    requests = [SetBool.Request(data=(i % 2 == 0)) for i in range(40)]  # pause, resume, ..., resume last
+    answers = _calls(h, SetBool, "/" + topic("executor_pause"), requests, one_client=True)  # an operator's panel
+    got = [a for a in answers if a is not None]
+    if len(got) != 40:
+        raise AssertionError(f"{len(got)}/40 pause/resume calls answered")
+    if got[-1].message != "resumed":
+        raise AssertionError(f"the last answer was {got[-1].message!r}")
+    time.sleep(0.5)
+    events = [e["event"] for e in h.monitor.status_log[since:] if e.get("event") in ("paused", "resumed")]
+    if len(events) != 40 or events[-1] != "resumed":
+        raise AssertionError(f"the executor reported {len(events)} pause/resume events, the last {events[-1:]}")
+    return "40/40 answered, executor: 40 events, final state resumed"
+
+
+def _bad_parameters(h):
+    reasons = []
+    for node, name, value in (("executor_node", "control_rate_hz", -1.0), ("policy_node", "mode", "nonsense"),
+                              ("sim_node", "real_time_factor", -2.0)):
+        res = _set_parameter(h, node, name, value)
+        if res.successful:
+            raise AssertionError(f"{node} accepted {name}={value!r}")
+        reasons.append(f"{node}: {res.reason[:40]}")
+    return "3/3 refused with a reason"
+
+
+def _kill_restart(node: str):
+    def inject(h):
+        h.graph.kill(node)
+        time.sleep(1.0)
+        h.graph.restart(node)
+    return inject
+
+
+CATALOGUE: list[Case] = [
+    Case("trajectory_10000_points", "a 10,000-point trajectory on action_images/trajectory", _traj_points,
+         (("executor_node", r"max_points"),)),
+    Case("trajectory_nan", "a trajectory whose first step is NaN", _traj_nan,
+         (("executor_node", r"non-finite|unusable"),)),
+    Case("trajectory_wrong_frame", "a trajectory in frame 'world'", _traj_frame, (("executor_node", r"expected"),)),
+    Case("trajectory_2036", "a trajectory stamped 2036 (a wall clock in a sim-time graph)", _traj_future,
+         (("executor_node", r"future"),)),
+    Case("camera_info_nan_focal", "CameraInfo with fx = NaN", _info_nan, (("policy_node", r"non-finite"),)),
+    Case("camera_info_2036", "one CameraInfo stamped 2036", _info_future, (("policy_node", r"future"),)),
+    Case("camera_set_2036", "a whole camera set (every view) stamped 2036", _set_future, (("policy_node", r"future"),)),
+    Case("image_3000x3000", "a 3000x3000 rgb8 image (27 MB), refused at the border", _image_huge(3000, True),
+         (("policy_node", r"more than"),)),
+    Case("image_4000x4000", "a 4000x4000 rgb8 image (48 MB): larger than the transport's 32 MB segment",
+         _image_huge(4000, False)),
+    Case("image_bad_encoding", "an image with an unknown encoding", _image_encoding,
+         (("policy_node", r"encoding"),)),
+    Case("current_pose_nan", "a current_pose with x = NaN", _pose_nan, (("executor_node", r"not finite"),)),
+    Case("current_pose_2036", "a current_pose stamped 2036", _pose_future, (("executor_node", r"future"),)),
+    Case("chunk_request_2036", "a chunk request stamped 2036", _request_future, (("policy_node", r"future"),)),
+    Case("clock_jump_back", "/clock jumps 30 s back once", _clock_back),
+    Case("camera_silent_1s", "no camera frame for 1 s (sim_node enabled:=false)", _silence(1.0)),
+    Case("camera_silent_10s", "no camera frame for 10 s", _silence(10.0),
+         (("executor_status", r"hold|policy_refused"), ("policy_node", r"no frames|stale"))),
+    Case("reset_mid_motion", "episode/reset while the arm moves", _reset_mid_motion),
+    Case("episode_stop_start", "episode/stop, 2 s, episode/start", _stop_start),
+    Case("predict_20_concurrent", "20 concurrent predict service calls", _concurrent_predict),
+    Case("pause_resume_40", "40 pause/resume calls at once (the last: resume)", _pause_resume, recover_s=2.0),
+    Case("parameters_invalid", "invalid parameter sets on executor, policy and sim", _bad_parameters),
+    Case("policy_node_sigkill", "SIGKILL policy_node, restart it 1 s later", _kill_restart("policy_node"),
+         recover_s=60.0),
+]
+
+#: the slow test's subset (about two minutes)
+SHORT = ("trajectory_10000_points", "trajectory_2036", "camera_info_nan_focal", "camera_set_2036",
+         "current_pose_2036", "camera_silent_1s", "reset_mid_motion", "pause_resume_40", "predict_20_concurrent")
+
+
+def by_name(names) -> list[Case]:
+    """The cases named (all of :data:`CATALOGUE` for None), in catalogue order."""
+    if names is None:
+        return list(CATALOGUE)
+    known = {c.name: c for c in CATALOGUE}
+    unknown = set(names) - set(known)
+    if unknown:
+        raise ValueError(f"unknown cases {sorted(unknown)}; known: {sorted(known)}")
+    return [c for c in CATALOGUE if c.name in set(names)]

@@ -1,0 +1,28 @@
+"""The fault harness on the robot's graph (one process per node): a short catalogue and a short soak.
+
+The full catalogue and the 30-minute soak are ``bench/bench_faults.py``; this runs the subset
+``fault_cases.SHORT`` and two minutes of back-to-back episodes, and fails on any unsafe command,
+node death, unlogged error or case not recovered within its bound.
+"""
+
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+
+def test_short_catalogue_and_soak_leave_every_node_alive_and_no_unsafe_command(tmp_path):
+    from action_images_ros.ros.fault_cases import SHORT, by_name
+    from action_images_ros.ros.fault_harness import FaultHarness, format_table, run_cases, run_soak
+    from action_images_ros.ros.graph import GraphOptions
+    from action_images_ros.sim.tasks import make_task
+
+    options = GraphOptions(model="models/tiny", task="reach_target", seed=100000)
+    with FaultHarness(options, tmp_path / "logs") as h:
+        results = run_cases(h, by_name(SHORT))
+        soak = run_soak(h, 1.0, int(make_task("reach_target").max_steps))
+        checked = h.watch.commands_checked, h.watch.executed_checked
+    table = format_table(results)
+    assert len(results) == len(SHORT) and all(r.ok for r in results), table
+    assert soak.alive and soak.unsafe == 0 and len(soak.episodes) >= 2, soak.episodes
+    assert sum(e["success"] for e in soak.episodes) >= 1, soak.episodes
+    assert checked[0] > 100 and checked[1] > 100  # the watch really saw the commands
