@@ -37,6 +37,8 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=6, help="denoising steps per prediction")
     p.add_argument("--torch-threads", type=int, default=1)
     p.add_argument("--lockstep", action="store_true", help="lockstep instead of real time")
+    p.add_argument("--cpu-threads", type=int, default=1, help="OpenMP/BLAS/OpenCV threads per node (0 = no limit)")
+    p.add_argument("--decoder", action="store_true", help="also run decoder_node (re-decodes every prediction)")
     args = p.parse_args()
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(100, 200)))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -63,7 +65,8 @@ def main() -> int:
         torch.manual_seed(0)
         build_pipeline(ModelConfig()).save_pretrained(model)  # the tiny configuration's size, untrained
         print(f"{args.model} not found: timing an untrained pipeline of the default (tiny) size")
-    summary = run_session(GraphOptions(model=str(model), lockstep=args.lockstep), SessionConfig(
+    summary = run_session(GraphOptions(model=str(model), lockstep=args.lockstep, decoder=args.decoder,
+                                       cpu_threads=args.cpu_threads), SessionConfig(
         duration_s=args.seconds, processes=True, stop_on_success=False,
         node_parameters={"policy_node": {"num_inference_steps": args.steps, "torch_threads": args.torch_threads,
                                          "max_frame_age_s": 2.0}}))
@@ -76,7 +79,8 @@ def main() -> int:
     sim_s = (summary.get("sim_status") or {}).get("episode_time_s", 0.0)
     print(f"graph ran {summary['wall_s']:.0f} s wall for {sim_s:.1f} s simulated "
           f"({'lockstep' if args.lockstep else 'real time'}; 3 node processes, sim 3 x 128x128 @ 10 Hz, "
-          f"{args.steps} denoising steps, {args.torch_threads} torch thread(s))")
+          f"{args.steps} denoising steps, {args.torch_threads} torch thread(s) (0 = torch's default), "
+          f"cpu_threads {args.cpu_threads}{', decoder_node' if args.decoder else ''})")
     print(f"predictions: {summary['predictions']}, commands executed: {summary['commands']}, "
           f"executor events: {summary['executor_events']}")
     print(f"model call (median): {ms('model_latency_median_s')}")

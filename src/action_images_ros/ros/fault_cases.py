@@ -27,7 +27,7 @@ from .fault_harness import Case, FaultHarness
 from .graph import topic
 from .image_conversions import image_to_msg
 from .pose_conversions import pose_to_stamped
-from .qos import image_qos, latched_qos
+from .qos import image_qos, latched_qos, service_qos
 from .stamps import ns_to_stamp
 from .trajectory_conversion import trajectory_to_msg
 
@@ -58,9 +58,11 @@ def _camera(h: FaultHarness):
 
 def _calls(h: FaultHarness, srv_type, name: str, requests: list, timeout_s: float = 60.0,
            one_client: bool = False) -> list:
-    """Every request at once, each from its own client (many callers), or all from one client (one caller,
-    in order), with rclpy's default QoS; then wait for the answers; None for each unanswered one."""
-    clients = [h.injector.create_client(srv_type, name) for _ in (requests[:1] if one_client else requests)]
+    """Every request at once, each from its own client (many callers, rclpy's default QoS), or all from one
+    client (one caller, in order); then wait for the answers; None for each unanswered one."""
+    # one caller firing a burst needs a deeper QoS than rclpy's default (10 kept on its side too)
+    clients = [h.injector.create_client(srv_type, name, qos_profile=service_qos()) for _ in requests[:1]] \
+        if one_client else [h.injector.create_client(srv_type, name) for _ in requests]
     try:
         for client in clients:
             if not client.wait_for_service(timeout_sec=10.0):
@@ -116,14 +118,22 @@ def _info(h, stamp_ns: int, nan: bool = False) -> CameraInfo:
     return msg
 
 
+def _repeat(publish, times: int = 3, every_s: float = 0.1) -> None:
+    """Camera topics keep the newest 2 per reader (``qos.image_qos``): a reader busy for two ticks may
+    never see one injected message, so it is sent a few times."""
+    for _ in range(times):
+        publish()
+        time.sleep(every_s)
+
+
 def _info_nan(h):
-    view = h.views[0]
-    h.publisher("/" + topic("camera_info", view), CameraInfo, image_qos()).publish(_info(h, h.now_ns(), nan=True))
+    pub = h.publisher("/" + topic("camera_info", h.views[0]), CameraInfo, image_qos())
+    _repeat(lambda: pub.publish(_info(h, h.now_ns(), nan=True)))
 
 
 def _info_future(h):
-    view = h.views[0]
-    h.publisher("/" + topic("camera_info", view), CameraInfo, image_qos()).publish(_info(h, STAMP_2036_NS))
+    pub = h.publisher("/" + topic("camera_info", h.views[0]), CameraInfo, image_qos())
+    _repeat(lambda: pub.publish(_info(h, STAMP_2036_NS)))
 
 
 def _set_future(h):
@@ -157,7 +167,8 @@ def _image_huge(side: int, expect_log: bool):
 def _image_encoding(h):
     msg = image_to_msg(np.zeros((8, 8, 3), np.uint8), "rgb8", stamp=ns_to_stamp(h.now_ns()))
     msg.encoding = "yuv_unknown"
-    h.publisher("/" + topic("image", h.views[0]), Image, image_qos()).publish(msg)
+    pub = h.publisher("/" + topic("image", h.views[0]), Image, image_qos())
+    _repeat(lambda: pub.publish(msg))
 
 
 def _pose_nan(h):

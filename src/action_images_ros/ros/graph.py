@@ -58,6 +58,8 @@ __all__ = ["NodeSpec", "GraphOptions", "LAUNCH_ARGUMENTS", "build_graph", "VIEWS
 #: camera views of the cell, in rig order (config/cameras_sim.yaml)
 VIEWS = ("front", "left_shoulder", "right_shoulder")
 EXECUTORS = ("sim", "servo", "moveit")
+#: environment variables that bound a process's CPU threads (read by OpenMP, OpenBLAS, MKL; OpenCV via spin.run_node)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 
@@ -104,6 +106,7 @@ class NodeSpec:
         remappings: ``(from, to)`` topic/service remappings.
         arguments: extra command-line arguments (e.g. RViz's ``-d``).
         namespace: node namespace.
+        env: extra environment variables of the node's process (the CPU thread limits).
     """
 
     executable: str
@@ -114,6 +117,7 @@ class NodeSpec:
     remappings: tuple[tuple[str, str], ...] = ()
     arguments: tuple[str, ...] = ()
     namespace: str = ""
+    env: tuple[tuple[str, str], ...] = ()
 
     def parameter_files(self, share: Path | None = None) -> list[Path]:
         """Absolute parameter file paths (missing files raise FileNotFoundError)."""
@@ -169,6 +173,9 @@ class GraphOptions:
         moveit_config: ``executor:=moveit`` only: comma-separated ROS 2 parameter files with the robot's
             MoveIt configuration for MoveItPy (URDF, SRDF, kinematics, planning pipelines); empty =
             built by moveit_configs_utils from ``franka_fr3_moveit_config`` where importable.
+        cpu_threads: OpenMP / BLAS / OpenCV threads of each node process (``OMP_NUM_THREADS`` ...); the
+            nodes share the cell's CPU, and N processes each spinning on every core made a 0.2 s policy
+            call take 16 s. 0 = no limit. The policy's torch threads are its ``torch_threads`` parameter.
     """
 
     use_sim: bool = True
@@ -185,6 +192,7 @@ class GraphOptions:
     seed: int = 100000
     decoder: bool = False
     moveit_config: str = ""
+    cpu_threads: int = 1
 
     def __post_init__(self) -> None:
         for name in ("use_sim", "rviz", "lockstep", "decoder"):
@@ -196,9 +204,12 @@ class GraphOptions:
         try:
             self.policy_delay_s = float(self.policy_delay_s)
             self.seed = int(self.seed)
+            self.cpu_threads = int(self.cpu_threads)
         except ValueError:
-            raise ValueError(f"policy_delay_s must be a number and seed an integer, got {self.policy_delay_s!r} "
-                             f"and {self.seed!r}") from None
+            raise ValueError(f"policy_delay_s must be a number, seed and cpu_threads integers, got "
+                             f"{self.policy_delay_s!r}, {self.seed!r} and {self.cpu_threads!r}") from None
+        if self.cpu_threads < 0:
+            raise ValueError(f"cpu_threads must be >= 0 (0 = no limit), got {self.cpu_threads}")
         if not 0.0 <= self.policy_delay_s <= 10.0:
             raise ValueError(f"policy_delay_s must be in [0, 10] s, got {self.policy_delay_s}")
         if self.executor not in EXECUTORS:
@@ -238,6 +249,7 @@ LAUNCH_ARGUMENTS = tuple(
         "seed of the first episode (then +1 per episode/start)",
         "also run decoder_node (re-decodes the action videos)",
         "executor:=moveit: MoveIt parameter files for MoveItPy (comma-separated)",
+        "OpenMP/BLAS/OpenCV threads per node process (the policy's torch threads: its torch_threads)",
     ), strict=True)
 )
 
@@ -336,6 +348,8 @@ def build_graph(options: GraphOptions, views: tuple[str, ...] | None = None) -> 
             remappings=_per_view(views, "action_video", "action_camera_info") + (
                 ("trajectory", topic("decoded_trajectory")), ("markers", topic("decoded_markers"))),
         ))
+    threads = tuple((k, str(o.cpu_threads)) for k in THREAD_VARIABLES) if o.cpu_threads else ()
+    nodes = [dataclasses.replace(n, env=threads) for n in nodes]
     if o.rviz:
         from ..cell_description import rig_to_urdf
         from ..geometry import load_rig

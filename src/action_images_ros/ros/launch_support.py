@@ -35,7 +35,8 @@ def generate_launch_description(**defaults: str):
         return [
             Node(package=spec.package, executable=spec.executable, name=spec.name, namespace=spec.namespace,
                  parameters=[str(p) for p in spec.parameter_files(share)] + [dict(spec.overrides)],
-                 remappings=list(spec.remappings), arguments=list(spec.arguments), output="screen")
+                 remappings=list(spec.remappings), arguments=list(spec.arguments), output="screen",
+                 additional_env=dict(spec.env))
             for spec in build_graph(options)
         ]
 

@@ -20,10 +20,11 @@ def state_qos(depth: int = 5) -> QoSProfile:
                       durability=DurabilityPolicy.VOLATILE)
 
 
-def latched_qos() -> QoSProfile:
+def latched_qos(depth: int = 1) -> QoSProfile:
     """Rarely changing facts (the task instruction): reliable, transient local, the newest one kept,
-    so a node started later still receives it."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+    so a node started later still receives it. A reader of a topic with several writers takes a
+    deeper ``depth``, so one writer's message cannot displace another's before it is read."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 

@@ -174,13 +174,14 @@ class SubprocessGraph:
         try:
             for spec in _own_specs(specs):
                 cmd = [sys.executable, "-m", f"{PACKAGE}.ros.nodes.{spec.executable}"] + spec.ros_arguments(share)
+                node_env = {**env, **dict(spec.env)}
                 out = None
                 if log_dir is not None:
                     Path(log_dir).mkdir(parents=True, exist_ok=True)
                     out = open(Path(log_dir) / f"{spec.name}.log", "w")  # closed in shutdown()
                     self._logs.append(out)
-                self._launch[spec.name] = (cmd, env, out)
-                self.processes[spec.name] = subprocess.Popen(cmd, env=env, stdout=out,
+                self._launch[spec.name] = (cmd, node_env, out)
+                self.processes[spec.name] = subprocess.Popen(cmd, env=node_env, stdout=out,
                                                              stderr=subprocess.STDOUT if out else None)
         except Exception:
             self.shutdown()

@@ -42,6 +42,17 @@ def spin_until(executors: Executor | Sequence[Executor], predicate: Callable[[],
             ex.spin_once(timeout_sec=poll_s)
 
 
+def _limit_opencv_threads() -> None:
+    """OpenCV keeps its own thread pool: bound it like OpenMP's (``OMP_NUM_THREADS``, set by the graph)."""
+    import os
+
+    n = os.environ.get("OMP_NUM_THREADS", "")
+    if n.isdigit() and int(n) > 0:
+        import cv2
+
+        cv2.setNumThreads(int(n))
+
+
 def run_node(create_node: Callable[[], object], args=None, num_threads: int = 1) -> None:
     """The ``main`` of every node: init, build, forward Python logging, spin, clean shutdown.
 
@@ -55,6 +66,7 @@ def run_node(create_node: Callable[[], object], args=None, num_threads: int = 1)
 
     from .log_bridge import forward_python_logging
 
+    _limit_opencv_threads()
     rclpy.init(args=args)
     node = None
     try:

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
@@ -64,7 +65,7 @@ from ...config import execution_config_for
 from ...control.chunk_execution import FUTURE_TOLERANCE_S, ChunkExecutor
 from ...control.safety import SafetyEnvelope, load_safety_config
 from ..executor_backends import BackendConfig, make_backend
-from ..node_support import runtime_parameters
+from ..node_support import KeyedThrottle, runtime_parameters
 from ..pose_conversions import gripper_openness, pose_to_stamped, stamped_to_pose
 from ..episode import parse_episode
 from ..qos import latched_qos, service_qos, state_qos
@@ -131,6 +132,7 @@ class ExecutorNode(Node):
         self._unacked: float | None = None  # lockstep: a tick seen while paused (not acknowledged)
         self._newer: float | None = None  # lockstep: the newest tick that arrived while one was deferred
         self._last_event = ""
+        self._throttle = KeyedThrottle(1.0)
         self._stopped = False  # the cell stopped the episode: hold until the next starts
         # 3. backend, publishers, subscriptions, services, timers
         self.backend = make_backend(p["backend"], self, backend_cfg)
@@ -261,7 +263,8 @@ class ExecutorNode(Node):
             self._tick(newer)
 
     def _drop(self, reason: str) -> None:
-        self.get_logger().warning(f"chunk dropped: {reason}", throttle_duration_sec=1.0)
+        if self._throttle(re.sub(r"[-+\d.]+", "#", reason)):  # per kind of reason, not per call site
+            self.get_logger().warning(f"chunk dropped: {reason}")
         self._status("dropped", reason, force=True)
 
     def _on_pause(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:

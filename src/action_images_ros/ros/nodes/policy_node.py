@@ -178,7 +178,7 @@ class PolicyNode(Node):
         self.create_subscription(String, "instruction", self._on_instruction, latched_qos())
         self.create_subscription(Header, "episode", self._on_episode, latched_qos())
         if p["mode"] == "closed_loop":
-            self.create_subscription(MultiDOFJointTrajectory, "chunk_request", self._on_request, latched_qos())
+            self.create_subscription(MultiDOFJointTrajectory, "chunk_request", self._on_request, latched_qos(10))
         self.add_on_set_parameters_callback(runtime_parameters({"instruction": (str, self._set_instruction)}))
         # 5. service (own reentrant group: one call waits for the worker while the others are answered "busy"
         #    at once and the subscriptions go on)
