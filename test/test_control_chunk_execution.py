@@ -331,10 +331,10 @@ def test_envelope_refusal_then_next_chunk_starts_from_measured_pose():
     ex.add_chunk(chunk(0.0, [0.5, 1.0], [0.5, 0.5], y=0.2, start=here), 0.0, here)
     assert tick(ex, 0.1, here).event == "command"
     moved = pose(0.5, y=-0.2)  # something (an env reset) moved the arm 0.4 m
-    cmd = tick(ex, 0.2, moved)
-    assert cmd.event == "refused" and cmd.pose is None and "refuse_translation_m" in cmd.reason
+    cmd = tick(ex, 0.2, moved)  # caught by the pose-jump guard before the envelope's refusal
+    assert cmd.event == "hold" and cmd.pose is None and "jumped 0.400 m" in cmd.reason
     np.testing.assert_array_equal(cmd.hold_pose, moved)
-    assert ex.current_chunk is None and ex.last_command is None and ex.stats.refused == 1
+    assert ex.current_chunk is None and ex.last_command is None and ex.stats.pose_jumps == 1
     assert ex.wants_chunk(0.2)
     res = ex.add_chunk(chunk(0.2, [0.4, 0.6], [0.51, 0.52], y=-0.2, start=moved), 0.25, moved)
     assert res.accepted
@@ -342,6 +342,17 @@ def test_envelope_refusal_then_next_chunk_starts_from_measured_pose():
     assert cmd.event == "command"
     # B(0.3) = start (x 0.5) halfway to step 0 (x 0.51); nothing of the refused chunk's y = +0.2 left
     np.testing.assert_allclose(cmd.pose[:3], [0.505, -0.2, 0.3], atol=1e-9)
+
+
+def test_a_far_target_is_refused_when_the_jump_guard_allows_the_move():
+    ex = executor(envelope=_env(max_pose_jump_m=1.0))
+    here = pose(0.5, y=0.2)
+    ex.add_chunk(chunk(0.0, [0.5, 1.0], [0.5, 0.5], y=0.2, start=here), 0.0, here)
+    assert tick(ex, 0.1, here).event == "command"
+    moved = pose(0.5, y=-0.2)
+    cmd = tick(ex, 0.2, moved)
+    assert cmd.event == "refused" and cmd.pose is None and "refuse_translation_m" in cmd.reason
+    assert ex.current_chunk is None and ex.last_command is None and ex.stats.refused == 1
 
 
 def test_envelope_cuts_refused_steps_and_uses_clamped_poses():
@@ -479,3 +490,22 @@ def test_lead_commands_the_pose_due_one_control_period_later():
     assert tick(ex, 0.1).pose[0] == pytest.approx(0.6)
     assert tick(ex, 0.3).event == "command" and tick(ex, 0.3).pose[0] == pytest.approx(0.7)
     assert tick(ex, 0.35).event == "stall"  # its end (0.4) is commanded already: ran out
+
+
+def test_a_measured_pose_jump_drops_the_chunk_and_holds_for_that_tick():
+    """The world changed under the executor (a reset it has not been told of yet): the old chunk must not act."""
+    env = SafetyEnvelope(SafetyConfig(workspace_min=(0.0, -1.0, 0.0), workspace_max=(1.5, 1.0, 1.0),
+                                      max_pose_jump_m=0.1))
+    ex = executor(env)
+    ex.observe_frame(0.0)
+    assert ex.add_chunk(chunk(0.0, [0.1, 0.2, 0.3, 0.4], [0.52, 0.54, 0.56, 0.58]), 0.0, pose(0.5)).accepted
+    assert tick(ex, 0.1, pose(0.5)).pose is not None
+    assert tick(ex, 0.2, pose(0.52)).pose is not None  # 2 cm per tick: the arm following its commands
+    cmd = tick(ex, 0.3, pose(0.8, y=0.1))  # 0.297 m in one tick: teleported
+    assert cmd.event == "hold" and cmd.pose is None and "jumped 0.297 m" in cmd.reason
+    np.testing.assert_allclose(cmd.hold_pose, pose(0.8, y=0.1))
+    assert ex.current_chunk is None and ex.last_command is None and ex.stats.pose_jumps == 1
+    assert ex.wants_chunk(0.3)  # a fresh chunk from where the arm now is
+    assert tick(ex, 0.4, pose(0.8, y=0.1)).event == "idle"  # no second jump: the new pose is the reference
+    ex.reset(now_s=0.5)
+    assert tick(ex, 0.6, pose(0.3)).event == "idle" and ex.stats.pose_jumps == 0  # a reset re-baselines it

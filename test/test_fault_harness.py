@@ -1,7 +1,7 @@
 """The fault harness on the robot's graph (one process per node): a short catalogue and a short soak.
 
 The full catalogue and the 30-minute soak are ``bench/bench_faults.py``; this runs the subset
-``fault_cases.SHORT`` and two minutes of back-to-back episodes, and fails on any unsafe command,
+``fault_cases.SHORT`` and one minute of back-to-back episodes, and fails on any unsafe command,
 node death, unlogged error or case not recovered within its bound.
 """
 

@@ -222,6 +222,14 @@ def test_episode_stop_freezes_the_world_reset_repeats_the_seed_and_old_commands_
         np.testing.assert_allclose(node.cell.command[:3], reset_pose[:3], atol=1e-9)
         assert step_once(exs, ctl) == new_start + DT_NS
         assert np.linalg.norm(stamped_to_pose(ctl.poses[-1])[0][:3] - reset_pose[:3]) < 1e-3
+        # a command stamped in 2036 (a wall clock in a sim-time graph) is neither applied nor acknowledged:
+        # one such message used to end lockstep for good
+        t = ctl.last_stamp
+        ctl.ack(2_082_758_400 * 10**9, far)
+        spin_until(exs, lambda: False, 0.6)
+        assert ctl.last_stamp == t
+        np.testing.assert_allclose(node.cell.command[:3], stamped_to_pose(ctl.poses[-1])[0][:3], atol=1e-3)
+        assert step_once(exs, ctl) == t + DT_NS  # lockstep goes on
     finally:
         stop(node, ctl, exs)
 

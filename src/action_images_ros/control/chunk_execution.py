@@ -367,6 +367,7 @@ class ExecutionStats:
         max_late_s: largest ``now_s - stamp_s`` of an accepted chunk.
         requests: requests marked. future_stamps: frame or chunk stamps ignored for being more
             than :data:`FUTURE_TOLERANCE_S` in the future.
+        pose_jumps: ticks whose measured pose jumped more than the envelope's ``max_pose_jump_m``.
     """
 
     commands: int = 0
@@ -380,6 +381,7 @@ class ExecutionStats:
     max_late_s: float = 0.0
     requests: int = 0
     future_stamps: int = 0
+    pose_jumps: int = 0
 
     def as_dict(self) -> dict:
         """The counters as a plain mapping."""
@@ -457,6 +459,7 @@ class ChunkExecutor:
         self._request: tuple[float, float] | None = None
         self._stall_mark: float | None = None  # set while stalling: time up to which stall time is counted
         self._holding = False
+        self._last_measured: np.ndarray | None = None  # the previous tick's measured pose
         self.last_switch_s: float | None = None
         if not keep_stats:
             self.stats = ExecutionStats()
@@ -783,10 +786,22 @@ class ChunkExecutor:
             return Command(None, 0.0, "hold", f"camera frames stale (last {gap}, max "
                            f"{1000 * cfg.max_frame_gap_s:.0f} ms)", hold_pose=measured_pose)
         self._holding = False
+        # 3. the arm jumped (the world changed under us): nothing planned from before applies
+        previous, self._last_measured = self._last_measured, measured_pose
+        if self.envelope is not None and previous is not None:
+            jump = float(np.linalg.norm(measured_pose[:3] - previous[:3]))
+            if jump > self.envelope.config.max_pose_jump_m:
+                self.stats.pose_jumps += 1
+                self._end_stall(now_s)
+                self._forget()
+                reason = (f"the measured pose jumped {jump:.3f} m in one tick (> max_pose_jump_m "
+                          f"{self.envelope.config.max_pose_jump_m}): chunk dropped, holding")
+                logger.warning(reason)
+                return Command(None, 0.0, "hold", reason, hold_pose=measured_pose)
         plan = self._plan
         if plan is None:
             return Command(None, 0.0, "idle", "no chunk (waiting for the policy)")
-        # 3. ran out before the next chunk arrived: hold at its end (its last pose stays the target,
+        # 4. ran out before the next chunk arrived: hold at its end (its last pose stays the target,
         #    re-checked every tick, so a step-limited arm still gets there) and count the stall
         event, why = "command", ""
         if now_s + cfg.lead_s > plan.end_s + TIME_EPS_S and plan.commanded:
@@ -798,7 +813,7 @@ class ChunkExecutor:
             self._stall_mark = max(self._stall_mark, now_s)
             event, why = "stall", (f"chunk ran out {1000 * (now_s + cfg.lead_s - plan.end_s):.0f} ms ago; holding its last "
                                    "pose, waiting for the next")
-        # 4. the (blended) pose due now (or the chunk's end), through the envelope
+        # 5. the (blended) pose due now (or the chunk's end), through the envelope
         t_pose = min(now_s + cfg.lead_s, plan.end_s)
         pose, conf = plan.pose(t_pose), plan.confidence(t_pose)
         reason = ""

@@ -77,6 +77,9 @@ class SafetyConfig:
         gripper_debounce_s: seconds a new gripper state must have been requested before it is
             commanded (0 = steps only; > 0 needs ``now_s`` in ``check``).
         gripper_threshold: openness above which the gripper counts as open.
+        max_pose_jump_m: the measured pose moving farther than this between two ticks means the world
+            changed under the executor (a reset or a new trial it has not been told of yet, a state
+            glitch): the chunk is dropped and the arm held for that tick (``ChunkExecutor.tick``).
     """
 
     workspace_min: tuple[float, float, float] = (0.25, -0.35, 0.005)
@@ -91,6 +94,7 @@ class SafetyConfig:
     gripper_debounce_steps: int = 2
     gripper_debounce_s: float = 0.0
     gripper_threshold: float = 0.5
+    max_pose_jump_m: float = 0.10
 
     def __post_init__(self) -> None:
         lo = np.asarray(self.workspace_min, dtype=np.float64)
@@ -119,6 +123,8 @@ class SafetyConfig:
         self.gripper_debounce_steps = int(self.gripper_debounce_steps)
         if not self.gripper_debounce_s >= 0:
             raise ValueError(f"gripper_debounce_s must be >= 0, got {self.gripper_debounce_s}")
+        if not float(self.max_pose_jump_m) > 0:
+            raise ValueError(f"max_pose_jump_m must be > 0, got {self.max_pose_jump_m}")
         if not 0.0 < self.gripper_threshold < 1.0:
             raise ValueError(f"gripper_threshold must be in (0, 1), got {self.gripper_threshold}")
         if not 0.0 <= float(self.workspace_clamp_margin_m) <= 0.05:

@@ -2,8 +2,9 @@
 
 ``episode`` (``std_msgs/Header``, transient local) announces every transition of
 ``control.episode_lifecycle``: ``stamp`` = when it takes effect (a start: the time of the
-episode's first observation), ``frame_id`` = ``"<episode> seed <seed>"`` for a running episode,
-``"<episode> stopped"`` when it stopped. The executor resets on a start (nothing predicted in the
+episode's first observation, or the operator's call on a real cell), ``frame_id`` =
+``"<episode> seed <seed>"`` for a running episode, ``"<episode> stopped"`` when it stopped
+(``"-1 stopped"``: none has started yet, the arm waits for the first start). The executor resets on a start (nothing predicted in the
 previous episode acts in the new one) and holds while stopped; the policy numbers its
 predictions per episode, so the sampler seeds equal those of ``action-images eval``; a recorder
 cuts its episodes there.
@@ -32,7 +33,7 @@ from .stamps import ns_to_stamp
 __all__ = ["episode_header", "parse_episode", "EpisodeMark", "EpisodeServices", "TRANSITIONS"]
 
 _RUNNING = re.compile(r"^(\d+) seed (\d+)$")
-_STOPPED = re.compile(r"^(\d+) stopped$")
+_STOPPED = re.compile(r"^(-?\d+) stopped$")  # -1: no episode started yet
 TRANSITIONS = ("start", "stop", "reset")
 
 
@@ -70,8 +71,9 @@ class EpisodeServices:
     Args:
         node: the cell's node.
         handlers: per transition, a callable returning ``(EpisodeState, extra dict)``; raising
-            :class:`EpisodeError` (or ``ValueError`` / ``RuntimeError``) answers ``success: false`` with
-            the message. The answer's JSON is the state plus ``extra``.
+            :class:`EpisodeError`, ``ValueError`` or ``RuntimeError`` answers ``success: false`` with
+            the message (a cell's handler turns its own failures into one of these). The answer's JSON
+            is the state plus ``extra``.
         callback_group: for the three services.
     """
 

@@ -104,8 +104,10 @@ class _Progress(Node):
         self.create_subscription(PoseStamped, "/" + topic("current_pose"), self._on_pose, qos)
 
     def _on_traj(self, msg: MultiDOFJointTrajectory) -> None:
-        if msg.points:
-            self.chunks.append((time.monotonic(), stamp_to_ns(msg.header.stamp)))
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        newest = self.poses[-1][0] if self.poses else 0
+        if msg.points and stamp_ns <= newest + 1_000_000_000:  # not an injected future-stamped one
+            self.chunks.append((time.monotonic(), stamp_ns))
             del self.chunks[:-500]
 
     def _on_command(self, msg: PoseStamped) -> None:
@@ -117,12 +119,13 @@ class _Progress(Node):
         self.poses.append((stamp_ns, pose))
         del self.poses[:-50]
 
-    def moving_since(self, t_wall: float) -> float | None:
-        """Wall time of the first command after a chunk that arrived after ``t_wall`` (None: not yet)."""
-        first_chunk = next((t for t, _ in self.chunks if t >= t_wall), None)
-        if first_chunk is None:
+    def moving_since(self, t_wall: float, after_ns: int) -> float | None:
+        """Wall time of the first command of a chunk predicted from frames after ``after_ns`` that arrived after
+        ``t_wall``: a command stamped at or after that chunk's stamp (None: not yet)."""
+        chunk = next(((t, s) for t, s in self.chunks if t >= t_wall and s > after_ns), None)
+        if chunk is None:
             return None
-        return next((t for t, _ in self.commands if t >= first_chunk), None)
+        return next((t for t, s in self.commands if t >= chunk[0] and s >= chunk[1]), None)
 
 
 class FaultHarness:
@@ -191,11 +194,13 @@ class FaultHarness:
         """Resident memory per node process (MiB)."""
         return {name: rss_mb(p.pid) for name, p in self.graph.processes.items()}
 
-    def wait_moving(self, since_wall: float, timeout_s: float) -> float | None:
-        """Seconds from ``since_wall`` until the loop moves again (None: not within ``timeout_s``)."""
+    def wait_moving(self, since_wall: float, timeout_s: float, after_ns: int | None = None) -> float | None:
+        """Seconds from ``since_wall`` until the loop moves again: a chunk predicted from frames after
+        ``after_ns`` (default: the newest tick now) is executed (None: not within ``timeout_s``)."""
+        after_ns = self.now_ns() if after_ns is None else after_ns
         deadline = since_wall + timeout_s
         while time.monotonic() < deadline:
-            t = self.progress.moving_since(since_wall)
+            t = self.progress.moving_since(since_wall, after_ns)
             if t is not None:
                 return t - since_wall
             if self.graph.exited():
@@ -232,8 +237,13 @@ def run_cases(h: FaultHarness, cases: list[Case], start_timeout_s: float = 120.0
     results = []
     for case in cases:
         t_start = time.monotonic()
-        h.episodes.call("start")
-        if h.wait_moving(t_start, start_timeout_s) is None:
+        try:
+            started = h.episodes.call("start")
+        except RuntimeError as exc:
+            results.append(CaseResult(case.name, not h.graph.exited(), None, h.watch.unsafe, None, case.recover_s,
+                                      f"episode/start failed: {exc}", True))
+            continue
+        if h.wait_moving(t_start, start_timeout_s, int(round(started["stamp_s"] * 1e9)) - 1) is None:
             results.append(CaseResult(case.name, not h.graph.exited(), None, h.watch.unsafe, None, case.recover_s,
                                       "the loop did not move before the injection"))
             logger.error("case %s: the loop did not move before the injection", case.name)

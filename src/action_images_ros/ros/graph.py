@@ -175,7 +175,9 @@ class GraphOptions:
             built by moveit_configs_utils from ``franka_fr3_moveit_config`` where importable.
         cpu_threads: OpenMP / BLAS / OpenCV threads of each node process (``OMP_NUM_THREADS`` ...); the
             nodes share the cell's CPU, and N processes each spinning on every core made a 0.2 s policy
-            call take 16 s. 0 = no limit. The policy's torch threads are its ``torch_threads`` parameter.
+            call take 16 s. 0 = no limit. The policy's torch threads are its ``torch_threads`` parameter
+            (its 0, "torch's default", then means ``cpu_threads``). Applied to processes (``ros2 launch``,
+            ``SubprocessGraph``); an in-process graph shares this process's threads.
     """
 
     use_sim: bool = True

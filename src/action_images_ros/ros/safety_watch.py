@@ -6,7 +6,9 @@ own arithmetic (not the executor's ``SafetyEnvelope``), two streams:
 * ``executor_node/command`` (what the executor sent): finite, a unit-norm quaternion, inside the
   workspace box, and within ``max_translation_m`` / ``max_rotation_deg`` of the pose the arm
   measured at the command's stamp (the executor's tick; the newest earlier pose if that one
-  was not seen);
+  was not seen) or of the newest pose measured when it was sent (a lockstep tick finished after
+  the world stepped on is computed from the newer pose); the first finite pose per stamp counts,
+  so a bogus pose injected at the same stamp can neither hide nor fake a violation;
 * ``sim/status`` of the simulated cell (what the arm executed): the command the cell held at
   tick ``k`` against the arm's pose at tick ``k - 1`` of the same episode. A command computed
   for the previous episode's arm and applied after a reset (the reset race) shows up here.
@@ -95,7 +97,11 @@ class SafetyWatch(Node):
 
     def _on_pose(self, msg: PoseStamped) -> None:
         pose, stamp_ns = stamped_to_pose(msg)
+        if not np.all(np.isfinite(pose)) or abs(np.linalg.norm(pose[3:7]) - 1.0) > 1e-3:
+            return
         with self._lock:
+            if stamp_ns in self._poses:
+                return
             self._poses[stamp_ns] = pose
             while len(self._poses) > 1000:
                 self._poses.popitem(last=False)
@@ -114,6 +120,10 @@ class SafetyWatch(Node):
         pose, stamp_ns = stamped_to_pose(msg)
         with self._lock:
             problem = command_problem(pose, self._reference(stamp_ns), self.config, *self._tol)
+            if problem and self._poses:
+                newest = self._poses[next(reversed(self._poses))]
+                if command_problem(pose, newest, self.config, *self._tol) is None:
+                    problem = None
             self.commands_checked += 1
             if problem:
                 self._flag("executor_node/command", stamp_ns * 1e-9, problem)

@@ -207,7 +207,8 @@ class SimulatedCell:
         """``{task, seed, episode, step, episode_time_s, time_s, success, instruction, tcp, command}`` of the
         current observation (JSON-serialisable; ``step`` counts steps in this episode, ``episode_time_s`` =
         ``step * control_dt``, ``time_s`` is the simulated clock; ``tcp`` the measured ``(8,)`` pose,
-        ``command`` the held command the last step executed, for watching what the arm really did)."""
+        ``command`` the command held when this observation is published: in lockstep the one the last
+        step executed; for watching what the arm really did)."""
         return {"task": self.task, "seed": self._seed, "episode": self.episode, "step": self.step_count,
                 "episode_time_s": round(self.step_count * self.control_dt, 9), "time_s": self.time_s,
                 "success": bool(self.env.success()), "instruction": self.instruction,

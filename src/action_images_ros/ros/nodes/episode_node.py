@@ -37,10 +37,12 @@ class EpisodeNode(Node):
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.lifecycle = EpisodeLifecycle(seed)
         self._pub = self.create_publisher(Header, "episode", latched_qos())
-        self.services = EpisodeServices(self, {"start": self._start, "stop": self._stop, "reset": self._reset})
+        self.episode_services = EpisodeServices(self, {"start": self._start, "stop": self._stop, "reset": self._reset})
         self.add_on_set_parameters_callback(runtime_parameters({}))
         if autostart:
             self._start()
+        else:  # announce "nothing started": the executor holds until the operator's first episode/start
+            self._announce()
         self.get_logger().info(f"episodes from seed {seed}" + ("; trial 0 started" if autostart else
                                                                "; waiting for episode/start"))
 

@@ -12,8 +12,8 @@ Subscribes (relative names, remap as needed):
     ``episode`` (std_msgs/Header, transient local, ``ros/episode.py``): a new episode starts at
         ``header.stamp`` (the cell announces it before the episode's first tick): the executor resets
         there, so nothing predicted from the previous episode acts in the new one. A stopped episode
-        (``"<episode> stopped"``): it resets and holds, sending nothing and asking for nothing, until
-        the next start.
+        (``"<episode> stopped"``): it resets and holds (one hold command at the measured pose; in
+        lockstep it acknowledges ticks without a command), asking for nothing, until the next start.
 Publishes:
     ``chunk_request`` (trajectory_msgs/MultiDOFJointTrajectory, transient local, the
         ``trajectory_conversion`` layout): "the next chunk, from frames stamped at least
@@ -227,9 +227,11 @@ class ExecutorNode(Node):
     def _on_heartbeat(self, msg: CameraInfo) -> None:
         stamp_s = stamp_to_ns(msg.header.stamp) * 1e-9
         self.chunks.observe_frame(stamp_s)
-        if self._frame_stamp_s is None or stamp_s > self._frame_stamp_s:
-            if stamp_s <= self._now_s_ros() + FUTURE_TOLERANCE_S:  # a broken clock upstream must not set it
-                self._frame_stamp_s = stamp_s
+        limit = self._now_s() + FUTURE_TOLERANCE_S
+        if stamp_s > limit:  # a broken clock upstream must not set it
+            return
+        if self._frame_stamp_s is None or stamp_s > self._frame_stamp_s or self._frame_stamp_s > limit:
+            self._frame_stamp_s = stamp_s  # (the last condition: the clock went back, e.g. a restarted cell)
 
     def _on_trajectory(self, msg: MultiDOFJointTrajectory) -> None:
         now_s = self._deferred if self._deferred is not None else self._now_s()
@@ -292,9 +294,12 @@ class ExecutorNode(Node):
         self._deferred = self._newer = self._unacked = None
         self.chunks.reset(now_s=start_s)
         self.backend.reset()
+        if self._frame_stamp_s is not None and self._frame_stamp_s > start_s + FUTURE_TOLERANCE_S:
+            self._frame_stamp_s = None  # from before a clock that went back
         if self._frame_stamp_s is not None and self._frame_stamp_s >= start_s:
             self.chunks.observe_frame(self._frame_stamp_s)  # this episode's frames came before its announcement
-        self._status("reset", f"{why}: new episode from {start_s:.3f} s", force=True)
+        self._status("reset", f"{why}: " + (f"stopped at {start_s:.3f} s" if self._stopped
+                                            else f"new episode from {start_s:.3f} s"), force=True)
         old = [t for t in pending if t < start_s]
         new = [t for t in pending if t >= start_s]
         if old and self._lockstep:  # never leave the simulated world waiting for a tick of the old episode

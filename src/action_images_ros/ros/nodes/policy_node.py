@@ -217,8 +217,14 @@ class PolicyNode(Node):
             self._cv.notify_all()
 
     def _future(self, stamp_ns: int, what: str) -> bool:
-        """Whether ``stamp_ns`` is beyond this node's clock + FUTURE_TOLERANCE_S (logged: a clock upstream is wrong)."""
-        now = self.get_clock().now().nanoseconds
+        """Whether ``stamp_ns`` is beyond "now" + FUTURE_TOLERANCE_S (logged: a clock upstream is wrong).
+
+        "Now" is this node's clock, or the newest frame set or pose it accepted if later: one bogus
+        ``/clock`` going back must not make the executor's next request look like the future (in
+        lockstep nothing would answer it, and the simulated world would wait)."""
+        with self._cv:
+            seen = max(self._latest[0] if self._latest is not None else 0, self._pose_stamp_ns or 0)
+        now = max(self.get_clock().now().nanoseconds, seen)
         if now <= 0 or stamp_ns <= now + FUTURE_TOLERANCE_S * 1e9:
             return False
         if self._throttle(what):

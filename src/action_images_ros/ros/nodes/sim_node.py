@@ -36,7 +36,9 @@ Subscribes:
         ``header.stamp`` acknowledges the tick (lockstep) even when the point is refused (a
         non-finite or malformed target is logged and ignored; the held command stays). A command
         stamped before the current episode's first tick is ignored (it was computed for the arm of
-        the previous episode), and so is every command while the episode is stopped.
+        the previous episode), and so is every command (also ``tcp_target`` / ``gripper_target``) while
+        the episode is stopped. A command stamped more than 1 s after the current tick (a broken clock)
+        is neither applied nor acknowledged.
     ``tcp_target`` (geometry_msgs/PoseStamped), ``gripper_target`` (std_msgs/Float32): commands from
         other sources (a teleop device); they never acknowledge a tick.
 Services (own callback group):
@@ -90,6 +92,7 @@ ARM_JOINTS = tuple(f"fr3_joint{i}" for i in range(1, 8))
 FINGER_JOINTS = ("fr3_finger_joint1", "fr3_finger_joint2")
 FINGER_MAX_M = 0.04  # per finger; openness 1 = 0.08 m between the fingers
 SERVICE_TIMEOUT_S = 20.0  # wall seconds a service waits for the worker
+FUTURE_TOLERANCE_NS = 1_000_000_000  # a command stamped further after the current tick is from a broken clock
 
 
 def clock_qos() -> QoSProfile:
@@ -140,9 +143,10 @@ class SimNode(Node):
         self._lifecycle = EpisodeLifecycle(p["seed"])  # owned by the worker thread
         self._command_lock = threading.Lock()  # a command is checked against the episode and applied atomically
         self._episode_start_ns = 0  # first tick of the running episode; commands stamped before are ignored
-        self._transition: str | None = None  # requested by a service, applied by the worker
-        self._transition_done = threading.Event()
-        self._transition_reply: tuple[bool, dict] | None = None
+        self._transition: tuple[int, str] | None = None  # (request id, name): from a service, applied by the worker
+        self._transition_id = 0
+        self._transition_done = threading.Condition()
+        self._transition_replies: dict[int, tuple[bool, dict]] = {}
         self._status: dict = {}
         self._error: BaseException | None = None
         self.cell = None
@@ -211,6 +215,11 @@ class SimNode(Node):
             if msg.header.frame_id and msg.header.frame_id != self._base_frame:
                 raise ValueError(f"frame {msg.header.frame_id!r}, expected {self._base_frame!r}")
             traj = msg_to_trajectory(msg)
+            if stamp_ns > self.cell.time_ns + FUTURE_TOLERANCE_NS:  # would end lockstep for good
+                self.get_logger().error(f"sim/command stamped {(stamp_ns - self.cell.time_ns) * 1e-9:.3f} s after the "
+                                        "current tick ignored (neither applied nor acknowledged)",
+                                        throttle_duration_sec=2.0)
+                return
             with self._command_lock:
                 if len(traj) and stamp_ns < self._episode_start_ns:
                     self.get_logger().warning(
@@ -233,25 +242,39 @@ class SimNode(Node):
         try:
             if msg.header.frame_id and msg.header.frame_id != self._base_frame:
                 raise ValueError(f"frame {msg.header.frame_id!r}, expected {self._base_frame!r}")
-            self.cell.command_pose(stamped_to_pose(msg)[0])
+            with self._command_lock:
+                if not self._lifecycle.running:
+                    raise ValueError("the episode is stopped")
+                self.cell.command_pose(stamped_to_pose(msg)[0])
         except ValueError as exc:
             self.get_logger().error(f"tcp_target ignored: {exc}", throttle_duration_sec=2.0)
 
     def _on_gripper_target(self, msg: Float32) -> None:
         try:
-            self.cell.command_gripper(msg.data)
+            with self._command_lock:
+                if not self._lifecycle.running:
+                    raise ValueError("the episode is stopped")
+                self.cell.command_gripper(msg.data)
         except ValueError as exc:
             self.get_logger().error(f"gripper_target ignored: {exc}", throttle_duration_sec=2.0)
 
     def _request_transition(self, name: str):
         """An ``episode/<name>`` call: the worker (which owns the simulation) applies it between ticks."""
-        self._transition_done.clear()
+        if not self._worker.is_alive():
+            raise RuntimeError("the simulation has stopped (see the log); restart sim_node")
         with self._wake:
-            self._transition = name
+            self._transition_id += 1
+            rid = self._transition_id
+            self._transition = (rid, name)  # one at a time: the services share a mutually exclusive group
             self._wake.notify_all()
-        if not self._transition_done.wait(timeout=SERVICE_TIMEOUT_S):
-            raise RuntimeError(f"the simulation did not {name} the episode within {SERVICE_TIMEOUT_S:g} s")
-        ok, reply = self._transition_reply
+        deadline = time.monotonic() + SERVICE_TIMEOUT_S
+        with self._transition_done:
+            while rid not in self._transition_replies:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise RuntimeError(f"the simulation did not {name} the episode within {SERVICE_TIMEOUT_S:g} s")
+                self._transition_done.wait(min(remaining, 0.5))
+            ok, reply = self._transition_replies.pop(rid)
         if not ok:
             raise EpisodeError(reply["reason"])
         return self._lifecycle.state, reply
@@ -312,14 +335,16 @@ class SimNode(Node):
                 self.cell.step()
                 self._publish_tick()
 
-    def _take_transition(self) -> str | None:
+    def _take_transition(self) -> tuple[int, str] | None:
         with self._wake:
             transition, self._transition = self._transition, None
         return transition
 
-    def _apply_transition(self, name: str) -> None:
+    def _apply_transition(self, transition: tuple[int, str]) -> None:
         """``start`` / ``reset``: a new episode from the next tick; ``stop``: no more ticks until then."""
+        rid, name = transition
         outcome = dict(self._status)
+        result: tuple[bool, dict] = (False, {"reason": f"{name} failed in the simulation (see sim_node's log)"})
         try:
             if name == "stop":
                 with self._command_lock:
@@ -335,10 +360,13 @@ class SimNode(Node):
                 self._publish_episode()
                 self._publish_tick()
                 reply = {"task": self.cell.task, "instruction": self.cell.instruction, "stamp_s": self.cell.time_s}
-            self._transition_reply = (True, {**reply, "outcome": outcome})
+            result = (True, {**reply, "outcome": outcome})
         except EpisodeError as exc:
-            self._transition_reply = (False, {"reason": str(exc)})
-        self._transition_done.set()
+            result = (False, {"reason": str(exc)})
+        finally:  # answered whatever happened (a failure in MuJoCo then stops the worker, and the log says why)
+            with self._transition_done:
+                self._transition_replies[rid] = result
+                self._transition_done.notify_all()
 
     def _wait_for_controller(self) -> None:
         """Lockstep: before tick 0 wait (at most the lockstep timeout) for a controller: a ``sim/command``
