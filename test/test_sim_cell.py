@@ -22,7 +22,10 @@ def test_first_episode_and_status(cell):
     assert obs.images.shape == (3, *SIZE, 3) and obs.images.dtype == np.uint8 and obs.depth is None
     assert obs.ee_pose.shape == (8,) and obs.joint_positions.shape == (7,)
     st = cell.status()
-    assert set(st) == {"task", "seed", "episode", "step", "episode_time_s", "time_s", "success", "instruction"}
+    assert set(st) == {"task", "seed", "episode", "step", "episode_time_s", "time_s", "success", "instruction", "tcp",
+                       "command"}
+    np.testing.assert_allclose(st["tcp"], obs.ee_pose, atol=1e-6)  # what the watch compares commands with
+    np.testing.assert_allclose(st["command"], cell.command, atol=1e-6)
     assert st["task"] == "reach_target" and st["seed"] == 3 and st["step"] == 0
     assert st["instruction"].startswith("reach the ")
     # the arm holds: the command after a reset is the measured pose, gripper open
