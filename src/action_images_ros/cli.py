@@ -25,6 +25,7 @@ COMMANDS = {
     "eval": "eval_policy",
     "evaluate-video": "evaluate_video",
     "run": "run_graph",
+    "calibrate": "calibrate",
 }
 
 
