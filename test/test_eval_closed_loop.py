@@ -84,3 +84,37 @@ def test_runner_rejects_bad_frames(env, runner):
         runner.predict(obs.images, np.full(8, np.nan))
     with pytest.raises(ValueError, match="at least 2"):
         PolicyRunner(runner.pipeline, env.cameras[:1])
+
+
+def test_eval_policy_rig_gives_the_policy_those_extrinsics(tmp_path, capsys):
+    """`eval --policy-rig`: the true rig as the policy's gives the same episode; a far-off one changes it."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from action_images_ros.cli import main
+
+    repo = Path(__file__).resolve().parents[1]
+
+    def run(name, *extra):
+        out = tmp_path / name
+        assert main(["eval", "--model", str(repo / "models" / "tiny"), "--task", "reach_target", "--episodes", "1",
+                     "--seed-offset", "100000", "--no-videos", "--out", str(out), *extra]) == 0
+        return json.loads((out / "results.json").read_text())["per_episode"][0]
+
+    base = run("base")
+    assert run("same", "--policy-rig", str(repo / "config" / "cameras_sim.yaml")) == base
+    rig = yaml.safe_load((repo / "config" / "cameras_sim.yaml").read_text())
+    cams = rig["cameras"] if isinstance(rig, dict) and "cameras" in rig else rig
+    first = cams[0]
+    first["position"] = [float(v) + 0.05 for v in first["position"]]  # 5 cm off in x, y, z
+    off = tmp_path / "off.yaml"
+    off.write_text(yaml.safe_dump(rig))
+    assert run("off", "--policy-rig", str(off)) != base
+    one = tmp_path / "one.yaml"
+    one_rig = dict(rig, cameras=cams[:1]) if isinstance(rig, dict) and "cameras" in rig else cams[:1]
+    one.write_text(yaml.safe_dump(one_rig))
+    assert main(["eval", "--model", str(repo / "models" / "tiny"), "--task", "reach_target", "--episodes", "1",
+                 "--no-videos", "--out", str(tmp_path / "x"), "--policy-rig", str(one)]) == 2
+    assert "has no camera(s) ['left_shoulder', 'right_shoulder']" in capsys.readouterr().err

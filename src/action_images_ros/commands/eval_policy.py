@@ -9,6 +9,7 @@ same seeds through the ROS node graph in lockstep (sim_node, policy_node, execut
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -31,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--graph", action="store_true", help="run the episodes through the ROS node graph (lockstep)")
     p.add_argument("--processes", action="store_true", help="with --graph: one process per node")
     p.add_argument("--image-size", type=int, default=128, help="render size of the simulated cameras")
+    p.add_argument("--policy-rig", type=Path, default=None,
+                   help="direct path: the extrinsics the policy is given (e.g. the output of `action-images "
+                        "calibrate --sim`); the cell still renders from its true rig")
     p.add_argument("--out", type=Path, default=None, help="folder for failure videos and results.json")
     p.add_argument("--no-videos", action="store_true", help="do not write videos of failed episodes")
     p.add_argument("--safety", type=Path, default=Path("config/safety.yaml"),
@@ -81,7 +85,17 @@ def _run_direct(args: argparse.Namespace, out: Path) -> list:
     views = policy_cfg.views
     if views and list(views) != env.camera_names:
         raise ValueError(f"model was trained on views {views}; the simulated rig has {env.camera_names}")
-    runner = PolicyRunner(pipe, env.cameras, num_inference_steps=args.steps)
+    cameras = env.cameras
+    if args.policy_rig is not None:
+        from ..geometry import load_rig
+
+        rig = {c.name: c for c in load_rig(args.policy_rig)}
+        missing = [c.name for c in env.cameras if c.name not in rig]
+        if missing:
+            raise ValueError(f"--policy-rig {args.policy_rig} has no camera(s) {missing}")
+        # its extrinsics; the intrinsics stay the device's (as on a real cell, where K comes from CameraInfo)
+        cameras = [dataclasses.replace(c, T_world_cam=rig[c.name].T_world_cam) for c in env.cameras]
+    runner = PolicyRunner(pipe, cameras, num_inference_steps=args.steps)
     cfg = ClosedLoopConfig(latency_s=args.latency)
     outcomes = []
     try:
@@ -101,6 +115,8 @@ def _run_graph(args: argparse.Namespace) -> list:
     from ..ros.graph import GraphOptions
     from ..ros.session import run_graph_episodes
 
+    if args.policy_rig is not None:
+        raise ValueError("--policy-rig applies to the direct path (in the graph the rig is the cell's: `run --rig`)")
     if args.latency:
         raise ValueError("--latency applies to the direct path; the graph runs in lockstep (for a slow policy on "
                          "the real-time cell: action-images run --lockstep false --policy-delay-s ...)")
