@@ -8,6 +8,10 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := libusb-1.0-0 libosmesa6 libegl-mesa0 libgl1 libglib2.0-0
 APT_STAMP := $(VENV)/.apt-ok
 PIP_STAMP := $(VENV)/.pip-ok
+# LeRobot's own dataset reader lives in a venv of its own: its pins clash with ours (DESIGN.md §7).
+LEROBOT_VENV := .venv-lerobot
+LEROBOT_STAMP := $(LEROBOT_VENV)/.pip-ok
+LEROBOT_APT_PACKAGES := libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 libavfilter8 libavdevice59
 # Headless rendering and an isolated ROS 2 graph for everything run from here.
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
@@ -15,7 +19,7 @@ export HF_HUB_OFFLINE := 1
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_shm.xml
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup lerobot-venv demo test test-fast bench clean
 
 setup: $(PIP_STAMP)
 
@@ -38,11 +42,26 @@ $(PIP_STAMP): $(APT_STAMP) requirements.txt setup.py
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
 
+# FFmpeg libraries for torchcodec, then torch + torchvision + torchcodec + lerobot-dataset.
+$(LEROBOT_STAMP): requirements-lerobot.txt
+	@missing=""; for p in $(LEROBOT_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing apt packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@test -x $(LEROBOT_VENV)/bin/python || $(PYTHON) -m venv $(LEROBOT_VENV)
+	$(LEROBOT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LEROBOT_VENV)/bin/python -m pip install -q -r requirements-lerobot.txt
+	@touch $@
+
+lerobot-venv: $(LEROBOT_STAMP)
+
 demo: setup
 	$(VENV)/bin/action-images demo --out outputs/demo
 
-test: setup
-	$(PY) -m pytest -q --timeout=900
+test: setup lerobot-venv
+	LEROBOT_PYTHON=$(CURDIR)/$(LEROBOT_VENV)/bin/python $(PY) -m pytest -q --timeout=900
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" --timeout=300
@@ -51,4 +70,4 @@ bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) outputs build install log *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(LEROBOT_VENV) outputs build install log *.egg-info src/*.egg-info

@@ -18,7 +18,7 @@ def tree(src_dir):
     return entries
 
 
-NODES = ["sim_node", "camera_node", "policy_node", "decoder_node", "executor_node", "episode_node"]
+NODES = ["sim_node", "camera_node", "policy_node", "decoder_node", "executor_node", "episode_node", "teleop_node", "recorder_node"]
 
 setup(
     name=package_name,

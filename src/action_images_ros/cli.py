@@ -26,6 +26,10 @@ COMMANDS = {
     "evaluate-video": "evaluate_video",
     "run": "run_graph",
     "calibrate": "calibrate",
+    "record-bag": "record_bag",
+    "import-bag": "import_bag",
+    "export-lerobot": "export_lerobot",
+    "import-lerobot": "import_lerobot",
 }
 
 
