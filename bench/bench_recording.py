@@ -118,7 +118,7 @@ def publish(args, out_dir: Path) -> Counter:
         send("/" + topic("instruction"), String(data="reach the blue target"))
         t_next = time.monotonic()
         late = 0
-        stamp_ns = 0
+        stamp_ns = prev_ns = 0
         for k in range(ticks):
             stamp_ns = node.get_clock().now().nanoseconds
             stamp = ns_to_stamp(stamp_ns)
