@@ -132,14 +132,16 @@ def test_shipped_model_completes_reach_target_through_the_graph(tmp_path):
 
 @pytest.mark.skipif(not (Path(REPO_MODEL) / "model_index.json").is_file(), reason=f"no shipped {REPO_MODEL}")
 def test_graph_episodes_with_resets_agree_with_the_direct_path():
-    """Three consecutive seeds through the graph (pause, sim reset, executor reset on the new episode,
-    resume) and through the direct loop: the same outcomes on the same seeds."""
-    from action_images_ros.commands.eval_policy import _run_direct, _run_graph
+    """Three consecutive seeds through the graph (episode/stop, episode/start, the executor resetting on
+    the new episode) and through the direct loop: the same outcomes on the same seeds."""
     import argparse
 
-    args = argparse.Namespace(model=Path(REPO_MODEL), task="reach_target", episodes=3, seed_offset=100_010,
-                              steps=None, latency=0.0, execution="", graph=True, processes=False, image_size=128,
-                              no_videos=True, safety=Path("config/safety.yaml"), threads=2)
+    from action_images_ros.commands.eval_policy import _run_direct, _run_graph, add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)  # every option at its default, as the CLI would pass them
+    args = parser.parse_args(["--model", REPO_MODEL, "--task", "reach_target", "--episodes", "3",
+                              "--seed-offset", "100010", "--graph", "--no-videos", "--threads", "2"])
     graph = _run_graph(args)
     direct = _run_direct(args, Path("/tmp"))
     assert [o.seed for o in graph] == [o.seed for o in direct] == [100_010, 100_011, 100_012]

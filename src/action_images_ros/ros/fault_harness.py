@@ -232,10 +232,16 @@ def _logged(h: FaultHarness, case: Case, offsets: dict[str, int], status_since: 
     return False
 
 
-def run_cases(h: FaultHarness, cases: list[Case], start_timeout_s: float = 120.0) -> list[CaseResult]:
-    """Each case on a fresh episode: start it, wait until the loop moves, inject, measure (see the module doc)."""
+def run_cases(h: FaultHarness, cases: list[Case], start_timeout_s: float = 120.0,
+              bound_scale: float = 1.0) -> list[CaseResult]:
+    """Each case on a fresh episode: start it, wait until the loop moves, inject, measure (see the module doc).
+
+    ``bound_scale`` stretches every recovery bound: the bench holds the stated bounds; the test suite, run
+    on whatever else the machine does, checks that the loop recovers at all (speed is the bench's job).
+    """
     results = []
     for case in cases:
+        case = dataclasses.replace(case, recover_s=case.recover_s * bound_scale)
         t_start = time.monotonic()
         try:
             started = h.episodes.call("start")
