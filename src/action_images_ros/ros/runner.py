@@ -204,7 +204,7 @@ class SubprocessGraph:
         cmd, env, out = self._launch[name]
         self.processes[name] = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
 
-    def shutdown(self, timeout_s: float = 10.0) -> dict[str, int]:
+    def shutdown(self, timeout_s: float = 30.0) -> dict[str, int]:
         """SIGINT every node (a clean rclpy shutdown), kill those still running after ``timeout_s``.
 
         Returns:

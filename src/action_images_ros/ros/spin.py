@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Callable, Sequence
 
@@ -68,7 +69,7 @@ def run_node(create_node: Callable[[], object], args=None, num_threads: int = 1)
 
     _limit_opencv_threads()
     rclpy.init(args=args)
-    node = None
+    node, name = None, getattr(create_node, "__module__", "node").rsplit(".", 1)[-1]
     try:
         node = create_node()
         forward_python_logging(node.get_logger())
@@ -83,6 +84,10 @@ def run_node(create_node: Callable[[], object], args=None, num_threads: int = 1)
         if rclpy.ok():
             raise
     finally:
+        t0 = time.monotonic()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        took = time.monotonic() - t0
+        if took > 2.0:  # a slow stop (the launcher may give up on it): leave a trace; the node's logger is gone
+            sys.stderr.write(f"[{name}] destroying the node and shutting rclpy down took {took:.1f} s\n")
