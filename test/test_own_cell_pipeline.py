@@ -37,15 +37,18 @@ def test_record_import_train_eval_and_the_demonstration_equals_the_direct_episod
         Parameter("use_sim_time", value=True), Parameter("settle_s", value=0.3), Parameter("close_delay_s", value=1.0)])
     spinner = BackgroundSpinner(recorder.context)
     spinner.add(recorder)
-    graph = {s.name: s for s in build_graph(GraphOptions(seed=SEED))}
-    sim = create_sim(context=ros_context_factory(), cli_args=graph["sim_node"].ros_arguments() + [
-        "-p", f"image_width:={SIZE}", "-p", f"image_height:={SIZE}"])
     teleop = create_teleop(context=ros_context_factory(), cli_args=[  # the teleop device, on the graph's topics
         "--ros-args", "-r", f"episode:=/{topic('episode')}", "-r", f"current_pose:=/{topic('current_pose')}",
         "-r", f"gripper_joint_states:=/{topic('gripper_joint_states')}", "-r", f"sim/command:=/{topic('sim_command')}"])
     op = rclpy.create_node("operator", context=ros_context_factory())
     episode = {k: op.create_client(Trigger, "/" + topic(f"episode_{k}")) for k in ("start", "stop")}
     label = op.create_client(SetBool, "/recorder_node/label")
+    # the recorder hears the device before the cell starts ticking (the cell starts when its controller is
+    # there): otherwise the first commands of episode 0 may go out before the two have discovered each other
+    assert spin_until(executors_for(teleop, op), lambda: teleop._pub.get_subscription_count() >= 1, 20.0)
+    graph = {s.name: s for s in build_graph(GraphOptions(seed=SEED))}
+    sim = create_sim(context=ros_context_factory(), cli_args=graph["sim_node"].ros_arguments() + [
+        "-p", f"image_width:={SIZE}", "-p", f"image_height:={SIZE}"])
     exs = executors_for(sim, teleop, op)
 
     def call(client, request):
