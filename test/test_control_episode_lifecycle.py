@@ -30,3 +30,13 @@ def test_transitions_that_do_not_apply_say_why():
         lc.start(seed=-1)
     with pytest.raises(ValueError):
         EpisodeLifecycle(first_seed=-3)
+
+
+def test_announcement_text_round_trips_and_unknown_text_is_a_plain_new_trial():
+    from action_images_ros.control.episode_lifecycle import EpisodeMark, mark_text, parse_mark
+
+    assert mark_text(3, 100005) == "3 seed 100005" and mark_text(3, 0, running=False) == "3 stopped"
+    assert parse_mark(" 3 seed 100005 ") == EpisodeMark(3, 100005, True)
+    assert parse_mark("3 stopped") == EpisodeMark(3, None, False)
+    assert parse_mark("-1 stopped") == EpisodeMark(-1, None, False)  # nothing started yet
+    assert parse_mark("trial after lunch") == EpisodeMark(None, None, True)

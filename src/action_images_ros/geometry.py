@@ -61,6 +61,16 @@ def pose_to_matrix(pose: np.ndarray) -> np.ndarray:
     return T
 
 
+def finger_openness(names, positions, max_width_m: float = 0.08, joint_prefix: str = "") -> float | None:
+    """Gripper openness in [0, 1] from finger joint positions: the sum of the joints whose names contain
+    ``finger`` (and start with ``joint_prefix``) over ``max_width_m`` (Franka's two fingers move 0..0.04 m
+    each). None without a finger joint."""
+    vals = [float(p) for n, p in zip(names, positions) if "finger" in n and n.startswith(joint_prefix)]
+    if not vals:
+        return None
+    return float(np.clip(sum(vals) / max_width_m, 0.0, 1.0))
+
+
 def validate_actions(actions: np.ndarray) -> np.ndarray:
     """Check an action trajectory has shape ``(T, 8)`` and return it as float64."""
     a = np.asarray(actions, dtype=np.float64)

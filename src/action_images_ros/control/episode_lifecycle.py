@@ -18,8 +18,12 @@ the ``episode`` topic.
 from __future__ import annotations
 
 import dataclasses
+import re
 
-__all__ = ["EpisodeLifecycle", "EpisodeState", "EpisodeError"]
+__all__ = ["EpisodeLifecycle", "EpisodeState", "EpisodeError", "EpisodeMark", "mark_text", "parse_mark"]
+
+_RUNNING = re.compile(r"^(\d+) seed (\d+)$")
+_STOPPED = re.compile(r"^(-?\d+) stopped$")  # -1: no episode started yet
 
 
 class EpisodeError(RuntimeError):
@@ -86,3 +90,31 @@ class EpisodeLifecycle:
                                else "no episode has started")
         self._state = dataclasses.replace(self._state, running=False)
         return self._state
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeMark:
+    """A transition as announced (``ros/episode.py``, recorded in bags): episode number, seed (None when
+    stopped), running or not."""
+
+    episode: int | None
+    seed: int | None
+    running: bool
+
+
+def mark_text(episode: int, seed: int, running: bool = True) -> str:
+    """The announcement's text: ``"<episode> seed <seed>"`` (running) or ``"<episode> stopped"``."""
+    return f"{int(episode)} seed {int(seed)}" if running else f"{int(episode)} stopped"
+
+
+def parse_mark(text: str) -> EpisodeMark:
+    """The :class:`EpisodeMark` of an announcement's text; an unknown text reads as a running episode
+    with no number (a plain "new trial" from any publisher)."""
+    text = text.strip()
+    m = _RUNNING.match(text)
+    if m:
+        return EpisodeMark(int(m.group(1)), int(m.group(2)), True)
+    m = _STOPPED.match(text)
+    if m:
+        return EpisodeMark(int(m.group(1)), None, False)
+    return EpisodeMark(None, None, True)

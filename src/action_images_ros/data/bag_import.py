@@ -29,19 +29,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 
-from ..geometry import Camera, load_rig, rig_frame_id
+from ..control.episode_lifecycle import parse_mark
+from ..geometry import Camera, finger_openness, load_rig, rig_frame_id
 from .bags import BagError, BagReader, header_stamp_ns, image_layout, list_bags, read_labels
 from .episode import Episode, episode_filename, write_episode
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BagImportError", "ImportConfig", "ImportResult", "import_bags", "plan_bag", "finger_openness"]
+__all__ = ["BagImportError", "ImportConfig", "ImportResult", "import_bags", "plan_bag"]
 
 CUSTOM_PREFIX = "action_images."
 REQUIRED_KINDS = ("current_pose", "gripper_joint_states", "joint_states")
@@ -49,9 +49,6 @@ POSE_COMMAND_KINDS = ("command", "tcp_target", "executor_command")  # first one 
 ENCODINGS = {"rgb8": (3, (0, 1, 2)), "bgr8": (3, (2, 1, 0)), "rgba8": (4, (0, 1, 2)), "bgra8": (4, (2, 1, 0))}
 GRIPPER_JOINT = "gripper_openness"  # trajectory_conversion's virtual joint
 FR3_ARM_JOINTS = tuple(f"fr3_joint{i}" for i in range(1, 8))
-# the episode marks of ros/episode.py (that module imports std_msgs; the text format is the contract)
-_RUNNING = re.compile(r"^(\d+) seed (\d+)$")
-_STOPPED = re.compile(r"^(-?\d+) stopped$")
 
 
 class BagImportError(ValueError):
@@ -163,15 +160,6 @@ class _Plan:
     success: bool
     frame_id: str
     index: int = -1
-
-
-def finger_openness(names: Sequence[str], positions: Sequence[float], max_width_m: float = 0.08) -> float | None:
-    """Gripper openness in [0, 1] from finger joints (sum of the ``*finger*`` joints / ``max_width_m``),
-    as ``ros/pose_conversions.gripper_openness`` reads a JointState; None without finger joints."""
-    vals = [float(p) for n, p in zip(names, positions) if "finger" in n]
-    if not vals:
-        return None
-    return float(np.clip(sum(vals) / max_width_m, 0.0, 1.0))
 
 
 # --------------------------------------------------------------------------- public entry
@@ -366,16 +354,15 @@ def _segments(marks: list[tuple[int, str]], bag: Path) -> list[_Segment]:
         if (stamp, text) == last_key:
             continue
         last_key = (stamp, text)
-        m_run, m_stop = _RUNNING.match(text.strip()), _STOPPED.match(text.strip())
+        mark = parse_mark(text)
         open_seg = segs[-1] if segs and segs[-1].end_ns is None else None
-        if m_stop:
+        if not mark.running:
             if open_seg is not None:
                 open_seg.end_ns, open_seg.explicit_end = stamp, True
             continue
         if open_seg is not None:  # the next start ends the running one (exclusive)
             open_seg.end_ns = stamp - 1  # not explicit: the data may end before (nothing to check)
-        episode, seed = (int(m_run.group(1)), int(m_run.group(2))) if m_run else (None, None)
-        segs.append(_Segment(episode, seed, stamp, None, False))
+        segs.append(_Segment(mark.episode, mark.seed, stamp, None, False))
     if not marks:
         logger.warning("%s has no episode marks: importing it as one episode", bag)
         segs.append(_Segment(None, None, -1, None, False))

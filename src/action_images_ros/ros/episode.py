@@ -18,51 +18,29 @@ transition that does not apply, or a cell that fails, answers ``success: false``
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import re
 from typing import Callable
 
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
-from ..control.episode_lifecycle import EpisodeError, EpisodeState
+from ..control.episode_lifecycle import EpisodeError, EpisodeMark, EpisodeState, mark_text, parse_mark
 from .qos import service_qos
 from .stamps import ns_to_stamp
 
 __all__ = ["episode_header", "parse_episode", "EpisodeMark", "EpisodeServices", "TRANSITIONS"]
 
-_RUNNING = re.compile(r"^(\d+) seed (\d+)$")
-_STOPPED = re.compile(r"^(-?\d+) stopped$")  # -1: no episode started yet
 TRANSITIONS = ("start", "stop", "reset")
-
-
-@dataclasses.dataclass(frozen=True)
-class EpisodeMark:
-    """A parsed ``episode`` message: episode number, seed (None when stopped), running or not."""
-
-    episode: int | None
-    seed: int | None
-    running: bool
 
 
 def episode_header(stamp_ns: int, episode: int, seed: int, running: bool = True) -> Header:
     """The message announcing episode ``episode`` running from ``stamp_ns`` (or stopped there)."""
-    text = f"{int(episode)} seed {int(seed)}" if running else f"{int(episode)} stopped"
-    return Header(stamp=ns_to_stamp(stamp_ns), frame_id=text)
+    return Header(stamp=ns_to_stamp(stamp_ns), frame_id=mark_text(episode, seed, running))
 
 
 def parse_episode(msg: Header) -> EpisodeMark:
-    """The :class:`EpisodeMark` of an ``episode`` message; an unknown ``frame_id`` reads as a running
-    episode with no number (a plain "new trial" from any publisher)."""
-    text = msg.frame_id.strip()
-    m = _RUNNING.match(text)
-    if m:
-        return EpisodeMark(int(m.group(1)), int(m.group(2)), True)
-    m = _STOPPED.match(text)
-    if m:
-        return EpisodeMark(int(m.group(1)), None, False)
-    return EpisodeMark(None, None, True)
+    """The :class:`EpisodeMark` of an ``episode`` message (``episode_lifecycle.parse_mark``)."""
+    return parse_mark(msg.frame_id)
 
 
 class EpisodeServices:

@@ -11,6 +11,7 @@ import numpy as np
 from geometry_msgs.msg import Pose, PoseStamped
 from sensor_msgs.msg import JointState
 
+from ..geometry import finger_openness
 from .stamps import stamp_to_ns
 
 __all__ = ["pose_to_msg", "msg_to_pose", "pose_to_stamped", "stamped_to_pose", "gripper_openness"]
@@ -52,12 +53,5 @@ def stamped_to_pose(msg: PoseStamped, gripper: float | None = None) -> tuple[np.
 
 
 def gripper_openness(msg: JointState, max_width_m: float = 0.08, joint_prefix: str = "") -> float | None:
-    """Openness in [0, 1] from finger joint positions (sum of the finger joints / ``max_width_m``).
-
-    Uses the joints whose names contain ``finger`` (and start with ``joint_prefix``); Franka's
-    two finger joints each move 0..0.04 m. Returns None when the message has no finger joint.
-    """
-    vals = [p for n, p in zip(msg.name, msg.position) if "finger" in n and n.startswith(joint_prefix)]
-    if not vals:
-        return None
-    return float(np.clip(sum(vals) / max_width_m, 0.0, 1.0))
+    """Openness in [0, 1] of a finger ``JointState`` (``geometry.finger_openness``); None without finger joints."""
+    return finger_openness(msg.name, msg.position, max_width_m, joint_prefix)

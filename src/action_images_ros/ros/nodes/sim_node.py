@@ -75,6 +75,7 @@ from trajectory_msgs.msg import MultiDOFJointTrajectory
 from ...cell_description import optical_frame_id
 
 from ..camera_info import camera_to_info
+from ...control.chunk_execution import FUTURE_TOLERANCE_S
 from ...control.episode_lifecycle import EpisodeError, EpisodeLifecycle
 from ..episode import EpisodeServices, episode_header
 from ..image_conversions import image_to_msg
@@ -92,7 +93,6 @@ ARM_JOINTS = tuple(f"fr3_joint{i}" for i in range(1, 8))
 FINGER_JOINTS = ("fr3_finger_joint1", "fr3_finger_joint2")
 FINGER_MAX_M = 0.04  # per finger; openness 1 = 0.08 m between the fingers
 SERVICE_TIMEOUT_S = 20.0  # wall seconds a service waits for the worker
-FUTURE_TOLERANCE_NS = 1_000_000_000  # a command stamped further after the current tick is from a broken clock
 
 
 def clock_qos() -> QoSProfile:
@@ -215,7 +215,7 @@ class SimNode(Node):
             if msg.header.frame_id and msg.header.frame_id != self._base_frame:
                 raise ValueError(f"frame {msg.header.frame_id!r}, expected {self._base_frame!r}")
             traj = msg_to_trajectory(msg)
-            if stamp_ns > self.cell.time_ns + FUTURE_TOLERANCE_NS:  # would end lockstep for good
+            if stamp_ns > self.cell.time_ns + FUTURE_TOLERANCE_S * 1e9:  # would end lockstep for good
                 self.get_logger().error(f"sim/command stamped {(stamp_ns - self.cell.time_ns) * 1e-9:.3f} s after the "
                                         "current tick ignored (neither applied nor acknowledged)",
                                         throttle_duration_sec=2.0)
