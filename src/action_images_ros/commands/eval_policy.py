@@ -32,6 +32,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--graph", action="store_true", help="run the episodes through the ROS node graph (lockstep)")
     p.add_argument("--processes", action="store_true", help="with --graph: one process per node")
     p.add_argument("--image-size", type=int, default=128, help="render size of the simulated cameras")
+    p.add_argument("--rig", type=Path, default=None,
+                   help="direct path: camera rig YAML the cell renders from and the policy is given (check a rig "
+                        "of your own; default: the simulation's config/cameras_sim.yaml)")
+    p.add_argument("--condition", default="in_domain",
+                   help="direct path: named, seeded robustness condition (in_domain, viewpoint_small, "
+                        "viewpoint_large, lighting, table_colour, calibration_error; see eval/conditions.py)")
+    p.add_argument("--probe", default="none",
+                   help="direct path: test-time probe of what the policy relies on (none, gripper_open, "
+                        "swap_colours; see eval/probes.py)")
     p.add_argument("--policy-rig", type=Path, default=None,
                    help="direct path: the extrinsics the policy is given (e.g. the output of `action-images "
                         "calibrate --sim`); the cell still renders from its true rig")
@@ -54,8 +63,11 @@ def run(args: argparse.Namespace) -> int:
     outcomes = _run_graph(args) if args.graph else _run_direct(args, out)
     summary = summarize(args.task, outcomes, "graph" if args.graph else "direct")
     summary.update(model=str(args.model), safety=str(args.safety), latency_s=args.latency,
-                   execution_overrides=args.execution, per_episode=[
-                       {"seed": o.seed, "success": o.success, "steps": o.steps, "predictions": o.predictions,
+                   execution_overrides=args.execution, condition=args.condition, probe=args.probe,
+                   rig=None if args.rig is None else str(args.rig),
+                   steps=args.steps, per_episode=[
+                       {"seed": o.seed, "success": o.success, "failure": o.failure, "steps": o.steps,
+                        "predictions": o.predictions,
                         **{k: o.stats.get(k) for k in ("stalls", "refused", "holds", "commands")}}
                        for o in outcomes])
     (out / "results.json").write_text(json.dumps(summary, indent=2))
@@ -71,17 +83,28 @@ def _run_direct(args: argparse.Namespace, out: Path) -> list:
     from ..control.chunk_execution import ChunkExecutor
     from ..control.safety import SafetyEnvelope, load_safety_config
     from ..eval.closed_loop import ClosedLoopConfig, run_episode
+    from ..eval.conditions import episode_rigs, get_condition
+    from ..eval.probes import PROBES, ProbedRunner
     from ..model_io import load_policy
     from ..policy import PolicyRunner
     from ..sim import TASK_NAMES, make_env
+    from ..sim.scene import SceneConfig
 
     if args.task not in TASK_NAMES:
         raise ValueError(f"unknown task {args.task!r}; valid tasks: {', '.join(TASK_NAMES)}")
+    condition = get_condition(args.condition)
+    if args.probe not in PROBES:
+        raise ValueError(f"unknown --probe {args.probe!r}; probes are {', '.join(PROBES)}")
+    probed = (lambda r: r) if args.probe == "none" else (lambda r: ProbedRunner(r, args.probe))
+    if args.rig is not None and not args.rig.is_file():
+        raise FileNotFoundError(f"--rig {args.rig} does not exist (a camera rig YAML, e.g. config/cameras_sim.yaml)")
+    if args.policy_rig is not None and (condition.moves_cameras or condition.miscalibrated):
+        raise ValueError(f"--policy-rig and --condition {condition.name} both set the policy's rig; use one")
     torch.set_num_threads(args.threads or 2)
     safety_cfg = load_safety_config(args.safety)
     pipe, policy_cfg = load_policy(args.model)
     execution = execution_config_for(str(args.model), args.execution, safety_cfg.min_confidence)
-    env = make_env(args.task, image_size=args.image_size)
+    env = make_env(args.task, image_size=args.image_size, rig_path=args.rig, scene=SceneConfig(**condition.scene))
     views = policy_cfg.views
     if views and list(views) != env.camera_names:
         raise ValueError(f"model was trained on views {views}; the simulated rig has {env.camera_names}")
@@ -95,12 +118,16 @@ def _run_direct(args: argparse.Namespace, out: Path) -> list:
             raise ValueError(f"--policy-rig {args.policy_rig} has no camera(s) {missing}")
         # its extrinsics; the intrinsics stay the device's (as on a real cell, where K comes from CameraInfo)
         cameras = [dataclasses.replace(c, T_world_cam=rig[c.name].T_world_cam) for c in env.cameras]
-    runner = PolicyRunner(pipe, cameras, num_inference_steps=args.steps)
+    runner = probed(PolicyRunner(pipe, cameras, num_inference_steps=args.steps))
     cfg = ClosedLoopConfig(latency_s=args.latency)
     outcomes = []
     try:
         for i in tqdm(range(args.episodes), desc=f"eval {args.task}", unit="ep"):
             seed = args.seed_offset + i
+            if condition.moves_cameras or condition.miscalibrated:
+                rendered, given = episode_rigs(condition, cameras, seed)
+                env.move_cameras(rendered)
+                runner = probed(PolicyRunner(pipe, given, num_inference_steps=args.steps))
             executor = ChunkExecutor(execution, SafetyEnvelope(safety_cfg))
             res = run_episode(env, runner, executor, seed, cfg, record=not args.no_videos)
             outcomes.append(res)
@@ -115,6 +142,9 @@ def _run_graph(args: argparse.Namespace) -> list:
     from ..ros.graph import GraphOptions
     from ..ros.session import run_graph_episodes
 
+    if args.rig is not None or args.condition != "in_domain" or args.probe != "none":
+        raise ValueError("--rig, --condition and --probe apply to the direct path (in the graph the rig is the cell's: "
+                         "`run --rig`)")
     if args.policy_rig is not None:
         raise ValueError("--policy-rig applies to the direct path (in the graph the rig is the cell's: `run --rig`)")
     if args.latency:

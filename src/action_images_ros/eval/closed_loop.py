@@ -28,6 +28,7 @@ import numpy as np
 
 from ..control.chunk_execution import ChunkExecutor
 from ..policy import PolicyRunner, prediction_seed
+from .failure_modes import EpisodeTrace, classify_failure, count_modes
 
 __all__ = ["ClosedLoopConfig", "EpisodeOutcome", "run_episode", "summarize", "format_summary"]
 
@@ -72,6 +73,8 @@ class EpisodeOutcome:
         frames: per prediction, ``(S, V*S, 3)`` uint8 strip of overlays (with ``record``).
         commands: with ``record_commands``, ``(t_s, pose (8,), switched)`` per command sent;
             ``switched`` marks the first command after a new chunk became current.
+        failure: why it failed (``eval.failure_modes``), None when it succeeded or was not analysed.
+        trace: the per-tick task state the failure was read from.
     """
 
     seed: int
@@ -82,6 +85,8 @@ class EpisodeOutcome:
     stats: dict
     frames: list[np.ndarray] = dataclasses.field(default_factory=list)
     commands: list[tuple[float, np.ndarray, bool]] = dataclasses.field(default_factory=list)
+    failure: str | None = None
+    trace: EpisodeTrace | None = None
 
 
 def run_episode(env, runner: PolicyRunner, executor: ChunkExecutor, seed: int,
@@ -102,6 +107,7 @@ def run_episode(env, runner: PolicyRunner, executor: ChunkExecutor, seed: int,
     last_switch = None
     steps = n_pred = 0
     eps = 1e-6 * dt
+    trace = EpisodeTrace()
     while steps < max_steps and not env.success():
         # 1-2. heartbeat, chunks that have arrived
         executor.observe_frame(t)
@@ -115,6 +121,7 @@ def run_episode(env, runner: PolicyRunner, executor: ChunkExecutor, seed: int,
                                   instruction=env.instruction)
             n_pred += 1
             latencies.append(pred.latency_s)
+            trace.add_prediction(pred.confidence)
             if record:
                 frames.append(np.concatenate(list(pred.overlays()[:, 0]), axis=1))
             executor.mark_requested(t, t)
@@ -134,12 +141,16 @@ def run_episode(env, runner: PolicyRunner, executor: ChunkExecutor, seed: int,
         elif cmd.hold_pose is not None:  # hold / refused: stop where the arm is, gripper as commanded
             target = np.concatenate([np.asarray(cmd.hold_pose, dtype=np.float64)[:7], [target[7]]])
         obs, _ = env.step(target)
+        trace.add_tick(env.task_state(), target[7])
         steps += 1
         t = steps * dt
+    success = bool(env.success())
+    stats = executor.stats.as_dict()
     return EpisodeOutcome(
-        seed=int(seed), success=bool(env.success()), steps=steps, predictions=n_pred,
+        seed=int(seed), success=success, steps=steps, predictions=n_pred,
         latency_median_s=float(np.median(latencies)) if latencies else 0.0,
-        stats=executor.stats.as_dict(), frames=frames, commands=commands,
+        stats=stats, frames=frames, commands=commands,
+        failure=classify_failure(trace, stats, success, executor.config.min_confidence), trace=trace,
     )
 
 
@@ -162,6 +173,9 @@ def summarize(task: str, outcomes: list[EpisodeOutcome], path: str) -> dict:
         "commands": int(total.get("commands", 0)), "predictions": int(sum(o.predictions for o in outcomes)),
         "mean_steps": float(np.mean([o.steps for o in outcomes])) if outcomes else 0.0,
         "policy_latency_median_ms": float(1000 * np.median(lat)) if lat else None,
+        # Failure modes where the path analysed them (the direct path does; the graph does not).
+        "failure_modes": (count_modes([o.failure for o in outcomes])
+                          if all(o.success or o.failure for o in outcomes) else None),
     }
 
 
@@ -169,7 +183,11 @@ def format_summary(s: dict) -> str:
     """One line of :func:`summarize`'s figures (the same for both paths)."""
     lat = s["policy_latency_median_ms"]
     lat_text = "no policy call" if lat is None else f"policy call median {lat:.0f} ms"
+    modes = s.get("failure_modes")
+    mode_text = ""
+    if modes and any(modes.values()):
+        mode_text = "; failures: " + ", ".join(f"{k} {v}" for k, v in modes.items() if v)
     return (f"{s['task']} [{s['path']}]: success {s['successes']}/{s['episodes']} = {100 * s['success_rate']:.1f} % "
             f"(seeds {s['seeds'][0]}..{s['seeds'][-1]}); stalls {s['stalls']} ({s['stall_time_s']:.1f} s), "
             f"refused {s['refused']}, holds {s['holds']}, {s['predictions']} predictions, {s['commands']} commands; "
-            f"{lat_text}")
+            f"{lat_text}{mode_text}")

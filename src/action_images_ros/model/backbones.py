@@ -68,8 +68,12 @@ class UNet2DBackbone:
         return x
 
     def forward(self, x_rgb: torch.Tensor, x_act: torch.Tensor, cond: Conditions,
-                timestep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predictions ``(B, V, F, 3, H, W)`` for both streams; ``timestep`` is ``(B,)`` in [0, 1000]."""
+                timestep: torch.Tensor, features: bool = False):
+        """Predictions ``(B, V, F, 3, H, W)`` for both streams; ``timestep`` is ``(B,)`` in [0, 1000].
+
+        With ``features`` also the mid-block (bottleneck) output ``(B, V, C, h, w)``, the input of an
+        action head, as a third element.
+        """
         B, V, F, _, H, W = x_rgb.shape
         n = B * V
         parts = [x_rgb.reshape(n, F * 3, H, W), x_act.reshape(n, F * 3, H, W),
@@ -83,12 +87,22 @@ class UNet2DBackbone:
         parts.append(cond.flags[:, None, :, None, None].expand(B, V, -1, H, W).reshape(n, -1, H, W))
         t = timestep.reshape(B, 1).expand(B, V).reshape(n)
         dtype = self.denoiser.dtype
-        out = self.denoiser(torch.cat(parts, dim=1).to(dtype), t.to(dtype)).sample.float()
+        captured: list[torch.Tensor] = []
+        hook = (self.denoiser.mid_block.register_forward_hook(lambda _m, _i, o: captured.append(o))
+                if features else None)
+        try:
+            out = self.denoiser(torch.cat(parts, dim=1).to(dtype), t.to(dtype)).sample.float()
+        finally:
+            if hook is not None:
+                hook.remove()
         out = out.reshape(B, V, 2, F, 3, H, W)
         rgb, act = out[:, :, 0], out[:, :, 1]
         if self.cfg.residual_to_current:
             rgb = rgb + cond.cond_rgb[:, :, None]
             act = act + cond.cond_action[:, :, None]
+        if features:
+            mid = captured[-1]
+            return rgb, act, mid.reshape((B, V) + tuple(mid.shape[1:]))
         return rgb, act
 
 

@@ -18,6 +18,7 @@ import yaml
 DENOISER_TYPES = ("unet2d", "wan")
 PREDICTION_TYPES = ("sample", "velocity")
 MODES = ("policy", "world_model", "label", "video")
+ACTION_OUTPUTS = ("images", "head")
 
 
 def _require(cond: bool, msg: str) -> None:
@@ -109,6 +110,15 @@ class ModelConfig:
     #: names. A tiny model trained for an hour cannot learn to bind a word to a 2-pixel object by itself
     #: (tried: it ignored the colour word); a large pretrained video model would bring this grounding.
     instruction_colours: dict[str, tuple[float, float, float]] = dataclasses.field(default_factory=dict)
+    #: one grounding map per role instead of one for all named colours: map 1 holds the first colour
+    #: the instruction names (what to reach or move), map 2 the second (where to put it). With a single
+    #: map "put the red cube on the green square" lights both objects alike, and which one to grasp
+    #: has to be learnt from the task; with roles the instruction says it.
+    grounding_roles: bool = False
+    #: how the future poses come out: "images" (the method: drawn as action images, decoded by
+    #: triangulation) or "head" (the paper's ablation: regressed by a small head on the UNet's
+    #: bottleneck features; the action-image stream is never generated, only the video).
+    action_output: str = "images"
     prediction_type: str = "sample"  #: what the network outputs: clean "sample" (x0) or flow "velocity" (noise - x0)
     #: UNet only: predict the future as the current frame / action image plus a learned change
     #: (the output layer starts at zero, so an untrained model already predicts "no motion").
@@ -142,6 +152,10 @@ class ModelConfig:
         _require(isinstance(self.wan, WanConfig), f"wan must be a mapping or WanConfig, got {type(self.wan).__name__}")
         _require(self.denoiser_type in DENOISER_TYPES,
                  f"denoiser_type must be one of {list(DENOISER_TYPES)}, got {self.denoiser_type!r}")
+        _require(self.action_output in ACTION_OUTPUTS,
+                 f"action_output must be one of {list(ACTION_OUTPUTS)}, got {self.action_output!r}")
+        _require(self.action_output == "images" or self.denoiser_type == "unet2d",
+                 "action_output 'head' reads the UNet's mid block: it needs denoiser_type 'unet2d'")
         _require(self.prediction_type in PREDICTION_TYPES,
                  f"prediction_type must be one of {list(PREDICTION_TYPES)}, got {self.prediction_type!r}")
         _require(int(self.image_size) >= 16, f"image_size must be >= 16 pixels, got {self.image_size}")
@@ -192,8 +206,11 @@ class ModelConfig:
 
     @property
     def num_grounding_maps(self) -> int:
-        """Per-pixel instruction grounding channels (1 with ``use_instruction`` and colours, else 0)."""
-        return 1 if self.use_instruction and self.instruction_colours else 0
+        """Per-pixel instruction grounding channels (with ``use_instruction`` and colours: 1, or 2 with
+        ``grounding_roles``; else 0)."""
+        if not (self.use_instruction and self.instruction_colours):
+            return 0
+        return 2 if self.grounding_roles else 1
 
     # ------------------------------------------------------------------ io
     @classmethod

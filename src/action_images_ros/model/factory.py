@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from .action_head import ActionHead
 from .config import ModelConfig
 from .denoisers import build_unet2d, build_wan_miniature, load_wan_pretrained
 from .pipeline import ActionImagesPipeline
@@ -18,9 +19,10 @@ def build_scheduler():
     return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
 
 
-def build_pipeline(cfg: ModelConfig, scheduler=None) -> ActionImagesPipeline:
+def build_pipeline(cfg: ModelConfig, scheduler=None, num_views: int = 3) -> ActionImagesPipeline:
     """A new pipeline for ``cfg``: randomly initialised (``unet2d``, miniature ``wan``) or loaded
-    from ``cfg.wan.pretrained`` (large ``wan``). ``scheduler`` defaults to :func:`build_scheduler`."""
+    from ``cfg.wan.pretrained`` (large ``wan``). ``scheduler`` defaults to :func:`build_scheduler`.
+    ``num_views`` sizes the action head (``action_output: head``), which reads every view at once."""
     if not isinstance(cfg, ModelConfig):
         raise ValueError(f"build_pipeline needs a ModelConfig, got {type(cfg).__name__}")
     vae = None
@@ -30,8 +32,12 @@ def build_pipeline(cfg: ModelConfig, scheduler=None) -> ActionImagesPipeline:
         denoiser, vae = load_wan_pretrained(cfg)
     else:
         denoiser, vae = build_wan_miniature(cfg)
+    head = None
+    if cfg.action_output == "head":
+        head = ActionHead(feature_channels=cfg.block_out_channels[-1], num_views=int(num_views),
+                          num_future=cfg.num_future)
     pipe = ActionImagesPipeline(denoiser=denoiser, scheduler=scheduler or build_scheduler(), vae=vae,
-                                model_config=cfg.to_dict())
+                                action_head=head, model_config=cfg.to_dict())
     logger.info("built %s pipeline: denoiser %.2f M parameters", cfg.denoiser_type,
                 sum(p.numel() for p in denoiser.parameters()) / 1e6)
     return pipe

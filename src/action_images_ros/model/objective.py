@@ -18,6 +18,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from .action_head import encode_targets
 from .config import MODES
 
 BATCH_KEYS = ("cond_rgb", "cond_action", "future_rgb", "future_action", "K", "T_world_cam")
@@ -107,7 +108,9 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
     x_rgb = (1.0 - s) * x0_rgb + s * n_rgb
     x_act = (1.0 - s) * x0_act + s * n_act
     timestep = sigma * float(pipe.scheduler.config.num_train_timesteps)
-    pred_rgb, pred_act = pipe.denoise(x_rgb, x_act, cond, timestep, autocast=autocast)
+    head = pipe.action_head is not None
+    out = pipe.denoise(x_rgb, x_act, cond, timestep, autocast=autocast, features=head)
+    pred_rgb, pred_act = out[0], out[1]
 
     if cfg.prediction_type == "sample":
         t_rgb, t_act = x0_rgb, x0_act
@@ -125,5 +128,14 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
     gen_act = (1.0 - f[:, 1]) * (1.0 - f[:, 2])
     l_rgb = _masked_mean(err_rgb.flatten(1).mean(1), gen_rgb)
     l_act = _masked_mean(err_act.flatten(1).mean(1), gen_act)
+    if head:
+        # The baseline: the future poses regressed from the bottleneck features, in policy mode only.
+        if "actions" not in batch:
+            raise ValueError("an action-head model trains on the future poses: batches need 'actions' (B, F, 8)")
+        state = batch["state"].to(dev, torch.float32)
+        target = encode_targets(state, batch["actions"].to(dev, torch.float32), pipe.action_head.config.position_scale)
+        err_head = (pipe.head_poses(out[2], state).float() - target) ** 2
+        policy = torch.tensor([m == "policy" for m in modes], dtype=torch.float32, device=dev)
+        l_act = _masked_mean(err_head.flatten(1).mean(1), policy)
     loss = cfg.loss_rgb_weight * l_rgb + cfg.loss_action_weight * l_act
     return LossParts(loss=loss, rgb=float(l_rgb.detach()), action=float(l_act.detach()))

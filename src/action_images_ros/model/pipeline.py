@@ -36,6 +36,7 @@ from diffusers.utils import BaseOutput
 
 from ..codec import ActionImageCodec
 from ..geometry import Camera, validate_actions
+from .action_head import decode_outputs
 from .backbones import make_backbone
 from .conditioning import (Conditions, check_mode, colour_grounding, instruction_vectors, mode_flags,
                            named_colours, plucker_rays, state_in_cameras)
@@ -80,12 +81,12 @@ class ActionImagesPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "denoiser->vae"
-    _optional_components = ["vae"]
+    _optional_components = ["vae", "action_head"]
 
-    def __init__(self, denoiser, scheduler, vae=None, model_config: dict | None = None,
+    def __init__(self, denoiser, scheduler, vae=None, action_head=None, model_config: dict | None = None,
                  policy_config: dict | None = None) -> None:
         super().__init__()
-        self.register_modules(denoiser=denoiser, scheduler=scheduler, vae=vae)
+        self.register_modules(denoiser=denoiser, scheduler=scheduler, vae=vae, action_head=action_head)
         self.policy_cfg = None
         if policy_config is not None:
             self.set_policy_config(policy_config)
@@ -95,6 +96,10 @@ class ActionImagesPipeline(DiffusionPipeline):
         cfg = model_config if isinstance(model_config, ModelConfig) else ModelConfig.from_dict(model_config)
         self.register_to_config(model_config=cfg.to_dict())
         self.model_cfg = cfg
+        if (cfg.action_output == "head") != (action_head is not None):
+            raise ValueError(f"the model config has action_output={cfg.action_output!r} but the pipeline "
+                             f"{'has no' if action_head is None else 'has an'} action_head component; build it "
+                             f"with model.factory.build_pipeline")
         if cfg.use_instruction and not cfg.instruction_vocab:
             raise ValueError("the model config has use_instruction but an empty instruction_vocab; "
                              "`action-images train` fills it from the training instructions")
@@ -140,9 +145,9 @@ class ActionImagesPipeline(DiffusionPipeline):
         if not isinstance(index, dict) or index.get("_class_name") != cls.__name__:
             found = index.get("_class_name") if isinstance(index, dict) else type(index).__name__
             raise ValueError(f"checkpoint folder {path} holds a {found}, not an {cls.__name__}")
-        for name in ("denoiser", "scheduler", "vae"):
+        for name in ("denoiser", "scheduler", "vae", "action_head"):
             entry = index.get(name)
-            if name != "vae" and not entry:
+            if name in ("denoiser", "scheduler") and not entry:
                 raise ValueError(f"checkpoint folder {path} is corrupt: model_index.json has no {name!r} entry")
             if entry and entry[0] is not None and not (path / name).is_dir():
                 raise FileNotFoundError(f"checkpoint folder {path} is incomplete: subfolder {name}/ is missing")
@@ -204,25 +209,42 @@ class ActionImagesPipeline(DiffusionPipeline):
         maps = None
         if self.model_cfg.num_grounding_maps:
             table = self.model_cfg.instruction_colours
-            maps = colour_grounding(cond_rgb, [named_colours(text, table) for text in instruction])
+            named = [named_colours(text, table) for text in instruction]
+            if self.model_cfg.grounding_roles:
+                maps = torch.cat([colour_grounding(cond_rgb, [n[role:role + 1] for n in named])
+                                  for role in range(2)], dim=2)
+            else:
+                maps = colour_grounding(cond_rgb, named)
         cond = Conditions(
             cond_rgb=self.normalize(cond_rgb),
             cond_action=self.normalize(cond_action.to(dev, torch.float32)),
             rays=rays,
-            flags=mode_flags(modes, device=dev),
+            flags=mode_flags(self.stream_modes(modes), device=dev),
             state=state_cam,
             maps=maps,
         )
         return self.backbone.prepare(cond)
 
+    def stream_modes(self, modes: Sequence[str]) -> list[str]:
+        """The modes as the streams see them: an action-head model generates no action images, so its
+        ``policy`` mode is the ``video`` mode plus the head."""
+        if self.action_head is None:
+            return list(modes)
+        return ["video" if m == "policy" else m for m in modes]
+
+    def head_poses(self, features: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """The action head's raw ``(B, F, 10)`` pose changes from bottleneck ``features`` at ``state (B, 8)``."""
+        return self.action_head(features, state.to(features.device, torch.float32))
+
     def denoise(self, x_rgb: torch.Tensor, x_act: torch.Tensor, cond: Conditions, timestep: torch.Tensor,
-                autocast: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                autocast: bool = False, features: bool = False):
         """Raw network predictions for both streams (given streams substituted clean, dropped ones zeroed).
 
         Args:
             x_rgb, x_act: noisy streams in model space.
             timestep: ``(B,)`` in [0, num_train_timesteps].
             autocast: run the network under bf16 autocast.
+            features: also return the backbone's bottleneck features (the action head's input).
         """
         f = cond.flags
         shape = (-1,) + (1,) * (x_rgb.ndim - 1)
@@ -232,6 +254,8 @@ class ActionImagesPipeline(DiffusionPipeline):
             x_act = torch.where(f[:, 1].view(shape) > 0.5, cond.given_action, x_act)
         x_act = x_act * (1.0 - f[:, 2].view(shape))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+            if features:
+                return self.backbone.forward(x_rgb, x_act, cond, timestep, features=True)
             return self.backbone.forward(x_rgb, x_act, cond, timestep)
 
     def to_velocity(self, pred: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -246,6 +270,9 @@ class ActionImagesPipeline(DiffusionPipeline):
                      future_action, actions, num_inference_steps, generator) -> dict[str, Any]:
         """Validate the inputs of :meth:`__call__` and return them as float32 arrays + cameras."""
         check_mode(mode)
+        if self.action_head is not None and mode not in ("policy", "video"):
+            raise ValueError(f"an action-head model (action_output='head') has no action-image stream: it runs "
+                             f"the modes 'policy' and 'video', not {mode!r}")
         S, F = self.model_cfg.image_size, self.model_cfg.num_future
         rgb = _as_images(cond_rgb, "cond_rgb", 4)
         V = rgb.shape[0]
@@ -268,7 +295,7 @@ class ActionImagesPipeline(DiffusionPipeline):
                 raise ValueError(_size_message("cond_action", cact.shape, f"{rgb.shape} like cond_rgb", S))
         else:
             cact = self.codec.encode(st[None], cams)[:, 0].transpose(0, 3, 1, 2)
-        if st is None and self.model_cfg.use_state:
+        if st is None and (self.model_cfg.use_state or self.action_head is not None):
             if V < 2:
                 raise ValueError("pass state (8,): the current pose cannot be read from a single view's action image")
             st = self.codec.decode(cact.transpose(0, 2, 3, 1)[:, None], cams)[0][0]
@@ -394,9 +421,14 @@ class ActionImagesPipeline(DiffusionPipeline):
 
         # 5. Denoising loop: both streams advance together as one flat sample per scene
         numel = x_rgb[0].numel()
+        head = self.action_head is not None and mode == "policy"
+        feats = None
         for t in self.progress_bar(timesteps):
             t_batch = t.reshape(1).to(dev, torch.float32)
-            pred_rgb, pred_act = self.denoise(x_rgb, x_act, cond, t_batch, autocast=self.model_cfg.inference_bf16)
+            out = self.denoise(x_rgb, x_act, cond, t_batch, autocast=self.model_cfg.inference_bf16, features=head)
+            pred_rgb, pred_act = out[0], out[1]
+            if head:
+                feats = out[2]  # the head reads the last (least noisy) step's features
             sigma = t_batch / n_train
             v = torch.cat([self.to_velocity(pred_rgb, x_rgb, sigma).reshape(1, -1),
                            self.to_velocity(pred_act, x_act, sigma).reshape(1, -1)], dim=1)
@@ -410,7 +442,14 @@ class ActionImagesPipeline(DiffusionPipeline):
         else:
             rgb01 = self.denormalize(self.backbone.decode_stream(x_rgb, "rgb", cond))
         act01 = None
-        if inp["future_action"] is not None:
+        acts = conf = None
+        if head:
+            raw = self.head_poses(feats, state_t).float().cpu().numpy()[0]
+            acts = decode_outputs(inp["state"], raw, self.action_head.config.position_scale)
+            conf = np.ones(len(acts))  # a regression head has no measure of its own certainty
+            # Drawn with the codec for display (RViz, previews): the head's poses as action images.
+            act01 = torch.from_numpy(self.codec.encode(acts, cams).transpose(0, 1, 4, 2, 3).astype(np.float32))[None]
+        elif inp["future_action"] is not None:
             act01 = torch.from_numpy(inp["future_action"])[None].to(dev)
         elif mode != "video":
             act01 = self.denormalize(self.backbone.decode_stream(x_act, "action", cond))
@@ -418,8 +457,7 @@ class ActionImagesPipeline(DiffusionPipeline):
         act_out = None if act01 is None else act01[0].permute(0, 1, 3, 4, 2).float().cpu()
 
         # 7. Decode actions with the codec where the mode yields them
-        acts = conf = None
-        if mode in ACTION_MODES:
+        if mode in ACTION_MODES and not head:
             acts, conf = self.codec.decode(act_out.numpy(), cams)
 
         # 8. Output

@@ -211,7 +211,7 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
         state["resumes"] = state.get("resumes", 0) + 1
         logger.info("resuming from %s (step %d, %.0f s trained)", ckpt, state["step"], state["elapsed_s"])
     elif isinstance(pipeline_or_config, ModelConfig):
-        pipe = build_pipeline(pipeline_or_config)
+        pipe = build_pipeline(pipeline_or_config, num_views=int(dataset[0]["cond_rgb"].shape[0]))
     else:
         pipe = pipeline_or_config
     (out_dir / "model_config.yaml").write_text(yaml.safe_dump(pipe.model_cfg.to_dict(), sort_keys=False))
@@ -221,7 +221,8 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
         pipe.vae.requires_grad_(False).eval()
     net = pipe.denoiser
     net.train()
-    params = [p for p in net.parameters() if p.requires_grad]
+    trained = [net] + ([pipe.action_head] if pipe.action_head is not None else [])
+    params = [p for m in trained for p in m.parameters() if p.requires_grad]
 
     if policy_config is not None:
         pipe.set_policy_config(policy_config)  # saved with every checkpoint and the final model
@@ -304,7 +305,8 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
         _save_checkpoint(out_dir, step, pipe, snapshot(), cfg.keep_checkpoints)
     if ema is not None:
         ema.copy_to(params)
-    net.eval()
+    for m in trained:
+        m.eval()
     pipe.save_pretrained(out_dir / FINAL_DIR)
     plot_loss_curve(history, out_dir / "loss_curve.png")
     logger.info("trained %d steps in %.0f s; model saved to %s", step, elapsed, out_dir / FINAL_DIR)

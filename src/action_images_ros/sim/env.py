@@ -18,7 +18,7 @@ import mujoco
 import numpy as np
 
 from ..geometry import Camera, load_rig, matrix_to_quat, quat_to_matrix
-from .cameras import cameras_for_image
+from .cameras import cameras_for_image, mujoco_camera_pose
 from .controller import ArmController, ControllerConfig
 from .expert import WaypointExpert
 from .renderer import MultiViewRenderer
@@ -183,6 +183,36 @@ class FrankaEnv:
     def max_episode_steps(self) -> int:
         """Step budget of an episode of this task at ``control_dt`` = 0.1 s."""
         return int(np.ceil(self.task.max_steps * 0.1 / self.config.control_dt))
+
+    def move_cameras(self, cameras: list[Camera]) -> None:
+        """Render from other extrinsics from now on (robustness checks: a shifted rig).
+
+        ``cameras`` are the rig's cameras in view order, with new ``T_world_cam``; the intrinsics
+        stay the device's. Takes effect at the next ``reset`` or ``step``; call it before ``reset``
+        so the reset's visibility check uses the new viewpoints.
+        """
+        names = [c.name for c in cameras]
+        if names != self.camera_names:
+            raise ValueError(f"move_cameras needs the cameras {self.camera_names} in this order, got {names}")
+        moved = []
+        for old, cam in zip(self._cameras, cameras):
+            T = np.asarray(cam.T_world_cam, dtype=np.float64)
+            if T.shape != (4, 4) or not np.isfinite(T).all():
+                raise ValueError(f"camera {cam.name!r}: T_world_cam must be a finite 4x4 matrix")
+            new = dataclasses.replace(old, T_world_cam=T.copy())
+            cid = self.model.camera(cam.name).id
+            self.model.cam_pos[cid], self.model.cam_quat[cid] = mujoco_camera_pose(new)
+            moved.append(new)
+        self._cameras = moved
+        mujoco.mj_kinematics(self.model, self.data)
+
+    def task_state(self) -> dict:
+        """What the task's objects are doing now (failure analysis): the TCP position, the task's
+        object positions (``Task.object_positions``) and whether the gripper holds the object."""
+        tcp, _ = self.controller.tcp_pose(self.data)
+        return {"tcp": np.asarray(tcp, dtype=np.float64).copy(),
+                "objects": self.task.object_positions(self.model, self.data),
+                "held": self.task.holding(self.model, self.data)}
 
     # ------------------------------------------------------------------ episode
     def reset(self, seed: int | None = None) -> Observation:

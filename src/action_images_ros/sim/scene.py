@@ -63,12 +63,19 @@ class SceneConfig:
         table_half_extent: half sizes (x, y) of the table top (m); the table spans x in
             [table_x_center - hx, table_x_center + hx].
         table_x_center: x of the table centre (m).
+        light_scale: factor on every light's ambient and diffuse intensity (robustness checks).
+        key_light_dir: direction of the directional key light (base frame).
+        table_rgba, floor_rgba: colours of the table top and of the floor around it.
     """
 
     physics_dt: float = 0.002
     mesh_cell: float = 0.006
     table_half_extent: tuple[float, float] = (0.65, 0.75)
     table_x_center: float = 0.35
+    light_scale: float = 1.0
+    key_light_dir: tuple[float, float, float] = (-0.3, -0.15, -1.0)
+    table_rgba: tuple[float, float, float, float] = (0.72, 0.62, 0.50, 1.0)
+    floor_rgba: tuple[float, float, float, float] = (0.35, 0.37, 0.40, 1.0)
 
     def __post_init__(self) -> None:
         if not 0 < self.physics_dt <= 0.01:
@@ -77,6 +84,14 @@ class SceneConfig:
             raise ValueError(f"mesh_cell must be >= 0 (0 = full meshes), got {self.mesh_cell}")
         if len(self.table_half_extent) != 2 or min(self.table_half_extent) <= 0:
             raise ValueError(f"table_half_extent must be two positive numbers, got {self.table_half_extent}")
+        if not 0.0 < self.light_scale <= 3.0:
+            raise ValueError(f"light_scale must be in (0, 3], got {self.light_scale}")
+        if len(self.key_light_dir) != 3 or not np.any(np.asarray(self.key_light_dir, float)):
+            raise ValueError(f"key_light_dir must be a non-zero 3-vector, got {self.key_light_dir}")
+        for name in ("table_rgba", "floor_rgba"):
+            v = getattr(self, name)
+            if len(v) != 4 or not all(0.0 <= c <= 1.0 for c in v):
+                raise ValueError(f"{name} must be 4 values in [0, 1], got {v}")
 
 
 def _robot_spec() -> mujoco.MjSpec:
@@ -175,8 +190,9 @@ def build_model(
     vis.quality.offsamples = 0  # no multisampling
     vis.global_.offwidth = max(int(offscreen_size[0]), 64)
     vis.global_.offheight = max(int(offscreen_size[1]), 64)
-    vis.headlight.ambient = [0.35, 0.35, 0.35]
-    vis.headlight.diffuse = [0.45, 0.45, 0.45]
+    k = float(config.light_scale)
+    vis.headlight.ambient = [0.35 * k] * 3
+    vis.headlight.diffuse = [0.45 * k] * 3
     vis.headlight.specular = [0.05, 0.05, 0.05]
     vis.map.znear = 0.01
     vis.map.zfar = 20.0
@@ -184,11 +200,12 @@ def build_model(
     wb = spec.worldbody
     hx, hy = config.table_half_extent
     wb.add_geom(name="table", type=mujoco.mjtGeom.mjGEOM_BOX, size=[hx, hy, 0.025],
-                pos=[config.table_x_center, 0.0, -0.025], rgba=[0.72, 0.62, 0.50, 1.0], group=GROUP_SCENE)
+                pos=[config.table_x_center, 0.0, -0.025], rgba=list(config.table_rgba), group=GROUP_SCENE)
     wb.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[3.0, 3.0, 0.1], pos=[0.0, 0.0, -0.75],
-                rgba=[0.35, 0.37, 0.40, 1.0], group=GROUP_SCENE, contype=0, conaffinity=0)
-    wb.add_light(name="key", pos=[0.8, 0.3, 2.0], dir=[-0.3, -0.15, -1.0], type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
-                 castshadow=False, diffuse=[0.55, 0.55, 0.55], specular=[0.1, 0.1, 0.1])
+                rgba=list(config.floor_rgba), group=GROUP_SCENE, contype=0, conaffinity=0)
+    wb.add_light(name="key", pos=[0.8, 0.3, 2.0], dir=list(config.key_light_dir),
+                 type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL, castshadow=False, diffuse=[0.55 * k] * 3,
+                 specular=[0.1, 0.1, 0.1])
     _add_robot(spec, config.mesh_cell)
     _add_cameras(spec, rig)
     if add_objects is not None:

@@ -67,6 +67,15 @@ class Task(abc.ABC):
         """
         return []
 
+    def object_positions(self, model: mujoco.MjModel, data: mujoco.MjData) -> dict[str, np.ndarray]:
+        """Positions ``(3,)`` of the task's objects by role, for failure analysis: ``object`` (what is
+        moved), ``target`` (where it goes, or what is reached), ``distractor<i>`` (what is not)."""
+        return {}
+
+    def holding(self, model: mujoco.MjModel, data: mujoco.MjData) -> bool:
+        """Whether the gripper is in contact with the object it has to move (False: nothing to move)."""
+        return False
+
     # ------------------------------------------------------------------ helpers
     def touching_gripper(self, model: mujoco.MjModel, data: mujoco.MjData, geom_id: int) -> bool:
         """Whether geom ``geom_id`` is in contact with any gripper geom."""

@@ -55,6 +55,12 @@ class PickCube(Task):
     def must_be_visible(self, model, data):
         return [(free_pose(model, data, "cube")[0], model.body("cube").id)]
 
+    def object_positions(self, model, data):
+        return {"object": free_pose(model, data, "cube")[0].copy()}
+
+    def holding(self, model, data) -> bool:
+        return self.touching_gripper(model, data, self.cube_geom)
+
     def success(self, model, data) -> bool:
         pos, _ = free_pose(model, data, "cube")
         return bool(pos[2] - HALF > self.lift_height and self.touching_gripper(model, data, self.cube_geom))

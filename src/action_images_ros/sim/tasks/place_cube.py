@@ -39,6 +39,13 @@ class PlaceCube(Task):
     def _pad_xy(self, model, data) -> np.ndarray:
         return data.mocap_pos[model.body_mocapid[self.pad_body]][:2].copy()
 
+    def object_positions(self, model, data):
+        return {"object": free_pose(model, data, "cube")[0].copy(),
+                "target": np.array([*self._pad_xy(model, data), 0.001])}
+
+    def holding(self, model, data) -> bool:
+        return self.touching_gripper(model, data, self.cube_geom)
+
     def must_be_visible(self, model, data):
         pad = np.array([*self._pad_xy(model, data), 0.001])
         return [(free_pose(model, data, "cube")[0], model.body("cube").id), (pad, self.pad_body)]

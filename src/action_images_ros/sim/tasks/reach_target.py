@@ -45,6 +45,10 @@ class ReachTarget(Task):
         self.target_pos = pts[0].copy()  # sphere0 is the target
         return f"reach the {names[0]} target"
 
+    def object_positions(self, model, data):
+        spheres = [data.mocap_pos[model.body_mocapid[model.body(f"sphere{i}").id]].copy() for i in range(N_SPHERES)]
+        return {"target": spheres[0], **{f"distractor{i}": spheres[i] for i in range(1, N_SPHERES)}}
+
     def must_be_visible(self, model, data):
         return [(self.target_pos.copy(), model.body("sphere0").id)]
 

@@ -35,6 +35,13 @@ class StackCubes(Task):
                       rng.uniform(-YAW_RANGE, YAW_RANGE))
         return "stack the red cube on the blue cube"
 
+    def object_positions(self, model, data):
+        return {"object": free_pose(model, data, "cube")[0].copy(),
+                "target": free_pose(model, data, "base_cube")[0].copy()}
+
+    def holding(self, model, data) -> bool:
+        return self.touching_gripper(model, data, self.cube_geom)
+
     def must_be_visible(self, model, data):
         return [(free_pose(model, data, n)[0], model.body(n).id) for n in ("cube", "base_cube")]
 
