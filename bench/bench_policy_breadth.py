@@ -33,8 +33,10 @@ MODES = ("refused_by_safety", "low_confidence", "wrong_target", "missed_grasp", 
          "timeout")
 
 
-def cell_dir(out: Path, model: str, condition: str, task: str, steps: int | None) -> Path:
-    return out / Path(model).name / condition / f"{task}_steps{steps if steps else 'default'}"
+def cell_dir(out: Path, model: str, condition: str, task: str, steps: int | None, episodes: int,
+             seed_offset: int) -> Path:
+    return (out / Path(model).name / condition
+            / f"{task}_steps{steps if steps else 'default'}_seeds{seed_offset}+{episodes}")
 
 
 def load_cell(path: Path, episodes: int, seed_offset: int) -> dict | None:
@@ -43,6 +45,13 @@ def load_cell(path: Path, episodes: int, seed_offset: int) -> dict | None:
         return None
     r = json.loads(f.read_text())
     if r.get("episodes") != episodes or r.get("seeds", [None])[0] != seed_offset:
+        return None
+    return r
+
+
+def same_model(r: dict | None, model: str) -> dict | None:
+    """``r`` if it was run with ``model`` (the folder, resolved), else None."""
+    if r is None or Path(r.get("model", "")).resolve() != Path(model).resolve():
         return None
     return r
 
@@ -60,7 +69,9 @@ def eval_command(model: str, task: str, condition: str, steps: int | None, episo
 
 def run_cells(cells: list[tuple], args) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    todo = [c for c in cells if load_cell(cell_dir(args.out, *c), args.episodes, args.seed_offset) is None]
+    where = lambda c: cell_dir(args.out, *c, args.episodes, args.seed_offset)  # noqa: E731
+    done = lambda c: same_model(load_cell(where(c), args.episodes, args.seed_offset), c[0])  # noqa: E731
+    todo = [c for c in cells if done(c) is None]
     print(f"{len(cells) - len(todo)} of {len(cells)} runs on disk; running {len(todo)} with {args.workers} worker(s)",
           flush=True)
     running: list[tuple[subprocess.Popen, tuple, float]] = []
@@ -68,11 +79,11 @@ def run_cells(cells: list[tuple], args) -> None:
     while todo or running:
         while todo and len(running) < args.workers:
             c = todo.pop(0)
-            d = cell_dir(args.out, *c)
+            d = where(c)
             d.mkdir(parents=True, exist_ok=True)
-            log = (d / "eval.log").open("w")
-            p = subprocess.Popen(eval_command(c[0], c[2], c[1], c[3], args.episodes, args.seed_offset, d),
-                                 stdout=log, stderr=subprocess.STDOUT, env=env)
+            with (d / "eval.log").open("w") as log:  # the child keeps its own handle
+                p = subprocess.Popen(eval_command(c[0], c[2], c[1], c[3], args.episodes, args.seed_offset, d),
+                                     stdout=log, stderr=subprocess.STDOUT, env=env)
             running.append((p, c, time.monotonic()))
         time.sleep(0.5)
         for item in list(running):
@@ -80,10 +91,10 @@ def run_cells(cells: list[tuple], args) -> None:
             if p.poll() is None:
                 continue
             running.remove(item)
-            r = load_cell(cell_dir(args.out, *c), args.episodes, args.seed_offset)
+            r = done(c)
             if p.returncode != 0 or r is None:
                 failed.append(c)
-                print(f"FAILED {c} (exit {p.returncode}); see {cell_dir(args.out, *c) / 'eval.log'}", flush=True)
+                print(f"FAILED {c} (exit {p.returncode}); see {where(c) / 'eval.log'}", flush=True)
             else:
                 print(f"{Path(c[0]).name:>12} {c[1]:>18} {c[2]:>13} steps {c[3] or 'default'}: "
                       f"{r['successes']}/{r['episodes']} in {time.monotonic() - t0:.0f} s", flush=True)
@@ -101,14 +112,16 @@ def report(args) -> None:
     names = [Path(m).name for m in args.models]
     steps_list = args.steps or [None]
     s0 = steps_list[0]
-    get = lambda m, cond, task, st: load_cell(cell_dir(args.out, m, cond, task, st), args.episodes, args.seed_offset)
+    def get(m, cond, task, st):
+        return same_model(load_cell(cell_dir(args.out, m, cond, task, st, args.episodes, args.seed_offset),
+                                    args.episodes, args.seed_offset), m)
     print(f"\n## Success, {args.episodes} seeds from {args.seed_offset} per cell (steps: {s0 or 'model default'})\n")
     print("| task | condition | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))
     for task in args.tasks:
         for cond in args.conditions:
             print(f"| {task} | {cond} | " + " | ".join(_rate(get(m, cond, task, s0)) for m in args.models) + " |")
-    print("\n## Failure modes (all cells above, summed per model and task)\n")
+    print("\n## Failure modes (the conditions above without a probe, summed per model and task)\n")
     print("| model | task | " + " | ".join(MODES) + " |")
     print("|---|---|" + "---|" * len(MODES))
     for m in args.models:
@@ -116,7 +129,7 @@ def report(args) -> None:
             tot = {k: 0 for k in MODES}
             seen = False
             for cond in args.conditions:
-                r = get(m, cond, task, s0)
+                r = None if "+" in cond else get(m, cond, task, s0)
                 if r and r.get("failure_modes"):
                     seen = True
                     for k in MODES:
@@ -155,6 +168,9 @@ def main() -> int:
     for m in args.models:
         if not (Path(m) / "model_index.json").is_file():
             ap.error(f"{m} is not a model folder (no model_index.json)")
+    names = [Path(m).name for m in args.models]
+    if len(set(names)) != len(names):
+        ap.error(f"model folders need distinct names (results are kept per name): {names}")
     if not args.report_only:
         cells = [(m, cond, task, st) for cond in args.conditions for task in args.tasks for m in args.models
                  for st in (args.steps or [None])]

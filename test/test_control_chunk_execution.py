@@ -483,6 +483,18 @@ def test_request_state_forecasts_where_the_arm_will_be_when_a_late_policy_answer
     assert np.array_equal(off.request_state(0.4, measured), measured)
 
 
+def test_request_state_gives_the_last_gripper_command_as_in_training():
+    """Training states carry the previous gripper command; a gripper closed on a cube measures 'half open'."""
+    ex = executor(blend_s=0.0)
+    holding = pose(0.5, grip=0.62)
+    ex.add_chunk(chunk(0.0, [0.1, 0.2], [0.55, 0.6], grip=0.0), 0.0, holding)
+    assert tick(ex, 0.1, holding).pose[7] == 0.0
+    assert ex.request_state(0.1, holding)[7] == 0.0  # the command, not the measured 0.62
+    assert ex.request_state(0.1, holding)[0] == 0.5  # the rest as measured
+    ex.reset(now_s=0.0)
+    assert ex.request_state(0.0, holding)[7] == pytest.approx(0.62)  # a new episode: measured until it commands
+
+
 def test_lead_commands_the_pose_due_one_control_period_later():
     ex = executor(blend_s=0.0, lead_s=0.1)
     ex.add_chunk(chunk(0.0, [0.2, 0.4], [0.6, 0.7], start=pose(0.5)), 0.0, pose(0.5))

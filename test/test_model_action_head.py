@@ -96,6 +96,14 @@ def test_head_pipeline_saves_loads_and_predicts_poses(cfg, dataset, tmp_path):
                mode="policy", num_inference_steps=1)
 
 
+def test_training_refuses_modes_a_head_model_does_not_have(cfg, dataset, tmp_path):
+    from action_images_ros.model.config import TrainConfig
+    from action_images_ros.model.training import train
+
+    with pytest.raises(ValueError, match=r"cannot train the mode\(s\) \['label', 'world_model'\]"):
+        train(cfg, dataset, TrainConfig(max_steps=1, progress=False), tmp_path / "run")
+
+
 def test_config_and_components_must_agree(cfg):
     images = build_pipeline(ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16)))
     with pytest.raises(ValueError, match="no action_head component"):

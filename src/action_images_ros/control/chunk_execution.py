@@ -454,6 +454,7 @@ class ChunkExecutor:
         self._now_s: float | None = self._reset_s
         self._plan: _Plan | None = None
         self._last_command: np.ndarray | None = None
+        self._gripper_command: float | None = None  # the last gripper command sent this episode
         self._last_frame_s: float | None = None
         self._early_frames: list[float] = []  # stamps seen before any now_s, resolved at the first one
         self._request: tuple[float, float] | None = None
@@ -493,13 +494,19 @@ class ChunkExecutor:
 
         The measured pose, unless ``forecast_state`` is on, a chunk is being executed and the policy
         answered late so far (latency > 0): then the pose the chunk commands at ``now_s + latency``
-        (position, rotation; the measured gripper), where the arm will be when the answer comes.
+        (position, rotation), where the arm will be when the answer comes.
+
+        The gripper is the last gripper command sent this episode (the measured opening before the
+        first), as in training (``ClipConfig.gripper_from_command``): the measured opening of a
+        gripper closed on a 5 cm cube reads 0.6, "half open", which the policy never saw.
         """
         measured = _as_pose(measured_pose, "measured_pose")
-        if not self.config.forecast_state or self._plan is None or self._latency_s <= TIME_EPS_S:
-            return measured.copy()
-        ahead = self.planned_pose(float(now_s) + self._latency_s)
-        return np.concatenate([ahead[:7], measured[7:]])
+        state = measured.copy()
+        if self.config.forecast_state and self._plan is not None and self._latency_s > TIME_EPS_S:
+            state[:7] = self.planned_pose(float(now_s) + self._latency_s)[:7]
+        if self._gripper_command is not None:
+            state[7] = self._gripper_command
+        return state
 
     @property
     def latency_s(self) -> float:
@@ -826,5 +833,6 @@ class ChunkExecutor:
             pose = checked
         plan.commanded = True
         self._last_command = pose.copy()
+        self._gripper_command = float(pose[7])
         self.stats.commands += 1
         return Command(pose, conf, event, why or reason)

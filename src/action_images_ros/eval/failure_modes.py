@@ -7,8 +7,8 @@ episode gets one mode, the first that applies:
 
 ``refused_by_safety``   the envelope refused a command of the episode;
 ``low_confidence``      a quarter or more of the predictions fell below ``min_confidence``;
-``wrong_target``        reach: the TCP went to a distractor (ended nearer one than the target, or
-                        came within the success radius of one);
+``wrong_target``        reach: the TCP went to a distractor (came within the success radius of
+                        one, or approached one by 5 cm and ended nearer it than the target);
 ``missed_grasp``        the gripper closed but never held the object off the table;
 ``dropped_object``      the object was held off the table and left the gripper while it was closed;
 ``misplaced``           place/stack: the object was released and did not end where it should;
@@ -50,7 +50,8 @@ class EpisodeTrace:
 
     def add_prediction(self, confidence) -> None:
         c = np.asarray(confidence, dtype=np.float64)
-        self.min_confidence.append(float(np.nanmin(c)) if c.size else 0.0)
+        # NaN counts as no confidence, as in the executor
+        self.min_confidence.append(float(np.nan_to_num(c, nan=0.0).min()) if c.size else 0.0)
 
     def track(self, role: str) -> np.ndarray | None:
         """``(N, 3)`` positions of the object with ``role`` over the ticks (None if the task has none)."""
@@ -79,7 +80,10 @@ def classify_failure(trace: EpisodeTrace, stats: dict, success: bool, min_confid
         if target is not None and distractors:
             d_target = np.linalg.norm(tcp - target, axis=1)
             d_other = np.min([np.linalg.norm(tcp - d, axis=1) for d in distractors], axis=0)
-            if d_other[-1] < d_target[-1] or np.any(d_other < reach_radius):
+            # it went to a distractor: touched one, or ended nearer one than the target, having
+            # approached it (an arm that never left its start may also be nearer a distractor)
+            approached = d_other[-1] < d_other[0] - 0.05
+            if np.any(d_other < reach_radius) or (d_other[-1] < d_target[-1] and approached):
                 return "wrong_target"
         return "timeout"
     closed = np.asarray(trace.gripper_command) < CLOSED_BELOW

@@ -41,6 +41,8 @@ class ProbedRunner:
         self.colour_words = set(getattr(runner.pipeline.model_cfg, "instruction_colours", {}) or {})
 
     def __getattr__(self, name):
+        if name == "runner":  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
         return getattr(self.runner, name)
 
     def predict(self, images, ee_pose, seed=None, instruction=None):

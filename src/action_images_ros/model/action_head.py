@@ -9,8 +9,10 @@ the rig's view order, and the current pose; it outputs, per future keyframe,
 the position change (world frame, in units of ``position_scale`` metres), the
 rotation change ``R_future R_current^T`` as its first two columns (the 6-D
 representation of Zhou et al. 2019, offset from the identity), and the
-gripper change. The last layer starts at zero, so an untrained head predicts
-"no motion", like the residual UNet.
+gripper opening (absolute, offset by 0.5: the state's gripper is the last command
+on the robot and the previous one in training, so a change would carry an
+offset between the two). The last layer starts at zero, so an untrained head
+predicts "no motion" (and a half-open gripper).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from scipy.spatial.transform import Rotation
 
-#: Per keyframe: position change (3), rotation change as two matrix columns (6), gripper change (1).
+#: Per keyframe: position change (3), rotation change as two matrix columns (6), gripper opening - 0.5 (1).
 POSE_DIMS = 10
 _EYE6 = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # first two columns of the identity, column-major
 
@@ -62,7 +64,7 @@ def encode_targets(state: torch.Tensor, future: torch.Tensor, position_scale: fl
     R_fut = rotation_matrices(future[..., 3:7])
     d_rot = _two_columns(R_fut @ R_cur.transpose(-1, -2)) - torch.tensor(_EYE6, device=state.device)
     d_pos = (future[..., :3] - state[:, None, :3]) / position_scale
-    d_grip = future[..., 7:8] - state[:, None, 7:8]
+    d_grip = future[..., 7:8] - 0.5
     return torch.cat([d_pos, d_rot, d_grip], dim=-1)
 
 
@@ -73,12 +75,12 @@ def decode_outputs(state: np.ndarray, raw: np.ndarray, position_scale: float) ->
     R_cur = Rotation.from_quat(np.asarray(state[3:7], dtype=np.float64)).as_matrix()
     quats = Rotation.from_matrix(R_rel @ R_cur).as_quat()
     pos = np.asarray(state[:3], dtype=np.float64) + position_scale * raw_t[:, :3].numpy()
-    grip = np.clip(float(state[7]) + raw_t[:, 9].numpy(), 0.0, 1.0)
+    grip = np.clip(0.5 + raw_t[:, 9].numpy(), 0.0, 1.0)
     return np.concatenate([pos, quats, grip[:, None]], axis=1)
 
 
 class ActionHead(ModelMixin, ConfigMixin):
-    """MLP from pooled multi-view bottleneck features + the current pose to ``F`` future pose changes."""
+    """MLP from pooled multi-view bottleneck features + the current pose to ``F`` future poses (as changes)."""
 
     @register_to_config
     def __init__(self, feature_channels: int = 128, num_views: int = 3, num_future: int = 4, pool: int = 2,

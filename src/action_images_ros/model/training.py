@@ -70,6 +70,11 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
     return done[-1] if done else None
 
 
+def trained_modules(pipe: ActionImagesPipeline) -> list[torch.nn.Module]:
+    """The modules training updates (and averages): the denoiser, and the action head where there is one."""
+    return [pipe.denoiser] + ([pipe.action_head] if pipe.action_head is not None else [])
+
+
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, use_ema: bool = True) -> Path:
     """Write the pipeline of a training checkpoint to ``out_dir`` (EMA weights when it has them).
 
@@ -88,9 +93,12 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, use_ema: bool
     if use_ema and state.get("ema") is not None:
         from diffusers.training_utils import EMAModel
 
-        params = [p for p in pipe.denoiser.parameters() if p.requires_grad]
+        params = [p for m in trained_modules(pipe) for p in m.parameters() if p.requires_grad]
         ema = EMAModel(params, decay=0.0)
         ema.load_state_dict(state["ema"])
+        if len(ema.shadow_params) != len(params):
+            raise ValueError(f"{ckpt}: its EMA holds {len(ema.shadow_params)} tensors but the pipeline trains "
+                             f"{len(params)}; the checkpoint does not belong to this pipeline")
         ema.copy_to(params)
     out = Path(out_dir)
     run_dir = ckpt.parent.parent
@@ -163,7 +171,9 @@ def _check_item(dataset, cfg: ModelConfig) -> None:
         raise ValueError("the training dataset is empty")
     item = dataset[0]
     need = ("cond_rgb", "cond_action", "future_rgb", "future_action", "K", "T_world_cam")
-    need += ("state",) if cfg.use_state else ()
+    head = cfg.action_output == "head"
+    need += ("state",) if cfg.use_state or head else ()
+    need += ("actions",) if head else ()
     need += ("instruction",) if cfg.use_instruction else ()
     missing = [k for k in need if k not in item]
     if missing:
@@ -197,6 +207,11 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
     out_dir.mkdir(parents=True, exist_ok=True)
     requested = pipeline_or_config if isinstance(pipeline_or_config, ModelConfig) else pipeline_or_config.model_cfg
     _check_item(dataset, requested)
+    if requested.action_output == "head":
+        wrong = sorted(m for m in ("world_model", "label") if cfg.mode_probs.get(m, 0.0) > 0)
+        if wrong:
+            raise ValueError(f"an action-head model (action_output: head) has no action-image stream, so it cannot "
+                             f"train the mode(s) {wrong}; set mode_probs to policy and video only")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
 
     # 1. Model and state: resume from the latest checkpoint or start fresh.
@@ -221,7 +236,9 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
         pipe.vae.requires_grad_(False).eval()
     net = pipe.denoiser
     net.train()
-    trained = [net] + ([pipe.action_head] if pipe.action_head is not None else [])
+    trained = trained_modules(pipe)
+    for m in trained:
+        m.train()
     params = [p for m in trained for p in m.parameters() if p.requires_grad]
 
     if policy_config is not None:

@@ -204,7 +204,7 @@ class FrankaEnv:
             self.model.cam_pos[cid], self.model.cam_quat[cid] = mujoco_camera_pose(new)
             moved.append(new)
         self._cameras = moved
-        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_forward(self.model, self.data)  # camera poses in data (cam_xpos, cam_xmat) now
 
     def task_state(self) -> dict:
         """What the task's objects are doing now (failure analysis): the TCP position, the task's
