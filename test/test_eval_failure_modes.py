@@ -39,7 +39,10 @@ def test_each_mode_from_its_trace():
     assert classify(_cube_episode(z0, [0] * 6, [1] * 6)) == "timeout"
     # lifted, then it slipped out of the closed gripper and fell
     fell = [HALF, HALF, 0.05, 0.08, 0.04, HALF]
-    assert classify(_cube_episode(fell, [0, 1, 1, 1, 0, 0], [1, 0, 0, 0, 0, 0])) == "dropped_object"
+    tr = _cube_episode(fell, [0, 1, 1, 1, 0, 0], [1, 0, 0, 0, 0, 0])
+    assert classify(tr) == "dropped_object"
+    facts = tr.facts()
+    assert facts["gripper_closed"] and facts["held_ticks"] == 3 and facts["object_lift_max_m"] == 0.06
     # still carrying at the end
     assert classify(_cube_episode(up, [0, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0])) == "timeout"
     # placed: released (gripper opened) but not where it should be

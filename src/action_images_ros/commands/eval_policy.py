@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
                    execution_overrides=args.execution, condition=args.condition, probe=args.probe,
                    rig=None if args.rig is None else str(args.rig),
                    steps=args.steps, per_episode=[
-                       {"seed": o.seed, "success": o.success, "failure": o.failure, "steps": o.steps,
+                       {"seed": o.seed, "success": o.success, "failure": o.failure,
+                        "facts": o.trace.facts() if o.trace is not None else None, "steps": o.steps,
                         "predictions": o.predictions,
                         **{k: o.stats.get(k) for k in ("stalls", "refused", "holds", "commands")}}
                        for o in outcomes])

@@ -199,22 +199,23 @@ def score_clip(pipeline, truth: ClipTruth, num_inference_steps: int = 6, seed: i
       plus ``confidence (F,)`` where a decoder ran;
     * ``latency_s[m]`` for the pipeline modes: ``{"call": seconds}``.
 
-    All modes of one clip share ``seed``.
+    All modes of one clip share ``seed``. An action-head model (no action-image stream) runs the
+    policy mode only.
     """
-    results = {m: run_mode(pipeline, truth, m, num_inference_steps=num_inference_steps, seed=seed)
-               for m in SCORED_MODES}
+    modes = [m for m in SCORED_MODES if getattr(pipeline, "action_head", None) is None or m == "policy"]
+    results = {m: run_mode(pipeline, truth, m, num_inference_steps=num_inference_steps, seed=seed) for m in modes}
     results[NO_MOTION] = no_motion(truth)
     frames = {}
-    for m in ("policy", "world_model", NO_MOTION):
+    for m in [m for m in ("policy", "world_model", NO_MOTION) if m in results]:
         frames[m] = frame_scores(results[m], truth)
         if with_lpips:
             frames[m]["lpips"] = lpips_distance(results[m].future_rgb, truth.future_rgb)
     actions = {}
-    for m in ("policy", "label", NO_MOTION):
+    for m in [m for m in ("policy", "label", NO_MOTION) if m in results]:
         actions[m] = action_scores(results[m], truth)
         if results[m].confidence is not None:
             actions[m]["confidence"] = results[m].confidence
     codec_actions, codec_conf = pipeline.codec.decode(truth.future_action, truth.cameras)
     actions["codec"] = {**action_errors(codec_actions, truth.actions), "confidence": codec_conf}
     return {"frames": frames, "actions": actions,
-            "latency_s": {m: {"call": results[m].latency_s} for m in SCORED_MODES}}
+            "latency_s": {m: {"call": results[m].latency_s} for m in modes}}

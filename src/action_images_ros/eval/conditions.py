@@ -55,9 +55,11 @@ class Condition:
 
 CONDITIONS: dict[str, Condition] = {c.name: c for c in (
     Condition("in_domain", "the training cell"),
-    Condition("viewpoint_small", "every camera moved 3 cm and turned 3 deg (random directions); policy told the new rig",
+    Condition("viewpoint_small",
+              "every camera moved 3 cm and turned 3 deg (random directions); policy told the new rig",
               seed=1, camera_shift_m=0.03, camera_turn_deg=3.0),
-    Condition("viewpoint_large", "every camera moved 6 cm and turned 6 deg (random directions); policy told the new rig",
+    Condition("viewpoint_large",
+              "every camera moved 6 cm and turned 6 deg (random directions); policy told the new rig",
               seed=2, camera_shift_m=0.06, camera_turn_deg=6.0),
     Condition("lighting", "lights at 55 % intensity, key light from the left side",
               scene={"light_scale": 0.55, "key_light_dir": (0.2, -1.0, -0.6)}),

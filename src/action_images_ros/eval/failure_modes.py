@@ -53,6 +53,25 @@ class EpisodeTrace:
         # NaN counts as no confidence, as in the executor
         self.min_confidence.append(float(np.nan_to_num(c, nan=0.0).min()) if c.size else 0.0)
 
+    def facts(self) -> dict:
+        """A few numbers behind the mode, for the episode record: did the gripper close, how high and
+        how long was the object held, how near did the TCP come to the object and to the target."""
+        closed = bool(np.any(np.asarray(self.gripper_command) < CLOSED_BELOW))
+        out: dict = {"ticks": len(self.tcp), "gripper_closed": closed}
+        if not self.tcp:
+            return out
+        tcp = np.stack(self.tcp)
+        obj, target = self.track("object"), self.track("target")
+        if obj is not None:
+            out["object_lift_max_m"] = round(float(np.max(obj[:, 2] - obj[0, 2])), 4)
+            out["held_ticks"] = int(np.sum(self.held))
+            out["tcp_to_object_min_m"] = round(float(np.min(np.linalg.norm(tcp - obj, axis=1))), 4)
+            if target is not None:
+                out["object_to_target_final_m"] = round(float(np.linalg.norm(obj[-1, :2] - target[-1, :2])), 4)
+        elif target is not None:
+            out["tcp_to_target_min_m"] = round(float(np.min(np.linalg.norm(tcp - target, axis=1))), 4)
+        return out
+
     def track(self, role: str) -> np.ndarray | None:
         """``(N, 3)`` positions of the object with ``role`` over the ticks (None if the task has none)."""
         if not self.objects or role not in self.objects[0]:
