@@ -164,3 +164,17 @@ def test_bad_config_values(kwargs, field):
 def test_config_accepts_single_view_and_numpy_ints():
     cfg = ClipConfig(views="front", horizon=np.int64(3))
     assert cfg.views == ("front",) and cfg.horizon == 3 and type(cfg.horizon) is int
+
+
+def test_clip_tasks_name_each_clips_task(tmp_path):
+    import dataclasses
+
+    for seed, task in ((0, "reach_target"), (1, "stack_cubes")):
+        ep = dataclasses.replace(synthetic_episode(steps=STEPS, size=SIZE, seed=seed), task=task)
+        write_episode(ep, tmp_path / episode_filename(seed))
+    ds = ActionClipDataset(tmp_path, ClipConfig(horizon=2, frame_stride=1, image_size=32))
+    tasks = ds.clip_tasks()
+    assert len(tasks) == len(ds)
+    for i in (0, len(ds) - 1):
+        assert tasks[i] == ds.episodes[ds.episode_of(i)[0]].task
+    assert sorted(set(tasks)) == ["reach_target", "stack_cubes"]

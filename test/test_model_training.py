@@ -111,3 +111,27 @@ def test_train_rejects_mismatched_data(cfg, tmp_path):
     ds = SyntheticReachDataset(2, image_size=S, num_future=F + 1)
     with pytest.raises(ValueError, match="num_future"):
         train(cfg, ds, TrainConfig(max_steps=1, progress=False), tmp_path / "run")
+
+
+def test_balance_tasks_gives_every_task_the_same_share():
+    from action_images_ros.model.training import _batches
+
+    class Clips(torch.utils.data.Dataset):
+        tasks = np.array(["reach"] * 100 + ["stack"] * 900)
+
+        def __len__(self):
+            return len(self.tasks)
+
+        def __getitem__(self, i):
+            return {"i": torch.tensor(i)}
+
+        def clip_tasks(self):
+            return self.tasks
+
+    ds = Clips()
+    drawn = lambda cfg: np.concatenate([next(b)["i"].numpy() for b in [_batches(ds, cfg, 0)] for _ in range(200)])
+    balanced = ds.tasks[drawn(TrainConfig(batch_size=10, balance_tasks=True))]
+    share = np.mean(balanced == "reach")
+    assert 0.45 < share < 0.55, share  # 2000 draws: equal shares within ±5 points
+    plain = ds.tasks[drawn(TrainConfig(batch_size=10))]
+    assert 0.05 < np.mean(plain == "reach") < 0.15  # without it: the clips' own 10 %

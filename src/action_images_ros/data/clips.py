@@ -191,6 +191,11 @@ class ActionClipDataset(Dataset):
     def num_views(self) -> int:
         return len(self.view_names)
 
+    def clip_tasks(self) -> np.ndarray:
+        """The task name of every clip, in clip order (for task-balanced sampling)."""
+        names = np.array([e.task for e in self.episodes])
+        return names[self._index[:, 0]]
+
     def episode_of(self, index: int) -> tuple[int, int]:
         """``(episode_index, step)`` of clip ``index``."""
         e, t = self._index[index]

@@ -251,6 +251,9 @@ class TrainConfig:
     log_every: int = 10  #: steps between log lines / loss-curve points
     seed: int = 0
     num_workers: int = 0  #: DataLoader workers (0 = in the training process)
+    #: draw clips so that every task has the same share of the batches on average, instead of a
+    #: share in proportion to its clips (long tasks such as place or stack have twice reach's clips)
+    balance_tasks: bool = False
     mode_probs: dict[str, float] = dataclasses.field(
         default_factory=lambda: {"policy": 0.5, "world_model": 0.2, "label": 0.2, "video": 0.1}
     )  #: probability of training each mode (which streams are given / dropped)

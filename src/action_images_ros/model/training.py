@@ -154,12 +154,24 @@ def plot_loss_curve(history: list[dict], path: str | Path) -> None:
 
 # --------------------------------------------------------------------------- data
 def _batches(dataset, cfg: TrainConfig, epoch_seed: int):
-    """Endless shuffled batches (a fresh permutation every epoch)."""
+    """Endless shuffled batches (a fresh permutation every epoch; with ``balance_tasks`` a draw with
+    replacement weighted so that every task of ``dataset.clip_tasks()`` gets the same share)."""
     epoch = 0
     drop_last = len(dataset) >= cfg.batch_size
+    weights = None
+    if cfg.balance_tasks:
+        if not hasattr(dataset, "clip_tasks"):
+            raise ValueError("balance_tasks needs a dataset that knows each clip's task (ActionClipDataset)")
+        tasks = np.asarray(dataset.clip_tasks())
+        names, inverse, counts = np.unique(tasks, return_inverse=True, return_counts=True)
+        weights = torch.as_tensor(1.0 / counts[inverse], dtype=torch.float64)
+        logger.info("task-balanced sampling over %s (clips %s)", list(names), counts.tolist())
     while True:
         g = torch.Generator().manual_seed(epoch_seed * 7919 + epoch)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, generator=g,
+        sampler = None if weights is None else torch.utils.data.WeightedRandomSampler(
+            weights, num_samples=len(dataset), replacement=True, generator=g)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=sampler is None,
+                                             sampler=sampler, generator=g if sampler is None else None,
                                              num_workers=cfg.num_workers, drop_last=drop_last)
         for batch in loader:
             yield batch
