@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -29,15 +28,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from _ros_env import set_ros_env
+
 REPO = Path(__file__).resolve().parents[1]
 VIEWS = ("front", "left_shoulder", "right_shoulder")
 
 
 def ros_env() -> None:
-    os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(100, 200)))
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm.xml"))
-    os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    set_ros_env()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 

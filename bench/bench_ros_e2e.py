@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import sys
 import tempfile
 from pathlib import Path
+
+from _ros_env import set_ros_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,10 +41,7 @@ def main() -> int:
     p.add_argument("--cpu-threads", type=int, default=1, help="OpenMP/BLAS/OpenCV threads per node (0 = no limit)")
     p.add_argument("--decoder", action="store_true", help="also run decoder_node (re-decodes every prediction)")
     args = p.parse_args()
-    os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(100, 200)))
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm.xml"))
-    os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    set_ros_env()
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(REPO / "src"))

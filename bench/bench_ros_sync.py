@@ -20,21 +20,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from _ros_env import set_ros_env
+
 REPO = Path(__file__).resolve().parents[1]
 VIEWS = ("front", "left_shoulder", "right_shoulder")
-
-
-def ros_env() -> None:
-    os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(100, 200)))
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm.xml"))
-    os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 
 
 def qos():
@@ -148,7 +142,7 @@ def main() -> int:
     p.add_argument("--queue-size", type=int, default=5)
     p.add_argument("--slop", type=float, default=0.005, help="synchroniser slop (s)")
     args = p.parse_args()
-    ros_env()
+    set_ros_env()
     sys.path.insert(0, str(REPO / "src"))
     return run_publisher(args) if args.role == "publisher" else run_receiver(args)
 

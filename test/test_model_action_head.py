@@ -5,7 +5,8 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from action_images_ros.model.action_head import decode_outputs, encode_targets, rotation_matrices
+from action_images_ros.model.action_head import decode_outputs, encode_targets
+from action_images_ros.model.conditioning import rotation_matrices
 from action_images_ros.model.config import ModelConfig
 from action_images_ros.model.factory import build_pipeline
 from action_images_ros.model.objective import flow_matching_loss

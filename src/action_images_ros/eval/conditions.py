@@ -22,7 +22,7 @@ from scipy.spatial.transform import Rotation
 
 from ..geometry import Camera
 
-__all__ = ["Condition", "CONDITIONS", "condition_names", "get_condition", "perturb_rig", "episode_rigs"]
+__all__ = ["Condition", "CONDITIONS", "get_condition", "perturb_rig", "episode_rigs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,10 +68,6 @@ CONDITIONS: dict[str, Condition] = {c.name: c for c in (
     Condition("calibration_error", "cameras where they were trained; the policy's rig off by 3 mm and 0.3 deg",
               seed=4, calibration_error_m=0.003, calibration_error_deg=0.3),
 )}
-
-
-def condition_names() -> list[str]:
-    return list(CONDITIONS)
 
 
 def get_condition(name: str) -> Condition:

@@ -23,20 +23,11 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from scipy.spatial.transform import Rotation
 
+from .conditioning import rotation_matrices
+
 #: Per keyframe: position change (3), rotation change as two matrix columns (6), gripper opening - 0.5 (1).
 POSE_DIMS = 10
 _EYE6 = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # first two columns of the identity, column-major
-
-
-def rotation_matrices(quat_xyzw: torch.Tensor) -> torch.Tensor:
-    """``(..., 4)`` quaternions (x y z w) -> ``(..., 3, 3)`` rotation matrices."""
-    q = quat_xyzw / quat_xyzw.norm(dim=-1, keepdim=True).clamp(min=1e-8)
-    x, y, z, w = q.unbind(-1)
-    return torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
-        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
-        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
-    ], dim=-1).reshape(q.shape[:-1] + (3, 3))
 
 
 def _two_columns(R: torch.Tensor) -> torch.Tensor:

@@ -76,6 +76,17 @@ def plucker_rays(K: torch.Tensor, T_world_cam: torch.Tensor, height: int, width:
 NUM_STATE_CHANNELS = 10
 
 
+def rotation_matrices(quat_xyzw: torch.Tensor) -> torch.Tensor:
+    """``(..., 4)`` quaternions (x y z w) -> ``(..., 3, 3)`` rotation matrices."""
+    q = quat_xyzw / quat_xyzw.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+    x, y, z, w = q.unbind(-1)
+    return torch.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
+    ], dim=-1).reshape(q.shape[:-1] + (3, 3))
+
+
 def state_in_cameras(state: torch.Tensor, T_world_cam: torch.Tensor) -> torch.Tensor:
     """The current pose seen from every camera.
 
@@ -89,10 +100,8 @@ def state_in_cameras(state: torch.Tensor, T_world_cam: torch.Tensor) -> torch.Te
     """
     state = state.to(torch.float32)
     T = T_world_cam.to(torch.float32)
-    q = state[:, 3:7] / state[:, 3:7].norm(dim=-1, keepdim=True).clamp(min=1e-8)
-    x, y, z, w = q.unbind(-1)
-    axis_x = torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y + z * w), 2 * (x * z - y * w)], dim=-1)
-    axis_z = torch.stack([2 * (x * z + y * w), 2 * (y * z - x * w), 1 - 2 * (x * x + y * y)], dim=-1)
+    R = rotation_matrices(state[:, 3:7])
+    axis_x, axis_z = R[..., :, 0], R[..., :, 2]
     R_cw = T[..., :3, :3].transpose(-1, -2)  # world -> camera rotation, (B, V, 3, 3)
     p_cam = (R_cw @ (state[:, None, :3] - T[..., :3, 3])[..., None])[..., 0]
     x_cam = (R_cw @ axis_x[:, None, :, None])[..., 0]

@@ -33,6 +33,9 @@ class Task(abc.ABC):
     name: ClassVar[str]
     #: Step budget of an episode at the default control rate (expert needs well under it).
     max_steps: ClassVar[int] = 100
+    #: name of the geom of the object the task moves (None: it moves none); ``bind`` looks up its
+    #: id as ``object_geom``
+    moved_geom: ClassVar[str | None] = None
 
     @abc.abstractmethod
     def add_objects(self, spec: mujoco.MjSpec) -> None:
@@ -42,6 +45,7 @@ class Task(abc.ABC):
         """Look up ids in the compiled model."""
         self.gripper_geoms = {g for g in range(model.ngeom) if model.body(model.geom_bodyid[g]).name in GRIPPER_BODIES}
         self.pad_geoms = tuple(model.geom(n).id for n in FINGER_PAD_GEOMS)
+        self.object_geom = None if self.moved_geom is None else model.geom(self.moved_geom).id
 
     @abc.abstractmethod
     def reset(self, model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Generator) -> str:
@@ -74,7 +78,7 @@ class Task(abc.ABC):
 
     def holding(self, model: mujoco.MjModel, data: mujoco.MjData) -> bool:
         """Whether the gripper is in contact with the object it has to move (False: nothing to move)."""
-        return False
+        return self.object_geom is not None and self.touching_gripper(model, data, self.object_geom)
 
     # ------------------------------------------------------------------ helpers
     def touching_gripper(self, model: mujoco.MjModel, data: mujoco.MjData, geom_id: int) -> bool:

@@ -35,6 +35,7 @@ class PickCube(Task):
 
     name = "pick_cube"
     max_steps = 80
+    moved_geom = "cube"
     lift_height = 0.08
 
     def __init__(self) -> None:
@@ -42,10 +43,6 @@ class PickCube(Task):
 
     def add_objects(self, spec) -> None:
         add_free_box(spec, "cube", HALF, COLORS["red"])
-
-    def bind(self, model) -> None:
-        super().bind(model)
-        self.cube_geom = model.geom("cube").id
 
     def reset(self, model, data, rng) -> str:
         xy = rng.uniform(LOW, HIGH)
@@ -58,12 +55,9 @@ class PickCube(Task):
     def object_positions(self, model, data):
         return {"object": free_pose(model, data, "cube")[0].copy()}
 
-    def holding(self, model, data) -> bool:
-        return self.touching_gripper(model, data, self.cube_geom)
-
     def success(self, model, data) -> bool:
         pos, _ = free_pose(model, data, "cube")
-        return bool(pos[2] - HALF > self.lift_height and self.touching_gripper(model, data, self.cube_geom))
+        return bool(pos[2] - HALF > self.lift_height and self.touching_gripper(model, data, self.object_geom))
 
     def expert_waypoints(self, model, data, tcp_rot):
         pos, rot = free_pose(model, data, "cube")

@@ -19,6 +19,7 @@ class PlaceCube(Task):
 
     name = "place_cube"
     max_steps = 120
+    moved_geom = "cube"
     tolerance = 0.03
 
     def add_objects(self, spec) -> None:
@@ -27,7 +28,6 @@ class PlaceCube(Task):
 
     def bind(self, model) -> None:
         super().bind(model)
-        self.cube_geom = model.geom("cube").id
         self.pad_body = model.body("target_pad").id
 
     def reset(self, model, data, rng) -> str:
@@ -43,9 +43,6 @@ class PlaceCube(Task):
         return {"object": free_pose(model, data, "cube")[0].copy(),
                 "target": np.array([*self._pad_xy(model, data), 0.001])}
 
-    def holding(self, model, data) -> bool:
-        return self.touching_gripper(model, data, self.cube_geom)
-
     def must_be_visible(self, model, data):
         pad = np.array([*self._pad_xy(model, data), 0.001])
         return [(free_pose(model, data, "cube")[0], model.body("cube").id), (pad, self.pad_body)]
@@ -54,7 +51,7 @@ class PlaceCube(Task):
         pos, _ = free_pose(model, data, "cube")
         on_pad = np.linalg.norm(pos[:2] - self._pad_xy(model, data)) < self.tolerance
         resting = pos[2] < HALF + 0.005
-        return bool(on_pad and resting and not self.touching_gripper(model, data, self.cube_geom))
+        return bool(on_pad and resting and not self.touching_gripper(model, data, self.object_geom))
 
     def expert_waypoints(self, model, data, tcp_rot):
         pos, rot = free_pose(model, data, "cube")

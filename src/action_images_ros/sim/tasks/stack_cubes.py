@@ -18,15 +18,12 @@ class StackCubes(Task):
 
     name = "stack_cubes"
     max_steps = 120
+    moved_geom = "cube"
     tolerance = 0.02
 
     def add_objects(self, spec) -> None:
         add_free_box(spec, "cube", HALF, COLORS["red"])
         add_free_box(spec, "base_cube", BASE_HALF, COLORS["blue"], mass=0.3)
-
-    def bind(self, model) -> None:
-        super().bind(model)
-        self.cube_geom = model.geom("cube").id
 
     def reset(self, model, data, rng) -> str:
         cube_xy, base_xy = sample_separated(rng, 2, LOW, HIGH, min_dist=0.15)
@@ -39,9 +36,6 @@ class StackCubes(Task):
         return {"object": free_pose(model, data, "cube")[0].copy(),
                 "target": free_pose(model, data, "base_cube")[0].copy()}
 
-    def holding(self, model, data) -> bool:
-        return self.touching_gripper(model, data, self.cube_geom)
-
     def must_be_visible(self, model, data):
         return [(free_pose(model, data, n)[0], model.body(n).id) for n in ("cube", "base_cube")]
 
@@ -50,7 +44,7 @@ class StackCubes(Task):
         base, _ = free_pose(model, data, "base_cube")
         aligned = np.linalg.norm(top[:2] - base[:2]) < self.tolerance
         on_top = abs(top[2] - (base[2] + BASE_HALF + HALF)) < 0.006
-        return bool(aligned and on_top and not self.touching_gripper(model, data, self.cube_geom))
+        return bool(aligned and on_top and not self.touching_gripper(model, data, self.object_geom))
 
     def expert_waypoints(self, model, data, tcp_rot):
         pos, rot = free_pose(model, data, "cube")
