@@ -129,7 +129,7 @@ def test_balance_tasks_gives_every_task_the_same_share():
             return self.tasks
 
     ds = Clips()
-    drawn = lambda cfg: np.concatenate([next(b)["i"].numpy() for b in [_batches(ds, cfg, 0)] for _ in range(200)])
+    drawn = lambda cfg: np.concatenate([next(b)["i"].numpy() for b in [_batches(ds, cfg, 0)[1]] for _ in range(200)])
     balanced = ds.tasks[drawn(TrainConfig(batch_size=10, balance_tasks=True))]
     share = np.mean(balanced == "reach")
     assert 0.45 < share < 0.55, share  # 2000 draws: equal shares within ±5 points

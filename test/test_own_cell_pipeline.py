@@ -101,7 +101,7 @@ def test_record_import_train_eval_and_the_demonstration_equals_the_direct_episod
     # train a few steps on the imported demonstrations, then run the trained policy closed loop
     cfg = yaml.safe_load((REPO / "config" / "model_tiny.yaml").read_text())
     cfg["model"].update(image_size=SIZE, num_future=2, block_out_channels=[8, 16], attention_levels=0)
-    cfg["train"] = {"learning_rate": 0.001, "batch_size": 2, "bf16_autocast": False}
+    cfg["train"] = {"learning_rate": 0.001, "batch_size": 2, "mixed_precision": "no"}
     cfg["data"] = {"horizon": 2, "image_size": SIZE}
     (tmp_path / "model.yaml").write_text(yaml.safe_dump(cfg))
     run = tmp_path / "run"

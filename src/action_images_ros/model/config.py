@@ -19,6 +19,8 @@ DENOISER_TYPES = ("unet2d", "wan")
 PREDICTION_TYPES = ("sample", "velocity")
 MODES = ("policy", "world_model", "label", "video")
 ACTION_OUTPUTS = ("images", "head")
+#: bf16 only: the network's own autocast is bf16 at inference, and fp16 would need a gradient scaler
+MIXED_PRECISIONS = ("no", "bf16")
 
 
 def _require(cond: bool, msg: str) -> None:
@@ -243,7 +245,14 @@ class TrainConfig:
     batch_size: int = 8  #: scenes per step (each with V views)
     max_steps: int = 10_000
     time_budget_s: float | None = None  #: wall-clock budget of this run in seconds (training time, summed over resumes)
-    bf16_autocast: bool = True  #: bf16 autocast for forward/backward (≈20 % faster on CPU)
+    #: Accelerate's mixed precision for the network: "bf16" (autocast; ≈20 % faster on CPU) or "no"
+    mixed_precision: str = "bf16"
+    #: micro-batches per optimiser step (Accelerate's gradient accumulation); ``batch_size`` stays the
+    #: scenes per optimiser step, so each micro-batch is ``batch_size / (processes x this)``
+    gradient_accumulation_steps: int = 1
+    #: recompute activations in the backward pass (denoisers that support it: Wan, UNet2D) to fit a
+    #: large backbone's batch in memory
+    gradient_checkpointing: bool = False
     grad_clip: float = 1.0  #: max gradient norm; 0 disables clipping
     ema_decay: float = 0.0  #: exponential moving average of the weights; 0 disables it
     checkpoint_every: int = 200  #: steps between checkpoints
@@ -268,6 +277,13 @@ class TrainConfig:
         _require(self.time_budget_s is None or self.time_budget_s > 0,
                  f"time_budget_s must be positive or null, got {self.time_budget_s}")
         _require(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
+        _require(self.mixed_precision in MIXED_PRECISIONS,
+                 f"mixed_precision must be one of {list(MIXED_PRECISIONS)}, got {self.mixed_precision!r}")
+        _require(self.gradient_accumulation_steps >= 1,
+                 f"gradient_accumulation_steps must be >= 1, got {self.gradient_accumulation_steps}")
+        _require(self.batch_size % self.gradient_accumulation_steps == 0,
+                 f"batch_size {self.batch_size} must be divisible by gradient_accumulation_steps "
+                 f"{self.gradient_accumulation_steps}")
         _require(0.0 <= self.ema_decay < 1.0, f"ema_decay must be in [0, 1), got {self.ema_decay}")
         _require(self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
         _require(self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .action_head import encode_targets
+from .conditioning import mode_flags
 from .config import MODES
 
 BATCH_KEYS = ("cond_rgb", "cond_action", "future_rgb", "future_action", "K", "T_world_cam")
@@ -59,13 +60,53 @@ def blob_intensity(action01: torch.Tensor) -> torch.Tensor:
     return torch.cat([action01[..., 0:2, :, :], b], dim=-3).amax(dim=-3, keepdim=True).clamp(0.0, 1.0)
 
 
-def _masked_mean(per_scene: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (per_scene * mask).sum() / mask.sum().clamp(min=1.0)
+def generated_streams(flags: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which scenes generate (are scored on) the RGB and the action stream: two ``(B,)`` 0/1 masks from
+    the ``(B, 3)`` mode flags (rgb_given, action_given, action_dropped)."""
+    return 1.0 - flags[:, 0], (1.0 - flags[:, 1]) * (1.0 - flags[:, 2])
+
+
+def _masked_mean(per_scene: torch.Tensor, mask: torch.Tensor, global_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``per_scene`` over the masked scenes of the *global* batch, as this shard's part.
+
+    ``mask`` covers this shard's ``B`` rows, ``global_mask`` all ``N`` rows of the optimiser step. The
+    shard's sum is divided by ``count(global_mask) * B / N``, so the average of the shards' losses (what
+    DDP and gradient accumulation take) is the masked mean over the whole batch whatever the split.
+    """
+    share = per_scene.shape[0] / global_mask.shape[0]
+    return (per_scene * mask).sum() / (global_mask.sum().clamp(min=1.0) * share)
+
+
+class TrainedNetwork(torch.nn.Module):
+    """One network evaluation of a pipeline's trained modules (the denoiser, and the action head where
+    there is one), as the module a distributed wrapper (DDP, FSDP) and mixed precision wrap.
+
+    ``forward(x_rgb, x_act, cond, timestep, state)`` returns ``(pred_rgb, pred_act, head)``: the two
+    streams' predictions and the head's raw ``(B, F, 10)`` pose changes (None without a head). Only the
+    network runs here; conditions and the loss stay outside, in float32.
+    """
+
+    def __init__(self, pipe, autocast: bool | None = False) -> None:
+        super().__init__()
+        self.denoiser = pipe.denoiser
+        self.action_head = pipe.action_head
+        self.autocast = autocast
+        self.__dict__["pipe"] = pipe  # a plain reference: the pipeline is not a module of this one
+
+    def forward(self, x_rgb, x_act, cond, timestep, state=None):
+        pipe = self.pipe
+        head = pipe.action_head is not None
+        out = pipe.denoise(x_rgb, x_act, cond, timestep, autocast=self.autocast, features=head)
+        if not head:
+            return out[0], out[1], None
+        with torch.autocast(out[2].device.type, enabled=False):  # the head runs in float32, as at inference
+            return out[0], out[1], pipe.head_poses(out[2].float(), state)
 
 
 def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[str],
-                       generator: torch.Generator | None = None, autocast: bool = False) -> LossParts:
-    """Masked flow-matching loss of ``pipe`` on a collated batch.
+                       generator: torch.Generator | None = None, autocast: bool = False,
+                       offset: int = 0, network: torch.nn.Module | None = None) -> LossParts:
+    """Masked flow-matching loss of ``pipe`` on a collated batch, or on one shard of a larger batch.
 
     Args:
         pipe: an :class:`ActionImagesPipeline`.
@@ -73,9 +114,14 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
             ``(B, V, 3, H, W)``, ``future_rgb``/``future_action`` ``(B, V, F, 3, H, W)`` in [0, 1],
             ``K (B, V, 3, 3)``, ``T_world_cam (B, V, 4, 4)``, ``state (B, 8)`` (models with ``use_state``), ``instruction`` (B strings, models with
             ``use_instruction``).
-        modes: ``B`` mode names (which streams are given).
-        generator: seeds the noise levels and noise.
+        modes: the mode names (which streams are given) of the whole batch of the optimiser step,
+            ``N >= B`` of them; ``batch`` holds its rows ``offset .. offset + B - 1``.
+        generator: seeds the noise levels and noise, drawn for all ``N`` rows and sliced, so a shard
+            sees exactly the noise its rows get when the batch is not split.
         autocast: bf16 autocast for the forward pass.
+        offset: the first row of ``batch`` in the whole batch (a process's / micro-batch's shard).
+        network: the :class:`TrainedNetwork` to run (training passes the one Accelerate prepared);
+            default: ``TrainedNetwork(pipe, autocast)``.
     """
     missing = [k for k in BATCH_KEYS if k not in batch]
     if missing:
@@ -88,8 +134,10 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
     if F != cfg.num_future or fut_rgb.shape[-1] != cfg.image_size or fut_rgb.shape[-2] != cfg.image_size:
         raise ValueError(f"batch has {F} future frames of {tuple(fut_rgb.shape[-2:])} px but the model expects "
                          f"{cfg.num_future} of {cfg.image_size}x{cfg.image_size}")
-    if len(modes) != B:
-        raise ValueError(f"got {len(modes)} modes for a batch of {B}")
+    N = len(modes)
+    if not 0 <= offset <= N - B:
+        raise ValueError(f"a shard of {B} rows at offset {offset} does not fit the {N} modes of the whole batch")
+    all_modes, modes = list(modes), list(modes)[offset:offset + B]
 
     if cfg.use_state and "state" not in batch:
         raise ValueError("the model is conditioned on the current pose (use_state): batches need 'state' (B, 8)")
@@ -101,16 +149,18 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
     x0_act = pipe.backbone.encode_stream(pipe.normalize(fut_act), "action", cond)
     cond.given_rgb, cond.given_action = x0_rgb, x0_act
 
-    sigma = sample_sigmas(B, cfg.sigma_logit_mean, cfg.sigma_logit_std, generator).to(dev)
-    n_rgb = torch.randn(x0_rgb.shape, generator=generator).to(dev)
-    n_act = torch.randn(x0_act.shape, generator=generator).to(dev)
+    rows = slice(offset, offset + B)
+    sigma = sample_sigmas(N, cfg.sigma_logit_mean, cfg.sigma_logit_std, generator)[rows].to(dev)
+    n_rgb = torch.randn((N,) + x0_rgb.shape[1:], generator=generator)[rows].to(dev)
+    n_act = torch.randn((N,) + x0_act.shape[1:], generator=generator)[rows].to(dev)
     s = sigma.view((-1,) + (1,) * (x0_rgb.ndim - 1))
     x_rgb = (1.0 - s) * x0_rgb + s * n_rgb
     x_act = (1.0 - s) * x0_act + s * n_act
     timestep = sigma * float(pipe.scheduler.config.num_train_timesteps)
     head = pipe.action_head is not None
-    out = pipe.denoise(x_rgb, x_act, cond, timestep, autocast=autocast, features=head)
-    pred_rgb, pred_act = out[0], out[1]
+    network = network if network is not None else TrainedNetwork(pipe, autocast)
+    state = batch["state"].to(dev, torch.float32) if head else None
+    pred_rgb, pred_act, head_out = network(x_rgb, x_act, cond, timestep, state)
 
     if cfg.prediction_type == "sample":
         t_rgb, t_act = x0_rgb, x0_act
@@ -123,19 +173,17 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
         cur = batch["cond_action"].to(dev, torch.float32)[:, :, None]
         blobs = torch.maximum(blob_intensity(fut_act), blob_intensity(cur))
         err_act = err_act * (1.0 + cfg.loss_blob_weight * blobs)
-    f = cond.flags
-    gen_rgb = 1.0 - f[:, 0]
-    gen_act = (1.0 - f[:, 1]) * (1.0 - f[:, 2])
-    l_rgb = _masked_mean(err_rgb.flatten(1).mean(1), gen_rgb)
-    l_act = _masked_mean(err_act.flatten(1).mean(1), gen_act)
+    gen_rgb, gen_act = generated_streams(cond.flags)
+    all_rgb, all_act = generated_streams(mode_flags(pipe.stream_modes(all_modes), device=dev))
+    l_rgb = _masked_mean(err_rgb.flatten(1).mean(1), gen_rgb, all_rgb)
+    l_act = _masked_mean(err_act.flatten(1).mean(1), gen_act, all_act)
     if head:
         # The baseline: the future poses regressed from the bottleneck features, in policy mode only.
         if "actions" not in batch:
             raise ValueError("an action-head model trains on the future poses: batches need 'actions' (B, F, 8)")
-        state = batch["state"].to(dev, torch.float32)
         target = encode_targets(state, batch["actions"].to(dev, torch.float32), pipe.action_head.config.position_scale)
-        err_head = (pipe.head_poses(out[2], state).float() - target) ** 2
-        policy = torch.tensor([m == "policy" for m in modes], dtype=torch.float32, device=dev)
-        l_act = _masked_mean(err_head.flatten(1).mean(1), policy)
+        err_head = (head_out.float() - target) ** 2
+        policy = torch.tensor([m == "policy" for m in all_modes], dtype=torch.float32, device=dev)
+        l_act = _masked_mean(err_head.flatten(1).mean(1), policy[rows], policy)
     loss = cfg.loss_rgb_weight * l_rgb + cfg.loss_action_weight * l_act
     return LossParts(loss=loss, rgb=float(l_rgb.detach()), action=float(l_act.detach()))

@@ -22,6 +22,8 @@ predicts the clean sample is turned into the velocity the scheduler expects by
 
 from __future__ import annotations
 
+import contextlib
+
 import dataclasses
 import inspect
 import json
@@ -237,13 +239,14 @@ class ActionImagesPipeline(DiffusionPipeline):
         return self.action_head(features, state.to(features.device, torch.float32))
 
     def denoise(self, x_rgb: torch.Tensor, x_act: torch.Tensor, cond: Conditions, timestep: torch.Tensor,
-                autocast: bool = False, features: bool = False):
+                autocast: bool | None = False, features: bool = False):
         """Raw network predictions for both streams (given streams substituted clean, dropped ones zeroed).
 
         Args:
             x_rgb, x_act: noisy streams in model space.
             timestep: ``(B,)`` in [0, num_train_timesteps].
-            autocast: run the network under bf16 autocast.
+            autocast: run the network under bf16 autocast (True), without it (False), or under whatever
+                autocast the caller set up (None: training, where Accelerate's mixed precision decides).
             features: also return the backbone's bottleneck features (the action head's input).
         """
         f = cond.flags
@@ -253,7 +256,9 @@ class ActionImagesPipeline(DiffusionPipeline):
         if cond.given_action is not None:
             x_act = torch.where(f[:, 1].view(shape) > 0.5, cond.given_action, x_act)
         x_act = x_act * (1.0 - f[:, 2].view(shape))
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+        ctx = (contextlib.nullcontext() if autocast is None
+               else torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast))
+        with ctx:
             if features:
                 return self.backbone.forward(x_rgb, x_act, cond, timestep, features=True)
             return self.backbone.forward(x_rgb, x_act, cond, timestep)

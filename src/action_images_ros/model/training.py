@@ -27,7 +27,7 @@ import yaml
 
 from .config import ModelConfig, TrainConfig
 from .factory import build_pipeline
-from .objective import flow_matching_loss, sample_modes
+from .objective import TrainedNetwork, flow_matching_loss, sample_modes
 from .pipeline import ActionImagesPipeline
 
 logger = logging.getLogger(__name__)
@@ -153,29 +153,73 @@ def plot_loss_curve(history: list[dict], path: str | Path) -> None:
 
 
 # --------------------------------------------------------------------------- data
-def _batches(dataset, cfg: TrainConfig, epoch_seed: int):
-    """Endless shuffled batches (a fresh permutation every epoch; with ``balance_tasks`` a draw with
-    replacement weighted so that every task of ``dataset.clip_tasks()`` gets the same share)."""
-    epoch = 0
-    drop_last = len(dataset) >= cfg.batch_size
-    weights = None
-    if cfg.balance_tasks:
-        if not hasattr(dataset, "clip_tasks"):
-            raise ValueError("balance_tasks needs a dataset that knows each clip's task (ActionClipDataset)")
-        tasks = np.asarray(dataset.clip_tasks())
-        names, inverse, counts = np.unique(tasks, return_inverse=True, return_counts=True)
-        weights = torch.as_tensor(1.0 / counts[inverse], dtype=torch.float64)
-        logger.info("task-balanced sampling over %s (clips %s)", list(names), counts.tolist())
-    while True:
-        g = torch.Generator().manual_seed(epoch_seed * 7919 + epoch)
-        sampler = None if weights is None else torch.utils.data.WeightedRandomSampler(
-            weights, num_samples=len(dataset), replacement=True, generator=g)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=sampler is None,
-                                             sampler=sampler, generator=g if sampler is None else None,
-                                             num_workers=cfg.num_workers, drop_last=drop_last)
-        for batch in loader:
-            yield batch
-        epoch += 1
+class ShardedBatchSampler(torch.utils.data.Sampler):
+    """Endless batches of clip indices: this process's share of every micro-batch of every optimiser step.
+
+    Every process draws the same global order (a fresh permutation per epoch, or with ``weights`` a
+    weighted draw with replacement), cuts it into global batches of ``global_batch`` clips and each of
+    those into ``parts = num_processes x accumulation`` equal shards: shard ``m * num_processes + rank``
+    is micro-batch ``m`` of process ``rank``. So a process loads only its own clips, and the union over
+    processes and micro-batches of one step is exactly the batch one process would take alone.
+
+    Args:
+        num_clips: dataset length.
+        global_batch: clips per optimiser step over all processes and micro-batches.
+        rank, num_processes, accumulation: where this process's shards sit.
+        seed: seeds the order (epoch ``e`` uses ``seed * 7919 + e``).
+        weights: per-clip sampling weights (task balance), or None for plain shuffling.
+    """
+
+    def __init__(self, num_clips: int, global_batch: int, rank: int = 0, num_processes: int = 1,
+                 accumulation: int = 1, seed: int = 0, weights: torch.Tensor | None = None) -> None:
+        parts = num_processes * accumulation
+        if num_clips < 1:
+            raise ValueError("the training dataset is empty")
+        batch = global_batch if num_clips >= global_batch else num_clips  # a tiny set is one whole batch
+        if batch % parts:
+            raise ValueError(f"a global batch of {batch} clips cannot be split evenly over {num_processes} "
+                             f"process(es) x {accumulation} accumulation step(s); make batch_size a multiple "
+                             f"of {parts} (and the dataset at least that large)")
+        self.num_clips, self.batch, self.shard = num_clips, batch, batch // parts
+        self.rank, self.num_processes, self.accumulation = rank, num_processes, accumulation
+        self.seed, self.weights = seed, weights
+
+    def shard_offset(self, micro: int) -> int:
+        """First row of this process's shard of micro-batch ``micro`` in the global batch."""
+        return (micro * self.num_processes + self.rank) * self.shard
+
+    def __iter__(self):
+        epoch = 0
+        while True:
+            g = torch.Generator().manual_seed(self.seed * 7919 + epoch)
+            order = (torch.randperm(self.num_clips, generator=g) if self.weights is None else
+                     torch.multinomial(self.weights, self.num_clips, replacement=True, generator=g))
+            for start in range(0, self.num_clips - self.batch + 1, self.batch):
+                for micro in range(self.accumulation):
+                    first = start + self.shard_offset(micro)
+                    yield order[first:first + self.shard].tolist()
+            epoch += 1
+
+
+def _task_weights(dataset, cfg: TrainConfig) -> torch.Tensor | None:
+    """Per-clip weights giving every task of ``dataset.clip_tasks()`` the same share (``balance_tasks``)."""
+    if not cfg.balance_tasks:
+        return None
+    if not hasattr(dataset, "clip_tasks"):
+        raise ValueError("balance_tasks needs a dataset that knows each clip's task (ActionClipDataset)")
+    tasks = np.asarray(dataset.clip_tasks())
+    names, inverse, counts = np.unique(tasks, return_inverse=True, return_counts=True)
+    logger.info("task-balanced sampling over %s (clips %s)", list(names), counts.tolist())
+    return torch.as_tensor(1.0 / counts[inverse], dtype=torch.float64)
+
+
+def _batches(dataset, cfg: TrainConfig, epoch_seed: int, rank: int = 0, num_processes: int = 1):
+    """``(sampler, endless iterator of collated local micro-batches)`` for one process."""
+    sampler = ShardedBatchSampler(len(dataset), cfg.batch_size, rank, num_processes,
+                                  cfg.gradient_accumulation_steps, epoch_seed, _task_weights(dataset, cfg))
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
+                                         persistent_workers=cfg.num_workers > 0)
+    return sampler, iter(loader)
 
 
 def _check_item(dataset, cfg: ModelConfig) -> None:
@@ -198,16 +242,38 @@ def _check_item(dataset, cfg: ModelConfig) -> None:
 
 
 # --------------------------------------------------------------------------- the loop
+def make_accelerator(cfg: TrainConfig, device: str | None = None):
+    """The run's ``accelerate.Accelerator``: processes and devices from ``accelerate launch`` (one process
+    without it), mixed precision and gradient accumulation from ``cfg``; ``device="cpu"`` forces the CPU."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    # Accelerate keeps its mixed-precision setting in a process-wide singleton; one process may train
+    # several runs in turn (tests, sweeps), each with its own setting. The process group is kept.
+    AcceleratorState._reset_state(reset_partial_state=False)
+    # find_unused_parameters: a mode that drops a stream can leave conditioning weights without a gradient.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+                       cpu=device == "cpu", kwargs_handlers=[ddp])
+
+
 def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train_config: TrainConfig,
           out_dir: str | Path, device: str | None = None, policy_config=None) -> TrainResult:
-    """Train (or resume training of) a pipeline on ``dataset``.
+    """Train (or resume training of) a pipeline on ``dataset``, in this process or as one rank of many.
+
+    Run under ``accelerate launch --num_processes N`` (or torchrun) it is data-parallel: every process
+    loads its own shard of each batch (``batch_size`` stays the clips of one optimiser step over all
+    processes, so the learning rate means the same for any N), gradients are averaged, rank 0 alone logs,
+    plots and writes checkpoints, and all ranks stop at the same step when the time budget (rank 0's
+    clock) runs out. A checkpoint written with one N resumes with any other.
 
     Args:
         pipeline_or_config: a pipeline to fine-tune, or a :class:`ModelConfig` to build one from.
         dataset: a map-style dataset of dicts with the keys of the data contract.
         train_config: the run's :class:`TrainConfig`.
         out_dir: run folder; if it holds a checkpoint the run resumes from it.
-        device: torch device (default: CUDA when available, else CPU).
+        device: ``"cpu"`` to keep a GPU machine's run on the CPU; default: Accelerate's device.
         policy_config: ``config.PolicyConfig`` registered with the pipeline (saved in every
             checkpoint's and the final ``model_index.json``).
 
@@ -216,7 +282,6 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
     """
     cfg = train_config
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     requested = pipeline_or_config if isinstance(pipeline_or_config, ModelConfig) else pipeline_or_config.model_cfg
     _check_item(dataset, requested)
     if requested.action_output == "head":
@@ -224,9 +289,13 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
         if wrong:
             raise ValueError(f"an action-head model (action_output: head) has no action-image stream, so it cannot "
                              f"train the mode(s) {wrong}; set mode_probs to policy and video only")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    acc = make_accelerator(cfg, device)
+    main = acc.is_main_process
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    acc.wait_for_everyone()
 
-    # 1. Model and state: resume from the latest checkpoint or start fresh.
+    # 1. Model and state: resume from the latest checkpoint or start fresh (every rank reads the same one).
     ckpt = latest_checkpoint(out_dir)
     state: dict = {"step": 0, "elapsed_s": 0.0, "history": [], "resumes": 0}
     if ckpt is not None:
@@ -236,27 +305,30 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
                              f"config or use a new out_dir")
         state = torch.load(ckpt / "training_state.pt", map_location="cpu", weights_only=False)
         state["resumes"] = state.get("resumes", 0) + 1
-        logger.info("resuming from %s (step %d, %.0f s trained)", ckpt, state["step"], state["elapsed_s"])
+        logger.info("resuming from %s (step %d, %.0f s trained, written by %s process(es); now %d)", ckpt,
+                    state["step"], state["elapsed_s"], state.get("num_processes", 1), acc.num_processes)
     elif isinstance(pipeline_or_config, ModelConfig):
         pipe = build_pipeline(pipeline_or_config, num_views=int(dataset[0]["cond_rgb"].shape[0]))
     else:
         pipe = pipeline_or_config
-    (out_dir / "model_config.yaml").write_text(yaml.safe_dump(pipe.model_cfg.to_dict(), sort_keys=False))
-    (out_dir / "train_config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    pipe.to(device)
+    if main:
+        (out_dir / "model_config.yaml").write_text(yaml.safe_dump(pipe.model_cfg.to_dict(), sort_keys=False))
+        (out_dir / "train_config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    pipe.to(acc.device)
     if pipe.vae is not None:
-        pipe.vae.requires_grad_(False).eval()
-    net = pipe.denoiser
-    net.train()
+        pipe.vae.requires_grad_(False).eval()  # frozen: not part of the wrapped (sharded) network
+    if cfg.gradient_checkpointing:
+        if not getattr(pipe.denoiser, "_supports_gradient_checkpointing", False):
+            raise ValueError(f"gradient_checkpointing: {type(pipe.denoiser).__name__} does not support it")
+        pipe.denoiser.enable_gradient_checkpointing()
     trained = trained_modules(pipe)
     for m in trained:
         m.train()
     params = [p for m in trained for p in m.parameters() if p.requires_grad]
-
     if policy_config is not None:
         pipe.set_policy_config(policy_config)  # saved with every checkpoint and the final model
 
-    # 2. Optimiser, warm-up schedule, EMA.
+    # 2. Optimiser, warm-up schedule, EMA; then the network wrapped for the processes (DDP over gloo or NCCL).
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
     ema = None
@@ -269,35 +341,41 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
         sched.load_state_dict(state["lr_scheduler"])
         if ema is not None and state.get("ema") is not None:
             ema.load_state_dict(state["ema"])
-    ema_to = (lambda: ema.to(device)) if ema is not None else (lambda: None)
-    ema_to()
+    if ema is not None:
+        ema.to(acc.device)
+    network, opt = acc.prepare(TrainedNetwork(pipe, autocast=None), opt)
 
     def snapshot() -> dict:
         return {"step": step, "elapsed_s": elapsed, "history": history, "resumes": state["resumes"],
-                "optimizer": opt.state_dict(), "lr_scheduler": sched.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None}
+                "num_processes": acc.num_processes, "optimizer": opt.state_dict(),
+                "lr_scheduler": sched.state_dict(), "ema": ema.state_dict() if ema is not None else None}
 
-    # 3. Loop.
+    # 3. Loop: one optimiser step = `accumulation` micro-batches on each of the processes.
     step, elapsed, history = int(state["step"]), float(state["elapsed_s"]), list(state["history"])
-    batches = _batches(dataset, cfg, cfg.seed + 1000 * state["resumes"])
+    sampler, batches = _batches(dataset, cfg, cfg.seed + 1000 * state["resumes"], acc.process_index,
+                                acc.num_processes)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress, desc="train", unit="step")
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=not (cfg.progress and main), desc="train", unit="step")
     window: list[tuple[float, float, float]] = []
     t_last = time.monotonic()
-    metrics = (out_dir / "metrics.jsonl").open("a")
+    metrics = (out_dir / "metrics.jsonl").open("a") if main else None
     try:
-        while step < cfg.max_steps and (cfg.time_budget_s is None or elapsed < cfg.time_budget_s):
-            batch = next(batches)
-            B = batch["future_rgb"].shape[0]
-            modes = sample_modes(B, cfg.mode_probs, np.random.default_rng([cfg.seed, step]))
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-            parts = flow_matching_loss(pipe, batch, modes, generator=gen, autocast=cfg.bf16_autocast)
-            opt.zero_grad(set_to_none=True)
-            parts.loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
+        while not _should_stop(acc, step, elapsed, cfg):
+            modes = sample_modes(sampler.batch, cfg.mode_probs, np.random.default_rng([cfg.seed, step]))
+            parts_sum = np.zeros(3)
+            for micro in range(cfg.gradient_accumulation_steps):
+                batch = next(batches)
+                with acc.accumulate(network):
+                    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # the step's noise, sliced
+                    parts = flow_matching_loss(pipe, batch, modes, generator=gen, offset=sampler.shard_offset(micro),
+                                               network=network)
+                    acc.backward(parts.loss)
+                    if acc.sync_gradients and cfg.grad_clip > 0:
+                        acc.clip_grad_norm_(params, cfg.grad_clip)
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                parts_sum += (float(parts.loss.detach()), parts.rgb, parts.action)
             sched.step()
             if ema is not None:
                 ema.step(params)
@@ -305,38 +383,62 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
             now = time.monotonic()
             elapsed += now - t_last
             t_last = now
-            window.append((float(parts.loss.detach()), parts.rgb, parts.action))
+            window.append(tuple(parts_sum / cfg.gradient_accumulation_steps))
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.max_steps:
-                w = np.mean(window, axis=0)
+                w = _mean_over_processes(acc, window)
                 window.clear()
                 point = {"step": step, "loss": float(w[0]), "rgb": float(w[1]), "action": float(w[2]),
                          "elapsed_s": round(elapsed, 2), "lr": sched.get_last_lr()[0]}
                 history.append(point)
-                metrics.write(json.dumps(point) + "\n")
-                metrics.flush()
-                bar.set_postfix(loss=f"{w[0]:.4f}")
-                logger.info("step %d  loss %.4f (rgb %.4f, action %.4f)  %.0f s", step, w[0], w[1], w[2], elapsed)
+                if main:
+                    metrics.write(json.dumps(point) + "\n")
+                    metrics.flush()
+                    bar.set_postfix(loss=f"{w[0]:.4f}")
+                    logger.info("step %d  loss %.4f (rgb %.4f, action %.4f)  %.0f s", step, w[0], w[1], w[2], elapsed)
             if step % cfg.checkpoint_every == 0:
-                _save_checkpoint(out_dir, step, pipe, snapshot(), cfg.keep_checkpoints)
-                plot_loss_curve(history, out_dir / "loss_curve.png")
+                if main:
+                    _save_checkpoint(out_dir, step, pipe, snapshot(), cfg.keep_checkpoints)
+                    plot_loss_curve(history, out_dir / "loss_curve.png")
+                acc.wait_for_everyone()
                 t_last = time.monotonic()  # checkpoint time does not count as training time
     finally:
         bar.close()
-        metrics.close()
+        if metrics is not None:
+            metrics.close()
 
-    # 4. Final checkpoint (resumable) and the final model (EMA weights if enabled).
+    # 4. Final checkpoint (resumable) and the final model (EMA weights if enabled), written by rank 0.
     if window:
-        w = np.mean(window, axis=0)
+        w = _mean_over_processes(acc, window)
         history.append({"step": step, "loss": float(w[0]), "rgb": float(w[1]), "action": float(w[2]),
                         "elapsed_s": round(elapsed, 2), "lr": sched.get_last_lr()[0]})
-    if latest_checkpoint(out_dir) is None or latest_checkpoint(out_dir).name != f"step_{step:07d}":
-        _save_checkpoint(out_dir, step, pipe, snapshot(), cfg.keep_checkpoints)
+    if main:
+        if latest_checkpoint(out_dir) is None or latest_checkpoint(out_dir).name != f"step_{step:07d}":
+            _save_checkpoint(out_dir, step, pipe, snapshot(), cfg.keep_checkpoints)
     if ema is not None:
         ema.copy_to(params)
     for m in trained:
         m.eval()
-    pipe.save_pretrained(out_dir / FINAL_DIR)
-    plot_loss_curve(history, out_dir / "loss_curve.png")
-    logger.info("trained %d steps in %.0f s; model saved to %s", step, elapsed, out_dir / FINAL_DIR)
+    if main:
+        pipe.save_pretrained(out_dir / FINAL_DIR)
+        plot_loss_curve(history, out_dir / "loss_curve.png")
+        logger.info("trained %d steps in %.0f s on %d process(es); model saved to %s", step, elapsed,
+                    acc.num_processes, out_dir / FINAL_DIR)
+    acc.wait_for_everyone()
     return TrainResult(pipeline=pipe, out_dir=out_dir, steps=step, elapsed_s=elapsed, history=history)
+
+
+def _should_stop(acc, step: int, elapsed: float, cfg: TrainConfig) -> bool:
+    """Rank 0's decision, the same on every rank (clocks differ; a rank that stops alone hangs the others)."""
+    stop = step >= cfg.max_steps or (cfg.time_budget_s is not None and elapsed >= cfg.time_budget_s)
+    if acc.num_processes == 1:
+        return stop
+    from accelerate.utils import broadcast
+
+    return bool(broadcast(torch.tensor([float(stop)], device=acc.device), from_process=0).item())
+
+
+def _mean_over_processes(acc, window: list[tuple[float, float, float]]) -> np.ndarray:
+    """The logged (loss, rgb, action) averaged over the window's steps and over the processes."""
+    w = torch.tensor(np.mean(window, axis=0), dtype=torch.float64, device=acc.device)
+    return acc.reduce(w, reduction="mean").cpu().numpy() if acc.num_processes > 1 else w.cpu().numpy()
