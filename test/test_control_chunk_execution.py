@@ -106,8 +106,8 @@ def test_stamp_alignment_skips_steps_already_past():
 
 def test_arrival_alignment_starts_at_step_zero_on_arrival():
     ex = executor(align="arrival")
-    ex.add_chunk(chunk(0.0, LAT_TIMES, LAT_XS, start=pose(0.4)), 0.35, pose(0.45))
-    assert tick(ex, 0.35).pose[0] == pytest.approx(0.4)  # start pose, now at arrival
+    ex.add_chunk(chunk(0.0, LAT_TIMES, LAT_XS, start=pose(0.4)), 0.35, pose(0.4))
+    assert tick(ex, 0.35).pose[0] == pytest.approx(0.4)  # the measured pose, now at arrival
     assert tick(ex, 0.45).pose[0] == pytest.approx(0.45)  # halfway to step 0, due 0.2 s after arrival
     assert tick(ex, 0.55).pose[0] == pytest.approx(0.5)  # step 0
     assert ex.current_chunk.end_s == pytest.approx(0.8 + 0.35)
@@ -236,14 +236,15 @@ def test_latency_aware_requests_go_out_as_early_as_the_policy_is_slow():
     assert not slow.wants_chunk(0.89) and slow.wants_chunk(0.9)
 
 
-def test_stale_frames_hold_at_measured_pose_and_drop_the_chunk():
+def test_stale_frames_hold_where_commanded_and_drop_the_chunk():
     ex = executor()
     measured = pose(0.48)
     ex.add_chunk(chunk(0.0, [0.5, 1.0], [0.5, 0.6]), 0.0, measured)
-    assert tick(ex, 0.1, measured).event == "command"
+    sent = tick(ex, 0.1, measured)
+    assert sent.event == "command" and sent.pose[0] == pytest.approx(0.484)  # 1/5 of the way 0.48 -> 0.5
     cmd = ex.tick(0.35, measured)  # last frame 0.1 s: 250 ms > 200 ms
     assert cmd.event == "hold" and cmd.pose is None
-    np.testing.assert_array_equal(cmd.hold_pose, measured)
+    np.testing.assert_array_equal(cmd.hold_pose, sent.pose)  # where it was commanded, not the lagging measurement
     assert ex.current_chunk is None and ex.last_command is None and ex.stats.holds == 1
     assert ex.tick(0.4, measured).event == "hold" and ex.stats.holds == 1  # one hold episode
     assert ex.wants_chunk(0.4)
@@ -331,16 +332,19 @@ def test_envelope_refusal_then_next_chunk_starts_from_measured_pose():
     ex.add_chunk(chunk(0.0, [0.5, 1.0], [0.5, 0.5], y=0.2, start=here), 0.0, here)
     assert tick(ex, 0.1, here).event == "command"
     moved = pose(0.5, y=-0.2)  # something (an env reset) moved the arm 0.4 m
-    cmd = tick(ex, 0.2, moved)  # caught by the pose-jump guard before the envelope's refusal
-    assert cmd.event == "hold" and cmd.pose is None and "jumped 0.400 m" in cmd.reason
+    for t in (0.2, 0.25):  # not trusted until confirmed: hold where commanded (nothing new is sent)
+        cmd = tick(ex, t, moved)
+        assert cmd.event == "hold" and cmd.pose is None and cmd.hold_pose is None and "jumped 0.400 m" in cmd.reason
+    cmd = tick(ex, 0.3, moved)  # the second sample confirms it: the world changed, hold there
+    assert cmd.event == "hold" and cmd.pose is None and "confirmed" in cmd.reason
     np.testing.assert_array_equal(cmd.hold_pose, moved)
     assert ex.current_chunk is None and ex.last_command is None and ex.stats.pose_jumps == 1
-    assert ex.wants_chunk(0.2)
-    res = ex.add_chunk(chunk(0.2, [0.4, 0.6], [0.51, 0.52], y=-0.2, start=moved), 0.25, moved)
+    assert ex.stats.suspect_poses == 2 and ex.wants_chunk(0.3)
+    res = ex.add_chunk(chunk(0.3, [0.5, 0.7], [0.51, 0.52], y=-0.2, start=moved), 0.35, moved)
     assert res.accepted
-    cmd = tick(ex, 0.3, moved)
+    cmd = tick(ex, 0.4, moved)
     assert cmd.event == "command"
-    # B(0.3) = start (x 0.5) halfway to step 0 (x 0.51); nothing of the refused chunk's y = +0.2 left
+    # B(0.4) = start (x 0.5) halfway to step 0 (x 0.51); nothing of the refused chunk's y = +0.2 left
     np.testing.assert_allclose(cmd.pose[:3], [0.505, -0.2, 0.3], atol=1e-9)
 
 
@@ -367,11 +371,18 @@ def test_envelope_cuts_refused_steps_and_uses_clamped_poses():
     assert not res.accepted and "first step refused" in res.reason and ex.current_chunk is None
 
 
-def test_envelope_jump_check_measures_first_step_from_start_pose():
+def test_a_chunk_is_judged_against_the_measured_pose_not_its_own_start_pose():
+    """Regression (forged chunks): the first-step check and the path start used the message's own start pose."""
     ex = executor(envelope=_env())
-    far_start = pose(0.8)  # the policy saw the arm at x=0.8; 0.35 m from where it is measured now
+    far_start = pose(0.8)  # the chunk claims the arm was at x=0.8: 0.35 m from where it is measured
     res = ex.add_chunk(chunk(0.0, [0.1], [0.79], start=far_start), 0.0, pose(0.45))
+    assert not res.accepted and "start state refused" in res.reason and "refuse_translation_m" in res.reason
+    res = ex.add_chunk(chunk(0.0, [0.1], [0.79], start=pose(0.45)), 0.0, pose(0.45))  # first step 0.34 m away
+    assert not res.accepted and "first step refused" in res.reason
+    res = ex.add_chunk(chunk(0.0, [0.2], [0.6], start=pose(0.6)), 0.0, pose(0.45))  # start claimed 0.15 m ahead
     assert res.accepted
+    np.testing.assert_allclose(ex.current_chunk.start_pose[:3], [0.45, 0.0, 0.3])  # the path starts at the arm
+    assert tick(ex, 0.1, pose(0.45)).pose[0] == pytest.approx(0.5)  # 0.45 -> 0.6 halfway, within the 5 cm step
 
 
 def test_envelope_step_limit_applies_to_commands():
@@ -504,20 +515,120 @@ def test_lead_commands_the_pose_due_one_control_period_later():
     assert tick(ex, 0.35).event == "stall"  # its end (0.4) is commanded already: ran out
 
 
-def test_a_measured_pose_jump_drops_the_chunk_and_holds_for_that_tick():
+def test_a_glitched_pose_is_not_trusted_and_the_arm_holds_where_commanded():
+    """One bad sample 0.15 m (or 0.09 m) off: no new target that tick, the chunk survives, no command moves the
+    target more than one envelope step from where it was commanded."""
+    for glitch in (0.15, 0.09):
+        env = SafetyEnvelope(SafetyConfig(workspace_min=(0.0, -1.0, 0.0), workspace_max=(1.5, 1.0, 1.0)))
+        ex = executor(env)
+        ex.observe_frame(0.0)
+        assert ex.add_chunk(chunk(0.0, [0.1, 0.2, 0.3, 0.4, 0.5], [0.52, 0.54, 0.56, 0.58, 0.6]), 0.0,
+                            pose(0.5)).accepted
+        sent = [tick(ex, 0.1, pose(0.5)).pose, tick(ex, 0.2, pose(0.52)).pose]
+        cmd = tick(ex, 0.3, pose(0.52, y=glitch))  # the bad sample
+        assert cmd.event == "hold" and cmd.pose is None and cmd.hold_pose is None, cmd
+        assert f"jumped {glitch:.3f} m" in cmd.reason
+        assert ex.current_chunk is not None and ex.stats.suspect_poses == 1 and ex.stats.pose_jumps == 0
+        for t in (0.4, 0.5):
+            cmd = tick(ex, t, pose(0.52 + 0.02 * round((t - 0.2) / 0.1)))  # the real arm again
+            assert cmd.event == "command"
+            sent.append(cmd.pose)
+        steps = np.linalg.norm(np.diff(np.stack(sent)[:, :3], axis=0), axis=1)
+        assert steps.max() <= env.config.max_translation_m + 1e-9 and abs(sent[-1][1]) < 1e-9
+
+
+def test_a_real_jump_is_confirmed_by_the_next_samples_then_the_chunk_is_dropped():
     """The world changed under the executor (a reset it has not been told of yet): the old chunk must not act."""
     env = SafetyEnvelope(SafetyConfig(workspace_min=(0.0, -1.0, 0.0), workspace_max=(1.5, 1.0, 1.0),
-                                      max_pose_jump_m=0.1))
+                                      pose_confirm_samples=2))
     ex = executor(env)
     ex.observe_frame(0.0)
     assert ex.add_chunk(chunk(0.0, [0.1, 0.2, 0.3, 0.4], [0.52, 0.54, 0.56, 0.58]), 0.0, pose(0.5)).accepted
     assert tick(ex, 0.1, pose(0.5)).pose is not None
     assert tick(ex, 0.2, pose(0.52)).pose is not None  # 2 cm per tick: the arm following its commands
-    cmd = tick(ex, 0.3, pose(0.8, y=0.1))  # 0.297 m in one tick: teleported
-    assert cmd.event == "hold" and cmd.pose is None and "jumped 0.297 m" in cmd.reason
+    for t, stamp in ((0.3, 0.3), (0.35, 0.3), (0.4, 0.4)):  # (0.35: the same sample again confirms nothing)
+        ex.observe_frame(t)
+        cmd = ex.tick(t, pose(0.8, y=0.1), pose_stamp_s=stamp)  # 0.297 m in one tick: teleported
+        assert cmd.event == "hold" and cmd.hold_pose is None and "jumped 0.297 m" in cmd.reason
+    assert ex.request_state(0.4, pose(0.8, y=0.1))[0] == pytest.approx(0.52)  # untrusted: the trusted pose
+    ex.observe_frame(0.5)
+    cmd = ex.tick(0.5, pose(0.8, y=0.1), pose_stamp_s=0.5)  # the second new sample confirms it
+    assert cmd.event == "hold" and "confirmed" in cmd.reason
     np.testing.assert_allclose(cmd.hold_pose, pose(0.8, y=0.1))
     assert ex.current_chunk is None and ex.last_command is None and ex.stats.pose_jumps == 1
-    assert ex.wants_chunk(0.3)  # a fresh chunk from where the arm now is
-    assert tick(ex, 0.4, pose(0.8, y=0.1)).event == "idle"  # no second jump: the new pose is the reference
-    ex.reset(now_s=0.5)
-    assert tick(ex, 0.6, pose(0.3)).event == "idle" and ex.stats.pose_jumps == 0  # a reset re-baselines it
+    assert ex.wants_chunk(0.5)  # a fresh chunk from where the arm now is
+    assert tick(ex, 0.55, pose(0.8, y=0.1)).event == "idle"  # no second jump: the new pose is trusted
+    ex.reset(now_s=0.6)
+    assert tick(ex, 0.7, pose(0.3)).event == "idle" and ex.stats.pose_jumps == 0  # a reset re-baselines it
+
+
+# --------------------------------------------------------------------------- a chunk is an answer
+def test_only_the_answer_to_the_outstanding_request_is_executed():
+    ex = executor(envelope=_env())
+    here = pose(0.5)
+    ex.observe_frame(0.0)
+    ex.mark_requested(0.0, 0.0, request_id="a1", state=here)
+    for rid, start, why in (("", here, "'a1'"), ("zz", here, "'a1'"), ("a1", pose(0.52), "asked from"),
+                            ("a1", None, "no start state")):
+        res = ex.add_chunk(chunk(0.0, [0.2, 0.4], [0.52, 0.54], start=start), 0.05, here, request_id=rid)
+        assert not res.accepted and "not an answer" in res.reason and why in res.reason, res.reason
+        assert ex.waiting and ex.outstanding_id == "a1"  # still open: a forger cannot close it either
+    ex.request_answered(0.0, request_id="zz")  # an empty answer with another id closes nothing
+    assert ex.waiting
+    assert ex.add_chunk(chunk(0.0, [0.2, 0.4], [0.52, 0.54], start=here), 0.05, here, request_id="a1").accepted
+    assert not ex.waiting and ex.stats.not_answers == 4
+    # answered: the same answer again (a replay) is not an answer to anything
+    res = ex.add_chunk(chunk(0.0, [0.2, 0.4], [0.52, 0.54], start=here), 0.06, here, request_id="a1")
+    assert not res.accepted and "no request is outstanding" in res.reason
+    assert tick(ex, 0.1, here).event == "command"
+
+
+def test_a_chunk_of_the_previous_episode_is_refused_after_a_reset_even_stamped_in_the_new_one():
+    ex = executor(envelope=_env())
+    ex.observe_frame(0.0)
+    ex.mark_requested(0.0, 0.0, request_id="old", state=pose(0.6))
+    ex.reset(now_s=1.0)
+    ex.observe_frame(1.0)
+    ex.mark_requested(1.0, 1.0, request_id="new", state=pose(0.4))
+    # predicted from the previous episode's state, stamped at the new episode's first tick
+    res = ex.add_chunk(chunk(1.0, [1.2, 1.4], [0.58, 0.56], start=pose(0.6)), 1.05, pose(0.4), request_id="old")
+    assert not res.accepted and "not an answer" in res.reason
+    assert tick(ex, 1.1, pose(0.4)).event == "idle"  # nothing moved
+    assert ex.add_chunk(chunk(1.0, [1.2, 1.4], [0.42, 0.44], start=pose(0.4)), 1.15, pose(0.4),
+                        request_id="new").accepted
+
+
+def test_without_ids_any_chunk_answers_as_in_the_eval_loop():
+    ex = executor()
+    ex.mark_requested(0.0, 0.0)
+    assert ex.add_chunk(chunk(0.0, [0.2], [0.5]), 0.0, pose(0.5)).accepted and not ex.waiting
+
+
+def test_a_refusal_holds_where_commanded_and_commands_move_at_most_one_step_from_the_last():
+    env = _env(max_translation_m=0.05)
+    ex = executor(envelope=env, blend_s=0.0)
+    ex.add_chunk(chunk(0.0, [0.1, 0.2], [0.52, 0.54]), 0.0, pose(0.5))
+    first = tick(ex, 0.1, pose(0.5)).pose
+    assert first[0] == pytest.approx(0.52)
+    env.config.min_confidence = 0.95  # the next command is refused (confidence 0.9)
+    cmd = tick(ex, 0.2, pose(0.51))
+    assert cmd.event == "refused"
+    np.testing.assert_allclose(cmd.hold_pose, first)  # where it was commanded, not the lagging measurement
+    env.config.min_confidence = 0.2
+    # the measurement reads 5.5 cm ahead of the last trusted pose (inside the trust bound, a small glitch):
+    # the target 0.65 is limited to 5 cm from it (0.615) AND to 5 cm from the last command (0.52 -> 0.57)
+    ex.add_chunk(chunk(0.2, [0.3], [0.65]), 0.2, pose(0.565))
+    cmd = tick(ex, 0.3, pose(0.565))
+    assert cmd.event == "command" and cmd.pose[0] == pytest.approx(0.57) and "from the last command" in cmd.reason
+
+
+def test_hold_pose_is_checked_against_the_trusted_pose():
+    env = _env(max_translation_m=0.05)
+    ex = executor(envelope=env)
+    assert ex.hold_pose() is None  # nothing known yet
+    np.testing.assert_allclose(ex.hold_pose(pose(0.5, grip=0.7))[:7], pose(0.5)[:7])  # trusted = measured
+    assert ex.hold_pose(pose(0.5, grip=0.7))[7] == 1.0  # measured opening 0.7: open
+    ex.add_chunk(chunk(0.0, [0.1], [0.53]), 0.0, pose(0.5))
+    assert tick(ex, 0.1, pose(0.5)).pose[0] == pytest.approx(0.53)
+    env.pause("e-stop")  # a hold is still allowed while paused (it is what an e-stop sends)
+    assert ex.hold_pose()[0] == pytest.approx(0.53)

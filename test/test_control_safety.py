@@ -186,3 +186,21 @@ def test_yaml_config(tmp_path):
         load_safety_config(bad)
     with pytest.raises(FileNotFoundError):
         load_safety_config(tmp_path / "missing.yaml")
+
+
+def test_check_hold_limits_the_step_from_the_trusted_pose_and_ignores_pause_and_debounce():
+    env = envelope(max_translation_m=0.05, max_rotation_deg=10.0)
+    env.pause("e-stop")
+    here = np.array([0.5, 0.0, 0.3, 0.0, 0.0, 0.0, 1.0, 0.0])
+    far = np.array([0.7, 0.0, 0.3, 0.0, 0.0, 0.0, 1.0, 1.0])
+    ok, pose, why = env.check_hold(far, here)
+    assert ok and pose[0] == pytest.approx(0.55) and "limited" in why
+    assert pose[7] == 1.0  # the hold's gripper as given: no debounce
+    outside = far.copy()
+    outside[2] = -0.2  # below the floor: clamped into the box first, then step-limited from the arm
+    ok, pose, _ = env.check_hold(outside, here)
+    assert ok and np.linalg.norm(pose[:3] - here[:3]) == pytest.approx(0.05) and pose[2] >= 0.005
+    bad = far.copy()
+    bad[0] = np.nan
+    assert env.check_hold(bad, here).allowed is False
+    np.testing.assert_allclose(env.check_hold(here, here).pose, here)

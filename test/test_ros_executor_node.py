@@ -45,10 +45,12 @@ class Harness:
         self.camera_on = True
         if not lockstep:
             self.world.create_timer(1 / 30, self.heartbeat)
-        self.status, self.commands, self.requests = [], [], []
+        self.status, self.commands, self.requests, self.holds = [], [], [], []
+        self.answered = set()
         self.world.create_subscription(String, "executor_node/status", lambda m: self.status.append(
             json.loads(m.data)), QOS)
         self.world.create_subscription(PoseStamped, "executor_node/command", self.commands.append, QOS)
+        self.world.create_subscription(PoseStamped, "executor_node/hold", self.holds.append, QOS)
         self.world.create_subscription(MultiDOFJointTrajectory, "chunk_request", lambda m: self.requests.append(
             msg_to_trajectory(m)), latched_qos())
         self.pause_client = self.world.create_client(SetBool, "executor_node/pause")
@@ -71,14 +73,38 @@ class Harness:
     def now_ns(self):
         return self.world.get_clock().now().nanoseconds
 
-    def send_chunk(self, keyframes, confidence=None, stamp_ns=None, start=None, names=None):
-        """Keyframes due DT, 2 DT, ... after ``stamp_ns`` (default now), starting from ``start``."""
+    def moves(self):
+        """The commands on ~/command that are not holds (holds are published on ~/hold too)."""
+        held = {(stamp_to_ns(m.header.stamp), m.pose.position.x, m.pose.position.y, m.pose.position.z)
+                for m in self.holds}
+        return [m for m in self.commands if (stamp_to_ns(m.header.stamp), m.pose.position.x, m.pose.position.y,
+                                             m.pose.position.z) not in held]
+
+    def outstanding(self, wait_s=3.0):
+        """The newest chunk request not answered yet by :meth:`send_chunk` (waits for one; None if none came)."""
+        self.spin(lambda: self.requests and self.requests[-1].request_id not in self.answered, wait_s)
+        if self.requests and self.requests[-1].request_id not in self.answered:
+            return self.requests[-1]
+        return None
+
+    def send_chunk(self, keyframes, confidence=None, stamp_ns=None, start=None, names=None, request=True):
+        """Keyframes due DT, 2 DT, ... after ``stamp_ns`` (default now), as the policy's answer to the outstanding
+        chunk request (its id; predicted from the state it asked from) unless ``request`` is None (no id, a
+        forger's) or a request id string; ``start`` (default: the state asked from, else the arm's pose)."""
         k = np.asarray(keyframes, dtype=np.float64)
         c = np.ones(len(k)) if confidence is None else np.asarray(confidence, dtype=np.float64)
-        s = self.arm.pose if start is None else np.asarray(start)
+        rid, state = "", None
+        if request is True:
+            req = self.outstanding()
+            if req is not None:
+                rid, state = req.request_id, req.poses[0]
+                self.answered.add(rid)
+        elif isinstance(request, str):
+            rid = request
+        s = (self.arm.pose if state is None else state) if start is None else np.asarray(start)
         msg = trajectory_to_msg(np.concatenate([s[None], k]), np.concatenate([[1.0], c]),
                                 DT * np.arange(len(k) + 1), self.now_ns() if stamp_ns is None else stamp_ns,
-                                "base_link", "fr3_hand_tcp")
+                                "base_link", "fr3_hand_tcp", request_id=rid)
         if names is not None:
             msg.joint_names = names
         self.traj_pub.publish(msg)
@@ -111,14 +137,14 @@ def straight(n, dx=0.02, grip=1.0, start=START):
 
 
 def commanded_x(harness):
-    return [(stamp_to_ns(c.header.stamp), c.pose.position.x) for c in harness.commands]
+    return [(stamp_to_ns(c.header.stamp), c.pose.position.x) for c in harness.moves()]
 
 
 def test_commands_follow_the_chunk_at_its_due_times_and_ask_for_the_next(harness):
     assert harness.spin(lambda: harness.requests, 3.0), "no chunk request while idle"
     t0 = harness.now_ns()
     harness.send_chunk(straight(4), stamp_ns=t0)  # x = 0.50 + 0.1 m/s * (t - t0) until t0 + 0.8 s
-    assert harness.spin(lambda: len(harness.commands) >= 8, 5.0)
+    assert harness.spin(lambda: len(harness.moves()) >= 8, 5.0)
     for stamp, x in commanded_x(harness):  # the pose due lead_s (0.1 s) after each command's stamp
         expected = 0.5 + 0.1 * min(max(stamp - t0, 0) * 1e-9 + LEAD, 0.8)
         assert x == pytest.approx(expected, abs=1e-6)
@@ -134,7 +160,7 @@ def test_commands_follow_the_chunk_at_its_due_times_and_ask_for_the_next(harness
 def test_a_late_chunk_is_executed_from_now_not_dropped(harness):
     t0 = harness.now_ns() - int(0.5e9)  # predicted from frames 0.5 s old: two keyframes already past
     harness.send_chunk(straight(4, dx=0.01), stamp_ns=t0)
-    assert harness.spin(lambda: harness.commands, 3.0)
+    assert harness.spin(lambda: harness.moves(), 3.0)
     stamp, x = commanded_x(harness)[0]
     assert x == pytest.approx(0.5 + 0.05 * ((stamp - t0) * 1e-9 + LEAD), abs=1e-6)  # due now + lead; past skipped
     assert x > 0.52
@@ -155,26 +181,27 @@ def test_unsafe_chunks_never_reach_the_arm(harness):
                             3.0), (name, harness.status[n_status:])
     for target in harness.arm.targets:  # only hold commands at the measured pose were sent
         np.testing.assert_allclose(target[:7], START[:7], atol=1e-9)
-    assert harness.commands == []
+    assert harness.moves() == []
     reasons = " | ".join(s["reason"] for s in harness.status)
     assert "outside the workspace box" in reasons and "refuse_translation_m" in reasons
     # the node is still alive: a good chunk executes
     harness.send_chunk(straight(2), np.ones(2))
-    assert harness.spin(lambda: len(harness.commands) >= 4, 5.0)
+    assert harness.spin(lambda: len(harness.moves()) >= 4, 5.0)
 
 
 def test_after_the_arm_is_moved_far_the_next_chunk_from_there_executes(harness):
     """Regression: the old executor checked new plans against its stale last command forever."""
     harness.send_chunk(straight(4))
-    assert harness.spin(lambda: len(harness.commands) >= 3, 3.0)
+    assert harness.spin(lambda: len(harness.moves()) >= 3, 3.0)
     moved = START.copy()
     moved[:3] = [0.45, 0.3, 0.2]  # a reset moved the arm 0.4 m
     harness.arm.pose = moved.copy()
-    harness.spin(lambda: False, 0.2)
-    n = len(harness.commands)
-    harness.send_chunk(straight(3, start=moved), start=moved)
-    assert harness.spin(lambda: len(harness.commands) >= n + 4, 3.0), harness.status[-3:]
-    last = harness.commands[-1].pose.position
+    # not trusted until the next samples confirm it; then a request from where the arm now is
+    assert harness.spin(lambda: np.allclose(harness.requests[-1].poses[0][:3], moved[:3]), 3.0)
+    n = len(harness.moves())
+    harness.send_chunk(straight(3, start=moved))
+    assert harness.spin(lambda: len(harness.moves()) >= n + 4, 3.0), harness.status[-3:]
+    last = harness.moves()[-1].pose.position
     assert abs(last.y - 0.3) < 1e-6 and 0.45 < last.x < 0.52
 
 
@@ -182,33 +209,33 @@ def test_pause_service_is_an_e_stop(harness):
     assert harness.call(harness.pause_client, SetBool.Request(data=True)).success
     harness.send_chunk(straight(4))
     harness.spin(lambda: False, 0.5)
-    assert harness.commands == []
+    assert harness.moves() == []
     assert any(s["event"] == "paused" for s in harness.status)
     assert harness.call(harness.pause_client, SetBool.Request(data=False)).success
     harness.send_chunk(straight(4))
-    assert harness.spin(lambda: len(harness.commands) >= 4, 5.0)
+    assert harness.spin(lambda: len(harness.moves()) >= 4, 5.0)
 
 
 def test_camera_dropout_holds_within_200ms_and_resumes(harness):
     harness.send_chunk([harness.arm.pose + [0.01 * k, 0, 0, 0, 0, 0, 0, 0] for k in range(1, 7)])
-    assert harness.spin(lambda: len(harness.commands) >= 1, 3.0)
+    assert harness.spin(lambda: len(harness.moves()) >= 1, 3.0)
     harness.camera_on = False
     t_off = harness.now_ns()
     assert harness.spin(lambda: any("stale" in s["reason"] for s in harness.status), 2.0)
-    n_cmd = len(harness.commands)
-    assert harness.spin(lambda: False, 0.4) is False and len(harness.commands) == n_cmd  # held
-    late = [stamp_to_ns(c.header.stamp) - t_off for c in harness.commands]
+    n_cmd = len(harness.moves())
+    assert harness.spin(lambda: False, 0.4) is False and len(harness.moves()) == n_cmd  # held
+    late = [stamp_to_ns(c.header.stamp) - t_off for c in harness.moves()]
     assert max(late) < 0.25e9  # max_frame_gap_s (0.2 s) + one tick (0.05 s)
     harness.camera_on = True
     harness.spin(lambda: False, 0.1)
     harness.send_chunk(straight(2, dx=0.01, start=harness.arm.pose))
-    assert harness.spin(lambda: len(harness.commands) > n_cmd, 3.0)
+    assert harness.spin(lambda: len(harness.moves()) > n_cmd, 3.0)
 
 
 def test_a_future_stamped_heartbeat_does_not_disable_the_dropout_hold(harness):
     harness.heartbeat(stamp=ns_to_stamp(harness.now_ns() + int(3e17)))  # ~2036: a broken clock upstream
     harness.send_chunk([harness.arm.pose + [0.01 * k, 0, 0, 0, 0, 0, 0, 0] for k in range(1, 7)])
-    assert harness.spin(lambda: len(harness.commands) >= 1, 3.0)
+    assert harness.spin(lambda: len(harness.moves()) >= 1, 3.0)
     harness.camera_on = False
     assert harness.spin(lambda: any("stale" in s["reason"] for s in harness.status), 2.0)
 
@@ -220,36 +247,42 @@ def test_old_future_and_malformed_chunks_are_dropped(harness):
     assert harness.spin(lambda: sum(s["event"] == "dropped" for s in harness.status) >= 3, 3.0), harness.status
     reasons = " | ".join(s["reason"] for s in harness.status if s["event"] == "dropped")
     assert "joint_names" in reasons and "future" in reasons
-    assert harness.commands == []
+    assert harness.moves() == []
 
 
 def test_reset_ignores_chunks_predicted_before_it(harness):
+    before = harness.outstanding()  # the request of the episode that is about to end
     stamp = harness.now_ns()
     answer = harness.call(harness.reset_client, Trigger.Request())
     assert answer.success and json.loads(answer.message)["reset_s"] * 1e9 > stamp
+    # the previous episode's answer, even stamped now (in the new episode): not an answer to anything open
+    harness.send_chunk(straight(3), request=before.request_id, start=before.poses[0])
+    assert harness.spin(lambda: any("not an answer" in s["reason"] for s in harness.status), 3.0)
+    # an answer to this episode's request, but predicted from frames before the reset
+    assert harness.spin(lambda: harness.requests[-1].request_id != before.request_id, 3.0)
     harness.send_chunk(straight(3), stamp_ns=stamp)
     assert harness.spin(lambda: any("before the last reset" in s["reason"] for s in harness.status), 3.0)
-    assert harness.commands == []
+    assert harness.moves() == []
 
 
 def test_a_stopped_episode_holds_until_the_next_starts(harness):
     assert harness.spin(lambda: harness.requests, 3.0)
     harness.send_chunk(straight(8))
-    assert harness.spin(lambda: len(harness.commands) >= 3, 3.0)
+    assert harness.spin(lambda: len(harness.moves()) >= 3, 3.0)
     stop_ns = harness.now_ns()
     harness.episode_pub.publish(Header(stamp=ns_to_stamp(stop_ns), frame_id="0 stopped"))
     assert harness.spin(lambda: any(s["event"] == "stopped" for s in harness.status), 3.0)
-    n_cmd, n_req = len(harness.commands), len(harness.requests)
+    n_cmd, n_req = len(harness.moves()), len(harness.requests)
     harness.send_chunk(straight(4))  # a chunk while stopped (predicted before the stop) does not move the arm
     harness.spin(lambda: False, 0.8)
-    assert len(harness.commands) == n_cmd and len(harness.requests) == n_req
+    assert len(harness.moves()) == n_cmd and len(harness.requests) == n_req
     ends = [s for s in harness.status if s["event"] == "episode_end"]
     assert ends and ends[-1]["stats"]["commands"] >= 3  # the stopped episode's statistics, reported once
     harness.episode_pub.publish(Header(stamp=ns_to_stamp(harness.now_ns()), frame_id="1 seed 5"))
     assert harness.spin(lambda: len(harness.requests) > n_req, 3.0), "no request after the next episode started"
     assert len([s for s in harness.status if s["event"] == "episode_end"]) == len(ends)
     harness.send_chunk(straight(4))
-    assert harness.spin(lambda: len(harness.commands) > n_cmd, 3.0)
+    assert harness.spin(lambda: len(harness.moves()) > n_cmd, 3.0)
 
 
 def test_lockstep_acknowledges_each_tick_after_the_requested_chunk(ros_context_factory):

@@ -94,6 +94,13 @@ def stop(node, cams, exs):
     cams.node.destroy_node()
 
 
+def fresh_frames(node, cams, exs, timeout_s=10.0):
+    """Publish a frame set and wait until the policy holds it (judged by its stamp, not a wall-clock window)."""
+    stamp = cams.publish()
+    assert spin_until(exs, lambda: node._latest is not None and node._latest[0] >= stamp, timeout_s), "no frames"
+    return stamp
+
+
 def call(cams, exs, timeout_s=60.0):
     fut = cams.client.call_async(Trigger.Request())
     assert spin_until(exs, fut.done, timeout_s), "the predict service did not answer"
@@ -104,8 +111,7 @@ def test_predict_service_publishes_action_video_overlays_and_summary(ros_context
     node, cams, exs = start(ros_context_factory, tiny_model)
     try:
         assert spin_until(exs, lambda: node._pipeline is not None, 60.0), "model did not load"
-        stamp = cams.publish()
-        spin_until(exs, lambda: False, 0.2)
+        stamp = fresh_frames(node, cams, exs)
         res = call(cams, exs)
         assert res.success, res.message
         summary = json.loads(res.message)
@@ -155,8 +161,7 @@ def test_bad_input_is_refused_with_a_reason_and_the_node_keeps_running(ros_conte
         res = call(cams, exs)
         assert not res.success and "stale" in res.message
         assert all(not p["ok"] for p in cams.out.get("prediction", []))  # each was a refusal with its reason
-        cams.publish()
-        spin_until(exs, lambda: False, 0.3)
+        fresh_frames(node, cams, exs)
         res = call(cams, exs)
         assert res.success, res.message  # still alive
     finally:
@@ -201,19 +206,20 @@ def test_instruction_from_the_topic_or_parameter(ros_context_factory, tmp_path):
     node, cams, exs = start(ros_context_factory, path)
     try:
         assert spin_until(exs, lambda: node._pipeline is not None, 60.0), "model did not load"
-        cams.publish()
-        spin_until(exs, lambda: False, 0.2)
+        fresh_frames(node, cams, exs)
         res = call(cams, exs)
         assert not res.success and "instruction" in res.message
         pub = cams.node.create_publisher(String, "instruction", latched_qos())
         pub.publish(String(data="reach the red target"))
         assert spin_until(exs, lambda: node._instruction == "reach the red target", 5.0)
+        fresh_frames(node, cams, exs)
         assert call(cams, exs).success
         client = cams.node.create_client(SetParameters, "policy_node/set_parameters")
         assert spin_until(exs, client.service_is_ready, 10.0)
         fut = client.call_async(SetParameters.Request(parameters=[ParameterMsg(name="instruction", value=ParameterValue(
             type=ParameterType.PARAMETER_STRING, string_value="grasp a crimson cube"))]))
         assert spin_until(exs, fut.done, 10.0)
+        fresh_frames(node, cams, exs)
         res = call(cams, exs)
         assert not res.success and "none of the words" in res.message
     finally:
@@ -232,10 +238,10 @@ def test_answers_chunk_requests_with_a_timed_trajectory_or_a_refusal(ros_context
                                   10)
     request = cams.node.create_publisher(MultiDOFJointTrajectory, "chunk_request", latched_qos())
 
-    def ask(stamp_ns, state=None):
+    def ask(stamp_ns, state=None, request_id=""):
         poses = np.zeros((0, 8)) if state is None else np.asarray(state)[None]
         request.publish(trajectory_to_msg(poses, np.ones(len(poses)), np.zeros(len(poses)), stamp_ns, "base_link",
-                                          "fr3_hand_tcp"))
+                                          "fr3_hand_tcp", request_id=request_id))
     try:
         assert spin_until(exs, lambda: request.get_subscription_count() and node._pipeline is not None, 20.0)
         stamp = cams.now_ns() if hasattr(cams, "now_ns") else cams.node.get_clock().now().nanoseconds
@@ -254,20 +260,27 @@ def test_answers_chunk_requests_with_a_timed_trajectory_or_a_refusal(ros_context
         moved = np.array([0.52, 0.03, 0.28, 1.0, 0.0, 0.0, 0.0, 1.0])
         stamp2 = cams.node.get_clock().now().nanoseconds
         cams.publish(stamp_ns=stamp2)
-        ask(stamp2, moved)
+        ask(stamp2, moved, request_id="r2")
         assert spin_until(exs, lambda: got[-1].stamp_ns == stamp2, 30.0)
         np.testing.assert_allclose(got[-1].poses[0], moved, atol=1e-9)
-        ask(stamp2, moved)  # asked again (a retry): the same answer, no new sample
+        assert got[-1].request_id == "r2"  # the request's id is echoed: the executor executes only its answer
         n_pred = node.predictions
+        ask(stamp2, moved, request_id="r2")  # asked again (a retry): the same answer, no new sample
         assert spin_until(exs, lambda: len(got) >= 3 and got[-1].stamp_ns == stamp2, 10.0)
-        spin_until(exs, lambda: False, 0.3)
-        assert node.predictions == n_pred and np.array_equal(got[-1].poses, got[-2].poses)
+        ask(stamp2, moved, request_id="r3")  # the same tick and state under a new id (a restarted executor)
+        assert spin_until(exs, lambda: len(got) >= 4 and got[-1].request_id == "r3", 10.0)
+        assert node.predictions == n_pred and np.array_equal(got[-1].poses, got[-3].poses)  # same answer, relabelled
+        served = node.predictions + node.refusals
+        ask(stamp2, moved + [0.01, 0, 0, 0, 0, 0, 0, 0], request_id="r4")  # the same tick from another state
+        assert spin_until(exs, lambda: got[-1].request_id == "r4", 30.0)
+        assert node.predictions + node.refusals == served + 1  # served anew (its frames may be stale by now)
+        assert len(got[-1]) == 0 or got[-1].poses[0, 0] == pytest.approx(0.53)
         # no frames as new as asked for: an empty trajectory answers (a refusal)
         n = len(got)
         old = stamp2 + 1
-        ask(old)
+        ask(old, request_id="r5")
         assert spin_until(exs, lambda: len(got) > n, 10.0)
-        assert len(got[-1]) == 0 and got[-1].stamp_ns == old
+        assert len(got[-1]) == 0 and got[-1].stamp_ns == old and got[-1].request_id == "r5"
         assert spin_until(exs, lambda: any(not p.get("ok", True) for p in cams.out.get("prediction", [])), 5.0)
         refusal = [p for p in cams.out["prediction"] if not p.get("ok", True)][-1]
         assert "as new as the request" in refusal["reason"] and refusal["stamp_ns"] == old, refusal

@@ -21,12 +21,31 @@ The loop a caller runs (see :class:`ChunkExecutor`)::
     executor.add_chunk(chunk, now, measured_pose)      # or request_answered(stamp) on a refusal
     cmd = executor.tick(now, measured_pose)            # every control period
     if cmd.event == "command": send(cmd.pose)
-    elif cmd.event in ("hold", "refused"): stop_at(cmd.hold_pose)
+    elif cmd.event in ("hold", "refused"): stop_at(cmd.hold_pose)   # None: send nothing new
 
 A new chunk is blended into the one being executed over ``blend_s`` seconds, so the
 command does not jump at a chunk boundary. Every command passes the optional
 :class:`~action_images_ros.control.safety.SafetyEnvelope` (each decoded step with
 ``check_target`` on arrival, each command with ``check`` on every tick).
+
+**Trusted pose.** Every check is made against the last *trusted* measured pose. A measured pose
+farther than the envelope's ``max_pose_jump_m`` from it is not trusted (a state glitch, or a reset
+nobody announced): the arm holds where it was commanded (nothing new is sent) until
+``pose_confirm_samples`` later samples confirm the new pose; then the chunk is dropped (the world
+changed) and the new pose is trusted. **Holds are commands too**: a hold stops the arm where it was
+last commanded, checked by ``SafetyEnvelope.check_hold`` against the trusted pose
+(:meth:`ChunkExecutor.hold_pose`), never at a pose a bad sample reports; and every command is also
+step-limited from the last commanded pose, so no sample, good or bad, moves the arm's target more
+than one envelope step per tick.
+
+**A chunk is an answer.** A caller that gives ids (:meth:`ChunkExecutor.mark_requested` with
+``request_id`` and the ``state`` asked from; :meth:`ChunkExecutor.add_chunk` with the chunk's
+``request_id``) has only a chunk executed that answers the outstanding request of this episode and
+was predicted from the state asked for; anything else is refused and the request stays open.
+Without ids (the in-process eval loop) any chunk answers. Either way a chunk's start state must pass
+the envelope's target checks against the trusted pose, its first step is checked against the trusted
+pose, and with nothing in flight its path starts from the trusted pose, not from the start pose the
+chunk itself claims.
 
 Not thread-safe: call from one thread, or hold a lock around every call.
 """
@@ -344,7 +363,10 @@ class Command:
             refused: stop at ``hold_pose``, the chunk was dropped); ``"paused"`` (envelope
             paused, send nothing); ``"idle"`` (no chunk yet).
         reason: why there is no pose, or how the envelope changed it.
-        hold_pose: ``(8,)`` pose to stop at for ``"hold"`` / ``"refused"`` (the measured pose).
+        hold_pose: ``(8,)`` pose to stop at for ``"hold"`` / ``"refused"``: where the arm was last
+            commanded (else the trusted measured pose), checked by ``SafetyEnvelope.check_hold`` against
+            the trusted pose; None: send nothing new (the last target stands; e.g. while a measured pose
+            that jumped is not trusted yet).
     """
 
     pose: np.ndarray | None
@@ -367,7 +389,11 @@ class ExecutionStats:
         max_late_s: largest ``now_s - stamp_s`` of an accepted chunk.
         requests: requests marked. future_stamps: frame or chunk stamps ignored for being more
             than :data:`FUTURE_TOLERANCE_S` in the future.
-        pose_jumps: ticks whose measured pose jumped more than the envelope's ``max_pose_jump_m``.
+        pose_jumps: measured poses that jumped more than the envelope's ``max_pose_jump_m`` from the
+            trusted one and were confirmed (the world changed: the chunk was dropped).
+        suspect_poses: ticks held because the measured pose had jumped and was not confirmed yet.
+        not_answers: chunks refused for not answering the outstanding request (wrong or missing id,
+            nothing outstanding, or predicted from another state).
     """
 
     commands: int = 0
@@ -382,6 +408,8 @@ class ExecutionStats:
     requests: int = 0
     future_stamps: int = 0
     pose_jumps: int = 0
+    suspect_poses: int = 0
+    not_answers: int = 0
 
     def as_dict(self) -> dict:
         """The counters as a plain mapping."""
@@ -389,6 +417,24 @@ class ExecutionStats:
 
 
 # --------------------------------------------------------------------------- executor
+@dataclasses.dataclass
+class _Request:
+    """The outstanding request (internal): frames stamp, when it went out, its id and the state asked from."""
+
+    stamp_s: float
+    sent_s: float
+    request_id: str | None = None
+    state: np.ndarray | None = None
+
+
+def _same_pose(a: np.ndarray, b: np.ndarray, tol_m: float = 1e-4, tol_deg: float = 0.05) -> bool:
+    """Whether two (>= 7,) poses are the same (position within ``tol_m``, rotation within ``tol_deg``)."""
+    if float(np.linalg.norm(a[:3] - b[:3])) > tol_m:
+        return False
+    qa, qb = a[3:7] / np.linalg.norm(a[3:7]), b[3:7] / np.linalg.norm(b[3:7])
+    return float(np.degrees(2.0 * np.arccos(min(1.0, abs(float(np.dot(qa, qb))))))) <= tol_deg
+
+
 class _Plan:
     """The current chunk plus what it is blended from (internal)."""
 
@@ -457,10 +503,14 @@ class ChunkExecutor:
         self._gripper_command: float | None = None  # the last gripper command sent this episode
         self._last_frame_s: float | None = None
         self._early_frames: list[float] = []  # stamps seen before any now_s, resolved at the first one
-        self._request: tuple[float, float] | None = None
+        self._request: _Request | None = None
         self._stall_mark: float | None = None  # set while stalling: time up to which stall time is counted
         self._holding = False
-        self._last_measured: np.ndarray | None = None  # the previous tick's measured pose
+        self._trusted: np.ndarray | None = None  # the last trusted measured pose (8,)
+        self._suspect: list[np.ndarray] = []  # measured poses since the last trusted one that jumped from it
+        self._pose_key: tuple | None = None  # the sample the trust was last judged on (stamp or tick time)
+        self._pose_verdict = ""  # why that sample is not trusted ("" = trusted)
+        self._commanded: np.ndarray | None = None  # where the arm was last told to go (commands and holds)
         self.last_switch_s: float | None = None
         if not keep_stats:
             self.stats = ExecutionStats()
@@ -501,7 +551,7 @@ class ChunkExecutor:
         gripper closed on a 5 cm cube reads 0.6, "half open", which the policy never saw.
         """
         measured = _as_pose(measured_pose, "measured_pose")
-        state = measured.copy()
+        state = self.trusted_view(measured)
         if self.config.forecast_state and self._plan is not None and self._latency_s > TIME_EPS_S:
             state[:7] = self.planned_pose(float(now_s) + self._latency_s)[:7]
         if self._gripper_command is not None:
@@ -577,13 +627,16 @@ class ChunkExecutor:
         its executable remainder is at most ``request_fraction`` of its executable duration
         (from when it became current to its end) — or, with ``latency_aware``, at most the
         policy's latency seen so far —, unless a request is outstanding and younger than
-        ``request_timeout_s``, or the envelope is paused (chunks would be refused).
+        ``request_timeout_s``, the envelope is paused (chunks would be refused), or the measured pose
+        jumped and is not confirmed yet.
         """
         now_s = _as_time(now_s, "now_s")
         self._see_now(now_s)
         if self.envelope is not None and self.envelope.paused:
             return False
-        if self._request is not None and now_s - self._request[1] < self.config.request_timeout_s:
+        if self._suspect:  # the measured pose jumped and is not confirmed yet: nothing to predict from
+            return False
+        if self._request is not None and now_s - self._request.sent_s < self.config.request_timeout_s:
             return False
         plan = self._plan
         if plan is None:
@@ -594,23 +647,128 @@ class ChunkExecutor:
             threshold = max(threshold, self._latency_s)
         return plan.end_s - now_s <= threshold + TIME_EPS_S
 
-    def mark_requested(self, stamp_s: float, now_s: float) -> None:
-        """A request went out at ``now_s`` for frames stamped ``stamp_s``."""
+    def mark_requested(self, stamp_s: float, now_s: float, request_id: str | None = None,
+                       state: np.ndarray | None = None) -> None:
+        """A request went out at ``now_s`` for frames stamped ``stamp_s``.
+
+        Args:
+            request_id: the request's id; given, only a chunk carrying it answers the request
+                (:meth:`add_chunk`, :meth:`request_answered`).
+            state: ``(8,)`` the state the chunk was asked to be predicted from (:meth:`request_state`);
+                given, a chunk predicted from another start state is not an answer.
+        """
         self._see_now(_as_time(now_s, "now_s"))
-        self._request = (_as_time(stamp_s, "stamp_s"), float(now_s))
+        self._request = _Request(_as_time(stamp_s, "stamp_s"), float(now_s),
+                                 None if request_id is None else str(request_id),
+                                 None if state is None else _as_pose(state, "state").copy())
         self.stats.requests += 1
 
-    def request_answered(self, stamp_s: float | None = None) -> None:
+    @property
+    def outstanding_id(self) -> str | None:
+        """The id of the outstanding request (None: none outstanding, or it has no id)."""
+        return None if self._request is None else self._request.request_id
+
+    def answers_request(self, request_id: str | None) -> bool:
+        """Whether an answer carrying ``request_id`` answers the outstanding request (always, when the
+        request has no id)."""
+        req = self._request
+        return req is not None and (req.request_id is None or req.request_id == request_id)
+
+    def request_answered(self, stamp_s: float | None = None, request_id: str | None = None) -> None:
         """The policy answered (a chunk or a refusal): the request is no longer outstanding.
 
-        An answer stamped before the last reset belongs to the previous episode, and one stamped
-        before the outstanding request answers an earlier request: both leave it outstanding.
+        An answer stamped before the last reset belongs to the previous episode, one stamped before the
+        outstanding request answers an earlier request, and one whose ``request_id`` is not the
+        outstanding request's (when that has an id): all leave it outstanding.
         """
         if stamp_s is not None and self._reset_s is not None and float(stamp_s) < self._reset_s:
             return
-        if stamp_s is not None and self._request is not None and float(stamp_s) < self._request[0] - TIME_EPS_S:
+        req = self._request
+        if req is None:
+            return
+        if req.request_id is not None:
+            if request_id == req.request_id:  # the answer to it, whatever frames it was predicted from
+                self._request = None
+            return
+        if stamp_s is not None and float(stamp_s) < req.stamp_s - TIME_EPS_S:
             return  # a late answer to an earlier request (e.g. a retried one): the newer one is still open
         self._request = None
+
+    # ------------------------------------------------------------------ trusted pose
+    def trusted_view(self, measured_pose: np.ndarray) -> np.ndarray:
+        """``(8,)`` the pose to act on for a measurement: ``measured_pose`` unless it jumped more than the
+        envelope's ``max_pose_jump_m`` from the last trusted pose (then that one). Changes nothing."""
+        measured = _as_pose(measured_pose, "measured_pose")
+        if self._trusted is None or self.envelope is None:
+            return measured.copy()
+        if float(np.linalg.norm(measured[:3] - self._trusted[:3])) <= self.envelope.config.max_pose_jump_m:
+            return measured.copy()
+        return self._trusted.copy()
+
+    @property
+    def trusted_pose(self) -> np.ndarray | None:
+        """``(8,)`` the last trusted measured pose (None before the first tick of an episode)."""
+        return None if self._trusted is None else self._trusted.copy()
+
+    def _judge_pose(self, measured: np.ndarray, key: tuple) -> str:
+        """Update the trusted pose with one sample (once per ``key``); returns "" when trusted, "confirmed"
+        when a jump was just confirmed (the world changed), or why it is not trusted yet."""
+        if key == self._pose_key:
+            return self._pose_verdict
+        self._pose_key = key
+        verdict = ""
+        if self.envelope is None or self._trusted is None:
+            self._trusted = measured.copy()
+        else:
+            limit = self.envelope.config.max_pose_jump_m
+            jump = float(np.linalg.norm(measured[:3] - self._trusted[:3]))
+            if jump <= limit:
+                self._trusted, self._suspect = measured.copy(), []
+            elif self._suspect and float(np.linalg.norm(measured[:3] - self._suspect[-1][:3])) <= limit:
+                self._suspect.append(measured.copy())
+                if len(self._suspect) > self.envelope.config.pose_confirm_samples:
+                    verdict = "confirmed"
+                    logger.warning("the measured pose moved %.3f m from the last trusted one and %d samples "
+                                   "confirmed it: the world changed; chunk dropped, trusting the new pose",
+                                   jump, len(self._suspect) - 1)
+                    self._trusted, self._suspect = measured.copy(), []
+            else:
+                self._suspect = [measured.copy()]
+            if self._suspect:
+                verdict = (f"the measured pose jumped {jump:.3f} m from the last trusted one (> max_pose_jump_m "
+                           f"{limit}): not trusted until {self.envelope.config.pose_confirm_samples} more "
+                           f"sample(s) confirm it; holding where commanded")
+                if len(self._suspect) == 1:
+                    logger.warning(verdict)
+        self._pose_verdict = verdict
+        return verdict
+
+    def hold_pose(self, measured_pose: np.ndarray | None = None) -> np.ndarray | None:
+        """``(8,)`` where a hold stops the arm now: where it was last commanded (moves and holds of this
+        episode), else the trusted measured pose (gripper: the last command, else the measured opening),
+        checked by ``SafetyEnvelope.check_hold`` against the trusted pose (``measured_pose`` through
+        :meth:`trusted_view` when nothing is trusted yet). None when no pose is known at all.
+        The result becomes the last commanded pose."""
+        reference = self._trusted
+        if reference is None and measured_pose is not None:
+            reference = _as_pose(measured_pose, "measured_pose").copy()
+        if reference is None:
+            return None if self._commanded is None else self._commanded.copy()
+        if self._commanded is not None:
+            hold = self._commanded.copy()
+        else:
+            hold = reference.copy()
+            if self._gripper_command is not None:
+                hold[7] = self._gripper_command
+            elif self.envelope is not None:
+                hold[7] = 1.0 if hold[7] > self.envelope.config.gripper_threshold else 0.0
+        if self.envelope is not None:
+            decision = self.envelope.check_hold(hold, reference)
+            if not decision.allowed:
+                return None
+            hold = decision.pose
+        self._commanded = hold.copy()
+        return hold.copy()
 
     # ------------------------------------------------------------------ chunks
     def _drop(self, reason: str, late_s: float, drop_current: bool = False) -> PlanResult:
@@ -627,26 +785,32 @@ class ChunkExecutor:
                 self.stats.stall_time_s += max(0.0, now_s - self._stall_mark)
             self._stall_mark = None
 
-    def add_chunk(self, chunk: Chunk, now_s: float, current_pose: np.ndarray | None) -> PlanResult:
+    def add_chunk(self, chunk: Chunk, now_s: float, current_pose: np.ndarray | None,
+                  request_id: str | None = None) -> PlanResult:
         """Offer a decoded chunk; it becomes current unless dropped.
 
-        Steps: (1) ignore chunks stamped before the last reset, older than ``max_plan_age_s``,
+        Steps: (0) with ``request_id`` given (a caller that checks answers): refuse a chunk that does not
+        answer the outstanding request (its id, and the state asked from when one was given), leaving
+        the request open; a chunk whose start state fails the envelope's target checks against the
+        trusted pose is dropped; (1) ignore chunks stamped before the last reset, older than ``max_plan_age_s``,
         more than :data:`FUTURE_TOLERANCE_S` in the future, or older than the current chunk
         (out of order) (the current chunk stays);
         (2) cut steps due after ``stamp_s + execute_fraction * (end_s - stamp_s)`` (at least one
         is kept); (3) cut before the first uncertain / non-finite / zero-quaternion step and
         (4) before the first step the envelope's ``check_target`` refuses (each against the
-        previous step; the first against ``start_pose``, else ``current_pose``), using the
+        previous step; the first against the trusted ``current_pose``), using the
         returned poses; nothing left drops the current chunk too (the newest prediction says
         stop); (5) ``align="arrival"`` shifts the chunk by ``now_s - stamp_s``; (6) the chunk
         becomes current at ``now_s``, blended from what was executed over ``blend_s``. A chunk
         whose steps are all past is executed from now: its last pose is the target.
-        Any chunk answers the outstanding request.
+        Without ``request_id`` any chunk answers the outstanding request.
 
         Args:
             chunk: the decoded chunk.
             now_s: arrival time (s).
-            current_pose: ``(8,)`` measured pose (finite); may be None without an envelope.
+            current_pose: ``(8,)`` measured pose (finite); may be None without an envelope. Used through
+                :meth:`trusted_view`.
+            request_id: the id the chunk says it answers ("" = none); None = do not check.
 
         Returns:
             A :class:`PlanResult`.
@@ -654,16 +818,24 @@ class ChunkExecutor:
         cfg = self.config
         now_s = _as_time(now_s, "now_s")
         if current_pose is not None or self.envelope is not None:
-            current_pose = _as_pose(current_pose, "current_pose")
+            current_pose = self.trusted_view(current_pose)
         self._see_now(now_s)
         late_s = now_s - chunk.stamp_s
+        # 0. only an answer to the outstanding request of this episode, from the state asked for
+        if request_id is not None:
+            why = self._not_an_answer(chunk, request_id)
+            if why:
+                self.stats.chunks_dropped += 1
+                self.stats.not_answers += 1
+                logger.debug("chunk refused: %s", why)
+                return PlanResult(False, why, late_s)
         # 1. too old, too new, from before the reset
         if self._reset_s is not None and chunk.stamp_s < self._reset_s:
             reason = f"chunk stamped {chunk.stamp_s:.3f} s, before the last reset at {self._reset_s:.3f} s; ignored"
             self.stats.chunks_dropped += 1
             logger.info(reason)
             return PlanResult(False, reason, late_s)
-        self.request_answered(chunk.stamp_s)
+        self.request_answered(chunk.stamp_s, request_id)
         if self._future(chunk.stamp_s, "chunk"):
             return self._drop(f"chunk stamped {chunk.stamp_s:.3f} s, {-late_s:.3f} s in the future of now "
                               f"(> {FUTURE_TOLERANCE_S} s)", late_s)
@@ -696,7 +868,11 @@ class ChunkExecutor:
         # 4. envelope
         poses = poses[:n].copy()
         if self.envelope is not None:
-            reference = chunk.start_pose if chunk.start_pose is not None else current_pose
+            if chunk.start_pose is not None:  # the state it was predicted from must be one this arm can be in
+                allowed, _, why = self.envelope.check_target(chunk.start_pose, current_pose)
+                if not allowed:
+                    return self._drop(f"start state refused against the measured pose: {why}", late_s)
+            reference = current_pose
             for i in range(n):
                 allowed, pose, why = self.envelope.check_target(poses[i], reference, float(conf[i]))
                 if not allowed:
@@ -709,8 +885,11 @@ class ChunkExecutor:
                 reference = pose
         # the way to the first step starts from what was being commanded at the stamp (the command
         # stream continues; the measured pose lags the commands, and starting from it would pull the
-        # arm back at every new chunk), or from the measured state when nothing was in flight
+        # arm back at every new chunk), or from the trusted measured pose when nothing was in flight
+        # (never from the start pose the message claims)
         start = chunk.start_pose
+        if current_pose is not None:
+            start = np.concatenate([current_pose[:7], [poses[0, 7]]])
         if self._last_command is not None:
             prev = self._plan
             if prev is not None and prev.switch_s - TIME_EPS_S <= chunk.stamp_s < now_s - TIME_EPS_S:
@@ -751,17 +930,35 @@ class ChunkExecutor:
             logger.debug("chunk accepted: %s", reason)
         return PlanResult(True, reason, late_s, n)
 
+    def _not_an_answer(self, chunk: Chunk, request_id: str) -> str:
+        """Why ``chunk`` (saying it answers ``request_id``) does not answer the outstanding request ("" if it does)."""
+        req = self._request
+        who = f"chunk stamped {chunk.stamp_s:.3f} s with request id {request_id or 'none'!r}"
+        if req is None:
+            return f"{who}: no request is outstanding (not an answer)"
+        if req.request_id is not None and request_id != req.request_id:
+            return f"{who}: the outstanding request is {req.request_id!r} (not an answer)"
+        if req.state is not None:
+            if chunk.start_pose is None:
+                return f"{who}: it carries no start state (not an answer)"
+            if not _same_pose(chunk.start_pose, req.state):
+                return (f"{who}: predicted from {np.round(chunk.start_pose[:3], 3).tolist()}, the request asked from "
+                        f"{np.round(req.state[:3], 3).tolist()} (not an answer)")
+        return ""
+
     # ------------------------------------------------------------------ ticks
     def _forget(self) -> None:
         self._plan = None
         self._last_command = None
 
-    def tick(self, now_s: float, measured_pose: np.ndarray | None) -> Command:
+    def tick(self, now_s: float, measured_pose: np.ndarray | None, pose_stamp_s: float | None = None) -> Command:
         """The command for time ``now_s``.
 
         Args:
             now_s: the current time (s).
             measured_pose: ``(8,)`` measured TCP pose (finite); may be None only without an envelope.
+            pose_stamp_s: the measurement's stamp (s): a sample seen again (same stamp) is not a new
+                sample for the trusted-pose confirmation; None = every tick is a new sample.
 
         Returns:
             A :class:`Command` (see :data:`EVENTS`).
@@ -779,7 +976,24 @@ class ChunkExecutor:
             self._end_stall(now_s)
             self._forget()
             return Command(None, 0.0, "paused", "safety envelope paused (e-stop)")
-        # 2. camera dropout
+        # 2. a measured pose that jumped is not trusted until confirmed: hold where commanded (send nothing
+        #    new), keeping the chunk (a glitch costs a tick); confirmed, the world changed: drop the chunk
+        if measured_pose is not None:
+            verdict = self._judge_pose(measured_pose, ("stamp", pose_stamp_s) if pose_stamp_s is not None
+                                       else ("tick", now_s))
+            if verdict == "confirmed":
+                self.stats.pose_jumps += 1
+                self._end_stall(now_s)
+                self._forget()
+                self._commanded = None  # the old target belongs to the old world: hold at the new trusted pose
+                self._request = None  # asked from the old world's state: ask again from the new one
+                return Command(None, 0.0, "hold", "the measured pose jumped and was confirmed: chunk dropped, "
+                               "holding at the new pose", hold_pose=self.hold_pose())
+            if verdict:
+                self.stats.suspect_poses += 1
+                return Command(None, 0.0, "hold", verdict, hold_pose=None)
+            measured_pose = self._trusted.copy()
+        # 3. camera dropout
         if self.frames_stale(now_s):
             if not self._holding and (self._plan is not None or self._last_command is not None):
                 self.stats.holds += 1
@@ -791,20 +1005,8 @@ class ChunkExecutor:
             last = self._last_frame_s
             gap = "never" if last is None else f"{1000 * (now_s - last):.0f} ms ago"
             return Command(None, 0.0, "hold", f"camera frames stale (last {gap}, max "
-                           f"{1000 * cfg.max_frame_gap_s:.0f} ms)", hold_pose=measured_pose)
+                           f"{1000 * cfg.max_frame_gap_s:.0f} ms)", hold_pose=self.hold_pose(measured_pose))
         self._holding = False
-        # 3. the arm jumped (the world changed under us): nothing planned from before applies
-        previous, self._last_measured = self._last_measured, measured_pose
-        if self.envelope is not None and previous is not None:
-            jump = float(np.linalg.norm(measured_pose[:3] - previous[:3]))
-            if jump > self.envelope.config.max_pose_jump_m:
-                self.stats.pose_jumps += 1
-                self._end_stall(now_s)
-                self._forget()
-                reason = (f"the measured pose jumped {jump:.3f} m in one tick (> max_pose_jump_m "
-                          f"{self.envelope.config.max_pose_jump_m}): chunk dropped, holding")
-                logger.warning(reason)
-                return Command(None, 0.0, "hold", reason, hold_pose=measured_pose)
         plan = self._plan
         if plan is None:
             return Command(None, 0.0, "idle", "no chunk (waiting for the policy)")
@@ -820,7 +1022,8 @@ class ChunkExecutor:
             self._stall_mark = max(self._stall_mark, now_s)
             event, why = "stall", (f"chunk ran out {1000 * (now_s + cfg.lead_s - plan.end_s):.0f} ms ago; holding its last "
                                    "pose, waiting for the next")
-        # 5. the (blended) pose due now (or the chunk's end), through the envelope
+        # 5. the (blended) pose due now (or the chunk's end), through the envelope (against the trusted pose),
+        #    then at most one step from where the arm was last commanded
         t_pose = min(now_s + cfg.lead_s, plan.end_s)
         pose, conf = plan.pose(t_pose), plan.confidence(t_pose)
         reason = ""
@@ -829,10 +1032,15 @@ class ChunkExecutor:
             if not allowed:
                 self.stats.refused += 1
                 self._forget()
-                return Command(None, 0.0, "refused", reason, hold_pose=measured_pose)
+                return Command(None, 0.0, "refused", reason, hold_pose=self.hold_pose(measured_pose))
             pose = checked
+            if self._commanded is not None:
+                pose, note = self.envelope.limit_step(pose, self._commanded)
+                if note:
+                    reason = "; ".join(r for r in (reason, f"from the last command: {note}") if r)
         plan.commanded = True
         self._last_command = pose.copy()
+        self._commanded = pose.copy()
         self._gripper_command = float(pose[7])
         self.stats.commands += 1
         return Command(pose, conf, event, why or reason)

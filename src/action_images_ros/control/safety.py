@@ -37,6 +37,10 @@ so no interpolated command ever heads towards a target that would itself be refu
    on it and (when ``gripper_debounce_s > 0``) it was first requested at least that many
    seconds ago; until then the previous state is kept. The output gripper is 0.0 or 1.0.
 
+Holds are commands too: :meth:`SafetyEnvelope.check_hold` checks where a hold stops the arm (where it
+was last commanded) against the last trusted measured pose: finite, clamped into the box,
+step-limited (6); never refused for an e-stop, confidence or the gripper debounce.
+
 Refusals are logged with their reason at WARNING when the kind of refusal changes and
 at DEBUG while it repeats (a stream of refusals does not flood the log).
 """
@@ -77,9 +81,14 @@ class SafetyConfig:
         gripper_debounce_s: seconds a new gripper state must have been requested before it is
             commanded (0 = steps only; > 0 needs ``now_s`` in ``check``).
         gripper_threshold: openness above which the gripper counts as open.
-        max_pose_jump_m: the measured pose moving farther than this between two ticks means the world
-            changed under the executor (a reset or a new trial it has not been told of yet, a state
-            glitch): the chunk is dropped and the arm held for that tick (``ChunkExecutor.tick``).
+        max_pose_jump_m: a measured pose farther than this from the last *trusted* one is not trusted
+            (a state glitch, or the world changed under the executor: a reset or a new trial it has not
+            been told of yet): the arm holds where it was commanded until ``pose_confirm_samples`` later
+            samples confirm the new pose (``ChunkExecutor.tick``). Commands are step-limited to
+            ``max_translation_m`` from the trusted pose, so the arm itself moves about that much per
+            tick: keep this a little above ``max_translation_m`` (a 0.09 m glitch must be caught).
+        pose_confirm_samples: consecutive later samples, each within ``max_pose_jump_m`` of the one
+            before, that make a jumped pose trusted (the chunk is then dropped: the world changed).
     """
 
     workspace_min: tuple[float, float, float] = (0.25, -0.35, 0.005)
@@ -94,7 +103,8 @@ class SafetyConfig:
     gripper_debounce_steps: int = 2
     gripper_debounce_s: float = 0.0
     gripper_threshold: float = 0.5
-    max_pose_jump_m: float = 0.10
+    max_pose_jump_m: float = 0.07
+    pose_confirm_samples: int = 2
 
     def __post_init__(self) -> None:
         lo = np.asarray(self.workspace_min, dtype=np.float64)
@@ -125,6 +135,9 @@ class SafetyConfig:
             raise ValueError(f"gripper_debounce_s must be >= 0, got {self.gripper_debounce_s}")
         if not float(self.max_pose_jump_m) > 0:
             raise ValueError(f"max_pose_jump_m must be > 0, got {self.max_pose_jump_m}")
+        if int(self.pose_confirm_samples) != self.pose_confirm_samples or self.pose_confirm_samples < 1:
+            raise ValueError(f"pose_confirm_samples must be an integer >= 1, got {self.pose_confirm_samples}")
+        self.pose_confirm_samples = int(self.pose_confirm_samples)
         if not 0.0 < self.gripper_threshold < 1.0:
             raise ValueError(f"gripper_threshold must be in (0, 1), got {self.gripper_threshold}")
         if not 0.0 <= float(self.workspace_clamp_margin_m) <= 0.05:
@@ -309,21 +322,10 @@ class SafetyEnvelope:
         cmd, cur = first.pose, np.asarray(current_pose, dtype=np.float64).reshape(-1)
         notes = [first.reason] if first.reason else []
         # 6. step limit
-        pos = cmd[:3]
-        rot_cur = Rotation.from_quat(cur[3:7] / np.linalg.norm(cur[3:7]))
-        rot_cmd = Rotation.from_quat(cmd[3:7])
-        dist = float(np.linalg.norm(pos - cur[:3]))
-        angle = float(np.degrees((rot_cur.inv() * rot_cmd).magnitude()))
-        frac = min(1.0, cfg.max_translation_m / dist if dist > 0 else 1.0,
-                   cfg.max_rotation_deg / angle if angle > 0 else 1.0)
-        if frac < 1.0:
-            pos = cur[:3] + frac * (pos - cur[:3])
-            rot_cmd = Slerp([0.0, 1.0], Rotation.concatenate([rot_cur, rot_cmd]))([frac])[0]
-            notes.append(f"step of {dist:.3f} m / {angle:.1f} deg limited to {frac * dist:.3f} m / "
-                         f"{frac * angle:.1f} deg")
-        quat = rot_cmd.as_quat()
-        if quat[3] < 0:
-            quat = -quat
+        limited, note = self.limit_step(cmd, cur)
+        pos, quat = limited[:3], limited[3:7]
+        if note:
+            notes.append(note)
         # 7. gripper debounce
         grip, grip_note = self._debounce(cmd[7] > cfg.gripper_threshold, cur[7] > cfg.gripper_threshold, now_s)
         if grip_note:
@@ -334,6 +336,68 @@ class SafetyEnvelope:
         if reason:
             logger.debug("command changed: %s", reason)
         return Decision(True, out, reason)
+
+    def limit_step(self, target_pose: np.ndarray, reference_pose: np.ndarray) -> tuple[np.ndarray, str]:
+        """Check 6 alone: ``target_pose`` moved at most ``max_translation_m`` / ``max_rotation_deg`` from
+        ``reference_pose`` (the same fraction of the way along the line and the slerp).
+
+        Args:
+            target_pose, reference_pose: ``(8,)`` finite poses with non-zero quaternions (base frame).
+
+        Returns:
+            ``(pose (8,), note)``: unit quaternion with ``qw >= 0``, the target's gripper; the note says
+            how the step was limited ("" when it was not).
+        """
+        cfg = self.config
+        cmd = np.asarray(target_pose, dtype=np.float64).reshape(-1)
+        cur = np.asarray(reference_pose, dtype=np.float64).reshape(-1)
+        rot_cur = Rotation.from_quat(cur[3:7] / np.linalg.norm(cur[3:7]))
+        rot_cmd = Rotation.from_quat(cmd[3:7] / np.linalg.norm(cmd[3:7]))
+        pos = cmd[:3]
+        dist = float(np.linalg.norm(pos - cur[:3]))
+        angle = float(np.degrees((rot_cur.inv() * rot_cmd).magnitude()))
+        frac = min(1.0, cfg.max_translation_m / dist if dist > 0 else 1.0,
+                   cfg.max_rotation_deg / angle if angle > 0 else 1.0)
+        note = ""
+        if frac < 1.0:
+            pos = cur[:3] + frac * (pos - cur[:3])
+            rot_cmd = Slerp([0.0, 1.0], Rotation.concatenate([rot_cur, rot_cmd]))([frac])[0]
+            note = (f"step of {dist:.3f} m / {angle:.1f} deg limited to {frac * dist:.3f} m / "
+                    f"{frac * angle:.1f} deg")
+        quat = rot_cmd.as_quat()
+        if quat[3] < 0:
+            quat = -quat
+        return np.concatenate([pos, quat, cmd[7:8]]), note
+
+    def check_hold(self, hold_pose: np.ndarray, reference_pose: np.ndarray) -> Decision:
+        """Where a hold may stop the arm: ``hold_pose`` (where it was last commanded) checked against
+        ``reference_pose`` (the last trusted measured pose).
+
+        A hold is a command too: finite values, non-zero quaternions, inside the workspace box (clamped
+        into it) and step-limited (check 6) from the
+        reference. Never refused for being paused (a hold is what an e-stop sends), for confidence or
+        by the gripper debounce (the gripper stays as ``hold_pose`` has it).
+
+        Returns:
+            A :class:`Decision`; refused only when a pose is non-finite or has a zero quaternion.
+        """
+        cmd = np.asarray(hold_pose, dtype=np.float64).reshape(-1)
+        cur = np.asarray(reference_pose, dtype=np.float64).reshape(-1)
+        if cmd.shape != (8,) or cur.shape != (8,):
+            raise ValueError(f"poses must have shape (8,) = [x y z qx qy qz qw gripper]; "
+                             f"got {np.shape(hold_pose)} and {np.shape(reference_pose)}")
+        if not (np.all(np.isfinite(cmd)) and np.all(np.isfinite(cur))) \
+                or np.linalg.norm(cmd[3:7]) < 1e-6 or np.linalg.norm(cur[3:7]) < 1e-6:
+            return Decision(False, None, "hold pose or reference not finite or with a zero quaternion")
+        notes = []
+        clipped = np.clip(cmd[:3], self._lo, self._hi)
+        if np.any(clipped != cmd[:3]):
+            notes.append(f"hold {np.round(cmd[:3], 3).tolist()} clamped into the workspace box")
+            cmd = np.concatenate([clipped, cmd[3:]])
+        out, note = self.limit_step(cmd, cur)
+        if note:
+            notes.append(note)
+        return Decision(True, out, "; ".join(notes))
 
     def __call__(self, command_pose: np.ndarray, current_pose: np.ndarray, confidence: float = 1.0,
                  now_s: float | None = None) -> Decision:

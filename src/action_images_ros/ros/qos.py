@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-__all__ = ["image_qos", "latched_qos", "service_qos", "state_qos"]
+__all__ = ["image_qos", "latched_qos", "pose_qos", "service_qos", "state_qos"]
 
 
 def image_qos() -> QoSProfile:
@@ -17,6 +17,15 @@ def image_qos() -> QoSProfile:
 def state_qos(depth: int = 5) -> QoSProfile:
     """Small state / command / result messages: reliable, volatile, the newest ``depth`` kept."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def pose_qos(depth: int = 5) -> QoSProfile:
+    """A measured-state stream read for its newest sample (``current_pose``): best effort, volatile, the newest
+    ``depth`` kept. A best-effort reader matches reliable *and* best-effort writers (a reliable reader gets
+    nothing from a best-effort writer): franka_ros2 (>= v3.3) publishes
+    ``franka_robot_state_broadcaster/current_pose`` best effort at 1 kHz, sim_node reliable."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.BEST_EFFORT,
                       durability=DurabilityPolicy.VOLATILE)
 
 

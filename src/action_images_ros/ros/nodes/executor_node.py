@@ -5,7 +5,13 @@ Subscribes (relative names, remap as needed):
         decoded chunk, stamped with its frames' capture time; every step has a ``time_from_start``.
         An empty one is the policy's refusal of a request.
     ``current_pose`` (geometry_msgs/PoseStamped): measured TCP pose in the base frame
-        (franka_ros2: ``/franka_robot_state_broadcaster/current_pose``; sim: sim_node).
+        (franka_ros2: ``/franka_robot_state_broadcaster/current_pose``, best effort at 1 kHz in frame ``base``;
+        sim: sim_node). Subscribed best effort (``qos.pose_qos``: receives reliable and best-effort
+        publishers alike); ``base_frame`` and ``base_frame_aliases`` (frames identical to it, e.g. the
+        URDF root ``base`` of the FR3 = ``fr3_link0``) are accepted. With ticks on a timer the newest
+        message is only stored and checked once per tick (decimated to the control rate).
+        A pose that jumped from the last trusted one is not trusted until the next samples confirm it
+        (``ChunkExecutor``): the arm holds where it was commanded.
     ``gripper_joint_states`` (sensor_msgs/JointState): finger joints -> measured openness.
     ``camera_heartbeat`` (sensor_msgs/CameraInfo): one camera's info; its stamps tell the
         executor the cameras are alive (it holds within ``max_frame_gap_s`` of a dropout).
@@ -18,12 +24,16 @@ Publishes:
     ``chunk_request`` (trajectory_msgs/MultiDOFJointTrajectory, transient local, the
         ``trajectory_conversion`` layout): "the next chunk, from frames stamped at least
         ``header.stamp``, predicted from the state in point 0" when the current chunk is running out;
-        point 0 is the measured pose, or with a late policy the pose the arm will be commanded to
-        when the answer is expected (``time_from_start`` = that expected latency).
-    ``~/command`` (geometry_msgs/PoseStamped): every command sent to the backend.
+        point 0 is the trusted measured pose, or with a late policy the pose the arm will be commanded to
+        when the answer is expected (``time_from_start`` = that expected latency). It names a fresh
+        random id (``request/<id>``); only a trajectory that echoes it, predicted from that state, in this
+        episode, is executed; anything else is refused with one (throttled) log line naming its stamp and id.
+    ``~/command`` (geometry_msgs/PoseStamped): every pose sent to the backend, moves and holds alike
+        (a hold stops the arm where it was last commanded, checked against the last trusted pose).
+    ``~/hold`` (geometry_msgs/PoseStamped): the holds among them (the same messages, for counting).
     ``~/status`` (std_msgs/String): JSON ``{"event", "reason", "stats"}`` when something changes:
         ``stall`` (the chunk ran out before the next arrived: the last command stands), ``hold``
-        (cameras stale: stopped), ``refused`` (safety: stopped), ``dropped`` (a chunk not used),
+        (cameras stale, no fresh pose, or a pose not trusted: stopped), ``refused`` (safety: stopped), ``dropped`` (a chunk not used),
         ``policy_refused``, ``paused`` / ``resumed`` / ``reset``, ``backend`` (e.g. a Servo halt),
         ``episode_end`` (the statistics of the episode that just ended, published before a reset),
         ``stopped`` (the episode stopped: holding until the next starts).
@@ -41,6 +51,8 @@ on purpose) and the cell's safety envelope (``safety_config``). Ticks (``tick_so
   asks for a chunk it waits for the answer before it finishes the tick, and the sim backend then
   acknowledges the tick (``sim/command``): the simulator waits for the policy. While paused
   (e-stop) no tick is acknowledged, so the simulated world waits too; resuming re-runs the tick.
+  A tick offered again (sim_node re-offers an unacknowledged tick, e.g. to a restarted executor) that
+  was already executed is only acknowledged again.
 
 A watchdog (``watchdog_hz``, between ticks) holds the arm as soon as no camera frame has arrived
 for ``max_frame_gap_s``.
@@ -51,6 +63,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import time
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
@@ -68,10 +81,11 @@ from ..executor_backends import BackendConfig, make_backend
 from ..node_support import KeyedThrottle, runtime_parameters
 from ..pose_conversions import gripper_openness, pose_to_stamped, stamped_to_pose
 from ..episode import parse_episode
-from ..qos import latched_qos, service_qos, state_qos
+from ..qos import latched_qos, pose_qos, service_qos, state_qos
 from ..share import resolve_share_path
 from ..stamps import ns_to_stamp, stamp_to_ns
-from ..trajectory_conversion import TrajectoryMessageError, msg_to_chunk, trajectory_to_msg
+from ..trajectory_conversion import (TrajectoryMessageError, msg_to_chunk, new_request_id, request_id_of,
+                                     trajectory_to_msg)
 
 __all__ = ["ExecutorNode", "create_node", "main", "TICK_SOURCES"]
 
@@ -95,6 +109,7 @@ class ExecutorNode(Node):
             "max_state_age_s": 0.5,
             "watchdog_hz": 50.0,
             "request_retry_s": 10.0,
+            "base_frame_aliases": ["fr3_link0", "base"],
         })
         backend_cfg = BackendConfig(**self._declare(
             {f.name: f.default for f in dataclasses.fields(BackendConfig)}))
@@ -118,12 +133,16 @@ class ExecutorNode(Node):
         self._retry_s = float(p["request_retry_s"])
         self._gripper_width = backend_cfg.gripper_max_width_m
         self._base_frame = backend_cfg.base_frame
+        self._pose_frames = {self._base_frame, *(f for f in p["base_frame_aliases"] if f)}
         self._tcp_link = backend_cfg.moveit_tcp_link
-        self._last_request: tuple[float, np.ndarray] | None = None
+        self._last_request: tuple[float, np.ndarray, str] | None = None  # (stamp, state, id)
         # 2. state (all callbacks and services share the node's default mutually exclusive group: no races)
         self._pose: np.ndarray | None = None  # measured (7,)
         self._pose_stamp_s: float | None = None
         self._pose_time_s: float | None = None
+        self._raw_pose: tuple[PoseStamped, float] | None = None  # timer ticks: the newest message, checked at a tick
+        self._last_tick_s: float | None = None  # lockstep: the newest tick executed (a re-offered one is re-acked)
+        self._pose_silent_since: float | None = None
         self._gripper: float | None = None
         self._frame_stamp_s: float | None = None  # newest camera heartbeat
         self._deferred: float | None = None  # lockstep: the tick waiting for the requested chunk
@@ -138,6 +157,7 @@ class ExecutorNode(Node):
         self.backend = make_backend(p["backend"], self, backend_cfg)
         reliable = state_qos()
         self._cmd_pub = self.create_publisher(PoseStamped, "~/command", reliable)
+        self._hold_pub = self.create_publisher(PoseStamped, "~/hold", reliable)
         self._status_pub = self.create_publisher(String, "~/status", reliable)
         self._request_pub = self.create_publisher(MultiDOFJointTrajectory, "chunk_request", latched_qos())
         # created in this order on purpose: rclpy handles ready subscriptions in creation order, and a
@@ -146,7 +166,10 @@ class ExecutorNode(Node):
         self.create_subscription(JointState, "gripper_joint_states", self._on_gripper, reliable)
         self.create_subscription(CameraInfo, "camera_heartbeat", self._on_heartbeat, reliable)
         self.create_subscription(MultiDOFJointTrajectory, "trajectory", self._on_trajectory, reliable)
-        self.create_subscription(PoseStamped, "current_pose", self._on_current_pose, reliable)
+        # lockstep: every pose is a tick the simulator waits for (reliable, as sim_node publishes); timer ticks:
+        # best effort, so franka_ros2's best-effort 1 kHz stream is received too (and any reliable one)
+        self.create_subscription(PoseStamped, "current_pose", self._on_current_pose,
+                                 state_qos(depth=10) if self._lockstep else pose_qos())
         # the services never block: they share the node's default group with every callback, so the
         # (not thread-safe) ChunkExecutor is only ever used by one callback at a time
         self.create_service(SetBool, "~/pause", self._on_pause, qos_profile=service_qos())
@@ -201,23 +224,40 @@ class ExecutorNode(Node):
 
     # ------------------------------------------------------------------ callbacks
     def _on_current_pose(self, msg: PoseStamped) -> None:
-        if msg.header.frame_id and msg.header.frame_id != self._base_frame:
-            self.get_logger().error(f"current_pose in frame {msg.header.frame_id!r}, expected {self._base_frame!r}; "
-                                    "ignored", throttle_duration_sec=5.0)
+        if not self._lockstep:  # decimated to the control rate: only the newest is checked, at the next tick
+            self._raw_pose = (msg, self._now_s_ros())
             return
+        if self._accept_pose(msg, self._now_s_ros()):
+            self._tick(self._pose_stamp_s)
+
+    def _take_pose(self) -> None:
+        """Timer ticks: check and take the newest current_pose message, if one came since the last tick."""
+        raw, self._raw_pose = self._raw_pose, None
+        if raw is not None:
+            self._accept_pose(*raw)
+
+    def _accept_pose(self, msg: PoseStamped, arrival_s: float) -> bool:
+        """Check one current_pose message (frame, finite, unit quaternion, not from the future); keep it if good."""
+        if msg.header.frame_id and msg.header.frame_id not in self._pose_frames:
+            self._warn("pose_frame", f"current_pose in frame {msg.header.frame_id!r}, expected {self._base_frame!r} "
+                       f"or an alias of it {sorted(self._pose_frames - {self._base_frame})}; ignored", error=True)
+            return False
         pose, stamp_ns = stamped_to_pose(msg)
         if not np.all(np.isfinite(pose)) or np.linalg.norm(pose[3:7]) < 1e-6:
-            self.get_logger().error("current_pose is not finite or has a zero quaternion; ignored",
-                                    throttle_duration_sec=5.0)
-            return
+            self._warn("pose_finite", "current_pose is not finite or has a zero quaternion; ignored", error=True)
+            return False
         ros_now = self._now_s_ros()
         if ros_now > 0 and stamp_ns * 1e-9 > ros_now + FUTURE_TOLERANCE_S:  # it would set the lockstep clock
-            self.get_logger().error(f"current_pose stamped {stamp_ns * 1e-9 - ros_now:.3f} s in the future of this "
-                                    "node's clock; ignored (a clock upstream is wrong)", throttle_duration_sec=5.0)
-            return
-        self._pose, self._pose_stamp_s, self._pose_time_s = pose, stamp_ns * 1e-9, self._now_s_ros()
-        if self._lockstep:
-            self._tick(stamp_ns * 1e-9)
+            self._warn("pose_future", f"current_pose stamped {stamp_ns * 1e-9 - ros_now:.3f} s in the future of this "
+                       "node's clock; ignored (a clock upstream is wrong)", error=True)
+            return False
+        self._pose, self._pose_stamp_s, self._pose_time_s = pose, stamp_ns * 1e-9, arrival_s
+        return True
+
+    def _warn(self, kind: str, text: str, error: bool = False) -> None:
+        """One log line per kind of problem and second (a stream of bad messages does not flood the log)."""
+        if self._throttle(kind):
+            (self.get_logger().error if error else self.get_logger().warning)(text)
 
     def _on_gripper(self, msg: JointState) -> None:
         value = gripper_openness(msg, self._gripper_width)
@@ -235,28 +275,41 @@ class ExecutorNode(Node):
 
     def _on_trajectory(self, msg: MultiDOFJointTrajectory) -> None:
         now_s = self._deferred if self._deferred is not None else self._now_s()
+        stamp_s = stamp_to_ns(msg.header.stamp) * 1e-9
+        rid = request_id_of(msg)
         if not msg.points:  # the policy could not serve a request (its reason is on action_images/prediction)
-            self.chunks.request_answered(stamp_to_ns(msg.header.stamp) * 1e-9)
-            self._status("policy_refused", "the policy answered the chunk request without a trajectory", force=True)
+            if self.chunks.answers_request(rid):
+                self.chunks.request_answered(stamp_s, rid)
+                self._status("policy_refused", "the policy answered the chunk request without a trajectory", force=True)
+            else:
+                self._not_an_answer(f"empty trajectory stamped {stamp_s:.3f} s with request id {rid or 'none'!r}: "
+                                    f"not an answer to the outstanding request {self.chunks.outstanding_id!r}")
         else:
             try:
                 chunk, _ = msg_to_chunk(msg, expected_frame=self._base_frame)
             except TrajectoryMessageError as exc:
-                self._drop(str(exc))
-                self.chunks.request_answered(stamp_to_ns(msg.header.stamp) * 1e-9)  # answered, if unusably
+                self._drop(f"trajectory stamped {stamp_s:.3f} s with request id {rid or 'none'!r}: {exc}")
+                self.chunks.request_answered(stamp_s, rid)  # answered, if unusably (only the outstanding id)
                 chunk = None
             current = self.measured_pose()
             if chunk is not None and current is None:
                 self._drop("no measured pose on current_pose yet")
-                self.chunks.request_answered(chunk.stamp_s)
+                self.chunks.request_answered(chunk.stamp_s, rid)
             elif chunk is not None:
-                result = self.chunks.add_chunk(chunk, now_s, current)
-                if not result.accepted:
+                result = self.chunks.add_chunk(chunk, now_s, current, request_id=rid)
+                if not result.accepted and "not an answer" in result.reason:
+                    self._not_an_answer(result.reason)
+                elif not result.accepted:
                     self._drop(result.reason)
         if self._deferred is not None and not self.chunks.waiting:
             tick, self._deferred = self._deferred, None
             self._execute(tick)
             self._run_newer()
+
+    def _not_an_answer(self, reason: str) -> None:
+        """A trajectory that does not answer the outstanding request: refused, one log line a second."""
+        self._warn("not_an_answer", f"trajectory refused: {reason} (stale, replayed or forged; nothing executed)")
+        self._status("dropped", reason, force=True)
 
     def _run_newer(self) -> None:
         """Lockstep: a tick that arrived while another was deferred (the sim stepped on after its timeout)."""
@@ -272,7 +325,7 @@ class ExecutorNode(Node):
     def _on_pause(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         if request.data:
             self.envelope.pause("pause service")
-            self.backend.hold(self.measured_pose())
+            self._hold(self._now_s())
             self._status("paused", "pause service (e-stop)", force=True)
             response.message = "paused: every command is refused until resumed"
         else:
@@ -290,6 +343,7 @@ class ExecutorNode(Node):
         if report:
             self._status("episode_end", why, force=True)
         self._last_request = None
+        self._last_tick_s = None
         pending = [t for t in (self._deferred, self._newer, self._unacked) if t is not None]
         self._deferred = self._newer = self._unacked = None
         self.chunks.reset(now_s=start_s)
@@ -301,7 +355,9 @@ class ExecutorNode(Node):
         self._status("reset", f"{why}: " + (f"stopped at {start_s:.3f} s" if self._stopped
                                             else f"new episode from {start_s:.3f} s"), force=True)
         old = [t for t in pending if t < start_s]
-        new = [t for t in pending if t >= start_s]
+        # a tick of the new episode can only be its first few (each waits for its acknowledgement); a pending
+        # tick far later came from a simulator that was restarted (its clock began again): dropped
+        new = [t for t in pending if start_s <= t <= start_s + FUTURE_TOLERANCE_S]
         if old and self._lockstep:  # never leave the simulated world waiting for a tick of the old episode
             self.backend.tick_done(ns_to_stamp(int(round(max(old) * 1e9))))
         if new:  # a tick of the new episode came first: run it afresh
@@ -320,21 +376,27 @@ class ExecutorNode(Node):
         was_stopped, self._stopped = self._stopped, not mark.running  # before the reset: it may run a new tick
         self._reset(stamp_to_ns(msg.stamp) * 1e-9, f"episode {msg.frame_id or '?'}", report=not was_stopped)
         if self._stopped:
-            self.backend.hold(self.measured_pose())
+            self._hold(stamp_to_ns(msg.stamp) * 1e-9)
             self._status("stopped", f"episode {mark.episode} stopped: holding until the next starts", force=True)
 
     # ------------------------------------------------------------------ ticks
     def _on_timer(self) -> None:
+        self._take_pose()
         self._tick(self._now_s())
 
     def _watchdog(self) -> None:
         if self.envelope.paused or self._stopped:
             return
+        self._take_pose()
         if self.chunks.frames_stale(self._now_s()) and (self.chunks.current_chunk is not None
                                                           or self.chunks.last_command is not None):
             self._execute(self._now_s())  # the executor's tick drops the chunk and reports the hold
 
     def _tick(self, now_s: float) -> None:
+        if self._lockstep and self._last_tick_s is not None and now_s <= self._last_tick_s \
+                and self._deferred is None:  # offered again (e.g. re-offered to a restarted executor): re-ack
+            self.backend.tick_done(ns_to_stamp(int(round(now_s * 1e9))))
+            return
         if self._stopped:  # between episodes: nothing is predicted or commanded
             self.backend.tick_done(ns_to_stamp(int(round(now_s * 1e9))))
             return
@@ -346,7 +408,7 @@ class ExecutorNode(Node):
             self._status("paused", "e-stop: ticks are not acknowledged until resumed")
             return
         self._unacked = None
-        if self.chunks.wants_chunk(now_s) and self._pose is not None:
+        if self.chunks.wants_chunk(now_s) and self._pose is not None and self._state_fresh(now_s):
             stamp_s = now_s if self._lockstep or self._frame_stamp_s is None else self._frame_stamp_s
             self._request(stamp_s, now_s)
             if self._lockstep:  # the simulator waits for the policy: finish the tick when it answers
@@ -356,24 +418,48 @@ class ExecutorNode(Node):
         self._execute(now_s)
 
     def _request(self, stamp_s: float, now_s: float) -> None:
-        self._last_request = (stamp_s, self.chunks.request_state(now_s, self.measured_pose()))
+        state, rid = self.chunks.request_state(now_s, self.measured_pose()), new_request_id()
+        self._last_request = (stamp_s, state, rid)
         self._publish_request()
-        self.chunks.mark_requested(stamp_s, now_s)
+        self.chunks.mark_requested(stamp_s, now_s, request_id=rid, state=state)
 
     def _publish_request(self) -> None:
-        stamp_s, state = self._last_request
+        stamp_s, state, rid = self._last_request
         self._request_pub.publish(trajectory_to_msg(state[None], [1.0], [self.chunks.latency_s],
-                                                    int(round(stamp_s * 1e9)), self._base_frame, self._tcp_link))
+                                                    int(round(stamp_s * 1e9)), self._base_frame, self._tcp_link,
+                                                    request_id=rid))
+
+    def _answerers(self) -> str:
+        """The nodes that read chunk_request (who an unanswered request waits for)."""
+        try:
+            names = sorted({i.node_name for i in self.get_subscriptions_info_by_topic(self._request_pub.topic_name)})
+        except Exception:  # noqa: BLE001 - only for a log line
+            names = []
+        return ", ".join(names) if names else "no subscriber of chunk_request: is policy_node running?"
 
     def _retry_request(self) -> None:
         if self._deferred is None:
             return
         waited = (self._deferred_wall.now().nanoseconds - self._deferred_since_ns) * 1e-9
-        if waited > self._retry_s:
-            self.get_logger().warning(f"no answer to the chunk request for tick {self._deferred:.3f} s after "
-                                      f"{waited:.0f} s (is policy_node running?); asking again")
+        if waited > self._retry_s and self._last_request is not None:
+            self.get_logger().warning(f"lockstep: waiting {waited:.0f} s for an answer to chunk request "
+                                      f"{self._last_request[2]!r} for tick {self._deferred:.3f} s from "
+                                      f"[{self._answerers()}]; asking again")
             self._publish_request()  # the same request again
             self._deferred_since_ns = self._deferred_wall.now().nanoseconds
+
+    def _hold(self, now_s: float, pose: np.ndarray | None = None) -> None:
+        """Hold: stop the arm where it was last commanded (``ChunkExecutor.hold_pose``: checked against the last
+        trusted pose), sent to the backend and published on ``~/command`` and ``~/hold``; with no pose known,
+        the backend stops with no new target."""
+        if pose is None:
+            current = self.measured_pose()
+            pose = self.chunks.hold_pose(None if current is None else current)
+        self.backend.hold(pose)
+        if pose is not None:
+            msg = pose_to_stamped(pose, self._base_frame, ns_to_stamp(int(round(now_s * 1e9))))
+            self._cmd_pub.publish(msg)
+            self._hold_pub.publish(msg)
 
     def _execute(self, now_s: float) -> None:
         if self._lockstep and self.envelope.paused:  # paused while the chunk was awaited: the world waits
@@ -381,12 +467,24 @@ class ExecutorNode(Node):
             return
         current = self.measured_pose()
         stamp = ns_to_stamp(int(round(now_s * 1e9)))
+        if self._lockstep:
+            self._last_tick_s = now_s if self._last_tick_s is None else max(self._last_tick_s, now_s)
         if current is None or not self._state_fresh(now_s):
-            self.backend.hold(current)
-            self._status("hold", f"no measured pose within max_state_age_s {self._max_state_age_s} s")
+            age = "never received" if self._pose_time_s is None else \
+                f"last one {self._now_s_ros() - self._pose_time_s:.2f} s ago"
+            if self._pose_silent_since is None:
+                self._pose_silent_since = time.monotonic()
+            if self._pose_time_s is not None:  # a stream that went silent (not one that has not started yet)
+                self._warn("pose_silent", f"no current_pose within max_state_age_s {self._max_state_age_s} s "
+                           f"({age}): holding where commanded")
+            self._hold(now_s)
+            self._status("hold", f"no measured pose within max_state_age_s {self._max_state_age_s} s ({age})")
             self.backend.tick_done(stamp)
             return
-        cmd = self.chunks.tick(now_s, current)
+        if self._pose_silent_since is not None and self._pose_time_s is not None:
+            self.get_logger().info(f"current_pose back after {time.monotonic() - self._pose_silent_since:.2f} s")
+            self._pose_silent_since = None
+        cmd = self.chunks.tick(now_s, current, pose_stamp_s=self._pose_stamp_s)
         if cmd.pose is not None:  # a command, or a stall holding the last chunk's end
             self.backend.send(cmd.pose, stamp)
             self._cmd_pub.publish(pose_to_stamped(cmd.pose, self._base_frame, stamp))
@@ -395,7 +493,10 @@ class ExecutorNode(Node):
             else:
                 self._last_event = "command"
         elif cmd.event in ("hold", "refused"):
-            self.backend.hold(cmd.hold_pose)
+            if cmd.hold_pose is not None:
+                self._hold(now_s, cmd.hold_pose)
+            else:  # a measured pose not trusted yet: stop with no new target (the last one stands)
+                self.backend.hold(None)
             self._status(cmd.event, cmd.reason, force=cmd.event == "refused")
         else:  # idle / paused: the last command stands
             self._status(cmd.event, cmd.reason)

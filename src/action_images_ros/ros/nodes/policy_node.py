@@ -3,23 +3,27 @@
 Subscribes (relative names, remapped by ``graph.py``):
     ``<view>/image_raw`` (sensor_msgs/Image rgb8 or bgr8) and ``<view>/camera_info`` for every view
         in ``views``, synchronised by ``ros/sync.py`` (approximate time, ``slop_s``, ``queue_size``).
-    ``current_pose`` (geometry_msgs/PoseStamped, TCP in the base frame) and ``gripper_joint_states``
-        (sensor_msgs/JointState finger joints -> openness; 1.0 = open when none arrive).
+    ``current_pose`` (geometry_msgs/PoseStamped, TCP in the base frame; best effort, so franka_ros2's
+        best-effort 1 kHz stream and sim_node's reliable one are both received, decimated to
+        ``pose_rate_hz``; in ``base_frame`` or one of ``base_frame_aliases``, as the executor checks it) and
+        ``gripper_joint_states`` (sensor_msgs/JointState finger joints -> openness; 1.0 = open when none arrive).
     ``instruction`` (std_msgs/String, transient local): what to do, e.g. "reach the red target", for
         models that follow an instruction; the simulated cell publishes its task's, on the real cell
         publish it yourself or set the ``instruction`` parameter (the newest of the two is used).
     ``chunk_request`` (trajectory_msgs/MultiDOFJointTrajectory, transient local): the executor asks
         for the next chunk predicted from frames stamped at least ``header.stamp`` and from the state
         in point 0 (with a late policy, where the arm will be when the answer comes; no point: the
-        measured pose) (``closed_loop`` mode). A request for a stamp already answered gets the same
-        answer again; an older one is ignored.
+        measured pose) (``closed_loop`` mode). Its request id (``request/<id>``) is echoed in the answer.
+        A request for a stamp already answered from the same state gets the same answer again (under its
+        own id); an older one is ignored.
     ``episode`` (std_msgs/Header, transient local, ``ros/episode.py``): a new episode; predictions
         are numbered per episode, so the sampler seeds are those of ``action-images eval``.
 Publishes, per prediction, all stamped with the camera frames' capture stamp:
     ``trajectory`` (trajectory_msgs/MultiDOFJointTrajectory, ``trajectory_conversion``): the decoded
-        chunk — point 0 the measured pose it started from, then every keyframe with its
-        ``time_from_start``, gripper openness and decoder confidence. Decoded once, here. An
-        answer to a request that could not be served is the same message with no points.
+        chunk — point 0 the state it was predicted from, then every keyframe with its
+        ``time_from_start``, gripper openness and decoder confidence, and the request id it answers.
+        Decoded once, here. An answer to a request that could not be served is the same message with
+        no points (and the id).
     ``markers`` (visualization_msgs/MarkerArray): gripper axes, path, gripper state (RViz).
     ``<view>/action_video`` (Image 32FC3, the F predicted action images stacked vertically,
         ``(F*S) x S``; decoder_node's input for re-decoding or labelling) and
@@ -42,6 +46,10 @@ the real-time simulated cell). Bad input (wrong encoding, image/info size mismat
 view, stale or future-stamped frames, no pose, a missing or unreadable model) is logged with the
 reason, answered as a refusal and the node keeps running. The model is loaded and run in a
 worker thread; callbacks only store the latest messages.
+
+"In the future" is judged against this node's clock extrapolated by the wall time since it last
+advanced (and the newest stamps seen): after a pause of this process (a long GIL hold, a stopped
+process) its ``/clock`` lags the messages queued meanwhile, which are not from the future.
 """
 
 from __future__ import annotations
@@ -72,11 +80,12 @@ from ..image_conversions import ImageConversionError, image_to_msg, msg_to_image
 from ..markers import trajectory_markers
 from ..node_support import KeyedThrottle, runtime_parameters
 from ..pose_conversions import gripper_openness, stamped_to_pose
-from ..qos import image_qos, latched_qos, service_qos, state_qos
+from ..qos import image_qos, latched_qos, pose_qos, service_qos, state_qos
 from ..share import load_rig_views, resolve_share_path
 from ..stamps import ns_to_stamp, stamp_to_ns
 from ..sync import MultiViewSubscriber
-from ..trajectory_conversion import TrajectoryMessageError, chunk_to_msg, msg_to_trajectory, trajectory_to_msg
+from ..trajectory_conversion import (REQUEST_JOINT_PREFIX, TrajectoryMessageError, chunk_to_msg, msg_to_trajectory,
+                                     trajectory_to_msg)
 
 __all__ = ["PolicyNode", "create_node", "main", "MODES"]
 
@@ -87,8 +96,10 @@ MODES = ("closed_loop", "on_demand")
 class _Request:
     """One prediction asked of the worker (an executor's chunk request or a service call)."""
 
-    def __init__(self, from_service: bool, stamp_ns: int | None = None, state: np.ndarray | None = None) -> None:
+    def __init__(self, from_service: bool, stamp_ns: int | None = None, state: np.ndarray | None = None,
+                 request_id: str = "") -> None:
         self.from_service = from_service
+        self.request_id = request_id  # echoed in the answer
         self.stamp_ns = stamp_ns  # frames at least this new (None: the latest set)
         self.state = state  # (8,) the state to predict from (None: the measured pose)
         self.done = threading.Event()
@@ -110,6 +121,8 @@ class PolicyNode(Node):
             "views": [""],
             "rig": "config/cameras_sim.yaml",
             "base_frame": "base_link",
+            "base_frame_aliases": ["fr3_link0", "base"],
+            "pose_rate_hz": 50.0,
             "tcp_link": "fr3_hand_tcp",
             "slop_s": 0.01,
             "queue_size": 5,
@@ -128,7 +141,7 @@ class PolicyNode(Node):
         if not 0 <= p["num_inference_steps"] <= 100:
             raise ValueError(f"num_inference_steps must be in [1, 100] (0 = the model's default), "
                              f"got {p['num_inference_steps']}")
-        for name in ("max_frame_age_s", "max_state_age_s", "service_timeout_s", "request_wait_s"):
+        for name in ("max_frame_age_s", "max_state_age_s", "service_timeout_s", "request_wait_s", "pose_rate_hz"):
             if not p[name] > 0:
                 raise ValueError(f"{name} must be > 0, got {p[name]}")
         if not 0.0 <= p["injected_delay_s"] <= 10.0:
@@ -136,6 +149,9 @@ class PolicyNode(Node):
         if p["torch_threads"] < 0:
             raise ValueError(f"torch_threads must be >= 0 (0 = torch's default), got {p['torch_threads']}")
         self._p = p
+        self._pose_frames = {p["base_frame"], *(f for f in p["base_frame_aliases"] if f)}
+        self._clock_mark: tuple[int, float] | None = None  # (ROS ns, monotonic s) when the clock last advanced
+        self._clock_lock = threading.Lock()
         self._throttle = KeyedThrottle(2.0)
         self._extrinsics, self.views = load_rig_views(p["rig"], p["views"], "the policy needs")
         self._check_model_settings(resolve_share_path(p["model"]))
@@ -155,7 +171,7 @@ class PolicyNode(Node):
         self.refusals = 0
         self._episode_seed = 0  # reset seed of the current episode (the ``episode`` topic), 0 without one
         self._episode_predictions = 0
-        self._last_answer: tuple[int, object] | None = None  # (request stamp, trajectory message)
+        self._last_answer: tuple[int, str, np.ndarray | None, object] | None = None  # (stamp, id, state, msg)
         # 3. publishers
         qos = image_qos()
         self._pubs = {
@@ -171,9 +187,9 @@ class PolicyNode(Node):
                                                                    for v in self.views]
         self.sync = MultiViewSubscriber(self, topics, self._on_set, image_qos(), queue_size=p["queue_size"],
                                         slop_s=p["slop_s"],
-                                        now_ns=lambda: self.get_clock().now().nanoseconds,
+                                        now_ns=self._clock_now_ns,
                                         future_tolerance_s=FUTURE_TOLERANCE_S, validate=frame_problem)
-        self.create_subscription(PoseStamped, "current_pose", self._on_pose, state_qos())
+        self.create_subscription(PoseStamped, "current_pose", self._on_pose, pose_qos())
         self.create_subscription(JointState, "gripper_joint_states", self._on_joints, state_qos())
         self.create_subscription(String, "instruction", self._on_instruction, latched_qos())
         self.create_subscription(Header, "episode", self._on_episode, latched_qos())
@@ -210,6 +226,19 @@ class PolicyNode(Node):
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _clock_now_ns(self) -> int:
+        """This node's ROS time, extrapolated by the wall time since it last advanced (0 while unset): after a
+        pause of this process the ``/clock`` messages queued meanwhile have not been read yet, but the
+        frames and requests read first are not from the future."""
+        ros_ns, wall = self.get_clock().now().nanoseconds, time.monotonic()
+        with self._clock_lock:
+            if ros_ns <= 0:
+                return 0
+            if self._clock_mark is None or ros_ns != self._clock_mark[0]:
+                self._clock_mark = (ros_ns, wall)
+                return ros_ns
+            return ros_ns + int((wall - self._clock_mark[1]) * 1e9)
+
     def _on_set(self, msgs: tuple) -> None:
         stamp = max(stamp_to_ns(m.header.stamp) for m in msgs)
         with self._cv:
@@ -224,7 +253,7 @@ class PolicyNode(Node):
         lockstep nothing would answer it, and the simulated world would wait)."""
         with self._cv:
             seen = max(self._latest[0] if self._latest is not None else 0, self._pose_stamp_ns or 0)
-        now = max(self.get_clock().now().nanoseconds, seen)
+        now = max(self._clock_now_ns(), seen)
         if now <= 0 or stamp_ns <= now + FUTURE_TOLERANCE_S * 1e9:
             return False
         if self._throttle(what):
@@ -233,6 +262,16 @@ class PolicyNode(Node):
         return True
 
     def _on_pose(self, msg: PoseStamped) -> None:
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        last = self._pose_stamp_ns
+        if last is not None and last <= stamp_ns < last + 1e9 / self._p["pose_rate_hz"]:
+            return  # decimated (a 1 kHz stream): the newest state every 1 / pose_rate_hz is all a prediction needs
+        if msg.header.frame_id and msg.header.frame_id not in self._pose_frames:
+            if self._throttle("pose_frame"):
+                self.get_logger().error(f"current_pose in frame {msg.header.frame_id!r}, expected "
+                                        f"{self._p['base_frame']!r} or an alias of it "
+                                        f"{sorted(self._pose_frames - {self._p['base_frame']})}; ignored")
+            return
         pose, stamp_ns = stamped_to_pose(msg)
         if not np.all(np.isfinite(pose)) or np.linalg.norm(pose[3:7]) < 1e-6:
             self.get_logger().error("current_pose is not finite or has a zero quaternion; ignored",
@@ -272,7 +311,8 @@ class PolicyNode(Node):
             self.get_logger().error("chunk request ignored: its state is not finite or has a zero quaternion",
                                     throttle_duration_sec=2.0)
             return
-        self._requests.put(_Request(from_service=False, stamp_ns=request.stamp_ns, state=state))
+        self._requests.put(_Request(from_service=False, stamp_ns=request.stamp_ns, state=state,
+                                    request_id=request.request_id))
 
     def _on_episode(self, msg: Header) -> None:
         mark = parse_episode(msg)
@@ -318,16 +358,19 @@ class PolicyNode(Node):
                         self._requests.put(other)
                     elif (other.stamp_ns or 0) >= (req.stamp_ns or 0):
                         req = other
-            if self._last_answer is not None and self._last_answer[0] > self.get_clock().now().nanoseconds \
+            if self._last_answer is not None and self._last_answer[0] > self._clock_now_ns() \
                     + FUTURE_TOLERANCE_S * 1e9:
                 self._last_answer = None  # the clock went back (a restarted cell): not a newer answer
             if not req.from_service and self._last_answer is not None and req.stamp_ns is not None:
-                answered_ns, answer = self._last_answer
+                answered_ns, answered_id, answered_state, answer = self._last_answer
                 if req.stamp_ns < answered_ns:
                     req.done.set()
                     continue  # older than what was answered already: superseded
-                if req.stamp_ns == answered_ns:  # asked again (a retry): the same answer, not a new sample
-                    self._traj_pub.publish(answer)
+                same_state = (req.state is None and answered_state is None) or (
+                    req.state is not None and answered_state is not None and np.allclose(req.state, answered_state,
+                                                                                         atol=1e-9))
+                if req.stamp_ns == answered_ns and same_state:  # asked again (a retry, or a restarted executor):
+                    self._traj_pub.publish(self._relabel(answer, answered_id, req.request_id))  # same answer
                     req.done.set()
                     continue
             try:
@@ -339,6 +382,24 @@ class PolicyNode(Node):
                 req.ok, req.message = False, f"prediction failed: {exc!r}"
                 self._answer_refusal(req, req.message)
             req.done.set()
+
+    @staticmethod
+    def _relabel(msg, old_id: str, new_id: str):
+        """The cached answer ``msg`` as the answer to request ``new_id`` (the same prediction)."""
+        if new_id == old_id:
+            return msg
+        out = MultiDOFJointTrajectory(header=msg.header, joint_names=list(msg.joint_names)[:3], points=msg.points)
+        if new_id:
+            out.joint_names.append(REQUEST_JOINT_PREFIX + new_id)
+        if bool(new_id) != bool(old_id):  # one transform per joint
+            from geometry_msgs.msg import Transform
+
+            extra = Transform()
+            extra.rotation.w = 1.0
+            out.points = [type(pt)(transforms=list(pt.transforms)[:3] + ([extra] if new_id else []),
+                                   velocities=pt.velocities, accelerations=pt.accelerations,
+                                   time_from_start=pt.time_from_start) for pt in msg.points]
+        return out
 
     def _load_model(self) -> None:
         from ...model_io import load_policy
@@ -373,8 +434,9 @@ class PolicyNode(Node):
         stamp_ns = req.stamp_ns if req.stamp_ns is not None else self.get_clock().now().nanoseconds
         self._summary_pub.publish(String(data=json.dumps({"ok": False, "reason": reason, "stamp_ns": int(stamp_ns)})))
         if not req.from_service:
-            msg = trajectory_to_msg(np.zeros((0, 8)), [], [], stamp_ns, self._p["base_frame"], self._p["tcp_link"])
-            self._last_answer = (stamp_ns, msg)
+            msg = trajectory_to_msg(np.zeros((0, 8)), [], [], stamp_ns, self._p["base_frame"], self._p["tcp_link"],
+                                    request_id=req.request_id)
+            self._last_answer = (stamp_ns, req.request_id, req.state, msg)
             self._traj_pub.publish(msg)
 
     def _serve(self, req: _Request) -> tuple[bool, str]:
@@ -464,9 +526,9 @@ class PolicyNode(Node):
         self._hold_back(stamp_ns)
         # 4. publish: the trajectory first (the executor waits for it), then what RViz shows
         chunk = pred.to_chunk(stamp_ns * 1e-9)
-        msg = chunk_to_msg(chunk, stamp_ns, self._p["base_frame"], self._p["tcp_link"])
+        msg = chunk_to_msg(chunk, stamp_ns, self._p["base_frame"], self._p["tcp_link"], request_id=req.request_id)
         if req.stamp_ns is not None:
-            self._last_answer = (req.stamp_ns, msg)
+            self._last_answer = (req.stamp_ns, req.request_id, req.state, msg)
         self._traj_pub.publish(msg)
         self._publish_views(pred, images, stamp_ns)
         summary = prediction_summary(pred.actions, pred.confidence, stamp_ns, self.views, pred.latency_s,
