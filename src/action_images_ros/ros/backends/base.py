@@ -58,8 +58,11 @@ class BackendConfig:
         gripper_speed_mps: finger speed (m/s).
         moveit_group: MoveIt planning group of the arm.
         moveit_tcp_link: the TCP link (what the executor's poses describe).
-        moveit_config_files: comma-separated ROS 2 parameter files for MoveItPy
-            (``launch_params_filepaths``); sections ``/**`` or ``<moveit_node_name>`` are read.
+        moveit_cell_config: this cell's MoveItPy parameters (pipelines, ``plan_request_params`` with the
+            scaling, controllers, execution), applied after ``moveit_config_package``; the shipped
+            ``config/moveit_fr3.yaml`` by default ("" = none).
+        moveit_config_files: comma-separated ROS 2 parameter files for MoveItPy, applied last
+            (sections ``/**`` or ``<moveit_node_name>`` are read; relative paths as ``safety_config``).
         moveit_config_package: ``franka_fr3_moveit_config`` (URDF/SRDF by xacro from franka_description and
             its kinematics / controllers, as its moveit.launch.py does) or another MoveIt config package
             built with ``MoveItConfigsBuilder``; ``moveit_config_files`` are applied on top.
@@ -93,6 +96,7 @@ class BackendConfig:
     gripper_speed_mps: float = 0.1
     moveit_group: str = FRANKA_ARM_GROUP
     moveit_tcp_link: str = FRANKA_TCP_LINK
+    moveit_cell_config: str = "config/moveit_fr3.yaml"
     moveit_config_files: str = ""
     moveit_config_package: str = ""
     moveit_robot_name: str = "fr3"

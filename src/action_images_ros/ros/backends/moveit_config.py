@@ -94,9 +94,11 @@ def load_moveit_params(files: list[str], node_name: str) -> dict:
     """
     import yaml
 
+    from ..share import resolve_share_path
+
     params: dict = {}
     for path in files:
-        p = Path(path).expanduser()
+        p = resolve_share_path(path)
         if not p.is_file():
             raise BackendUnavailable(f"MoveIt parameter file {path!r} (moveit_config_files) does not exist")
         try:
@@ -216,13 +218,16 @@ def _package_params(package: str, robot_name: str) -> dict:
 
 
 def moveit_params(config: BackendConfig) -> dict:
-    """Dot-flattened MoveItPy parameters from ``moveit_config_package`` then ``moveit_config_files`` (later win).
+    """Dot-flattened MoveItPy parameters from ``moveit_config_package``, then ``moveit_cell_config``, then
+    ``moveit_config_files`` (later win).
 
     Raises:
         BackendUnavailable: nothing given, a source fails, or the result is incomplete / unsafe
             (the message names every problem and how to fix it).
     """
     files, package = config.moveit_config_file_list, config.moveit_config_package
+    if config.moveit_cell_config:
+        files = [config.moveit_cell_config] + files
     params: dict = {}
     if package:
         params.update(flatten(_package_params(package, config.moveit_robot_name)))

@@ -1,0 +1,1 @@
+"""Stand-in for franka_msgs (test only)."""

@@ -1,0 +1,1 @@
+"""Stand-in for moveit_py's ``moveit`` package (test only); see planning.py."""

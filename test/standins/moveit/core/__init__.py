@@ -1,0 +1,1 @@
+"""Stand-in ``moveit.core`` (test only)."""

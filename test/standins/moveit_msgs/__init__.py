@@ -1,0 +1,1 @@
+"""Stand-in for moveit_msgs (test only)."""
