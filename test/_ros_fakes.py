@@ -17,10 +17,13 @@ QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 class FakeArm:
     """Follows ``sim/command`` targets instantly; publishes the measured pose and finger joints at 50 Hz
-    (``rate_hz=0``: never by itself, call :meth:`publish`)."""
+    (``rate_hz=0``: never by itself, call :meth:`publish`). ``silent``: publishes nothing (a silent state
+    stream; targets are still followed); ``frame`` / ``pose_pub``: how the pose is published."""
 
     def __init__(self, node, pose_topic="current_pose", joints_topic="gripper_joint_states", rate_hz=50.0):
         self.pose = START.copy()
+        self.silent = False
+        self.frame = "base_link"
         self.targets = []  # every (8,) target received
         self.acks = []  # stamps (ns) of every sim/command, with or without a target
         self.pose_pub = node.create_publisher(PoseStamped, pose_topic, QOS)
@@ -38,7 +41,9 @@ class FakeArm:
             self.targets.append(self.pose.copy())
 
     def publish(self, stamp=None):
+        if self.silent:
+            return
         stamp = self.node.get_clock().now().to_msg() if stamp is None else stamp
         js = JointState(name=["fr3_finger_joint1", "fr3_finger_joint2"], position=[0.04 * self.pose[7]] * 2)
         self.joint_pub.publish(js)
-        self.pose_pub.publish(pose_to_stamped(self.pose, "base_link", stamp))  # last: a lockstep executor ticks on it
+        self.pose_pub.publish(pose_to_stamped(self.pose, self.frame, stamp))  # last: a lockstep executor ticks on it

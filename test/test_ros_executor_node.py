@@ -336,3 +336,156 @@ def test_moveit_backend_without_moveit_py_says_so(ros_context):
 
     with pytest.raises(BackendUnavailable, match="moveit_py"):
         create_node(context=ros_context, cli_args=["--ros-args", "-p", "backend:=moveit"])
+
+
+# --------------------------------------------------------------------------- the command path (issue 18)
+def _pose_msg(pose, frame="base_link", stamp=None):
+    from action_images_ros.ros.pose_conversions import pose_to_stamped
+
+    return pose_to_stamped(pose, frame, stamp)
+
+
+def test_bad_current_poses_are_ignored_and_logged_never_used(harness, capfd):
+    """NaN, zero quaternion, wrong frame, future: each ignored with a log line; the pose the executor uses stays
+    the arm's (judged by the log line and what the executor holds as measured, not by a wall-clock window)."""
+    bad = harness.world.create_publisher(PoseStamped, "current_pose", QOS)
+    assert harness.spin(lambda: bad.get_subscription_count(), 5.0)
+    harness.arm.silent = True  # each bad message is the newest at a tick (decimation checks only the newest)
+    cases = {
+        "not finite or has a zero quaternion": _pose_msg(np.r_[np.nan, START[1:]]),
+        "zero quaternion": _pose_msg(np.r_[START[:3], 0.0, 0.0, 0.0, 0.0, 1.0]),
+        "in frame 'world'": _pose_msg(START + [0.1, 0, 0, 0, 0, 0, 0, 0], frame="world"),
+        "in the future": _pose_msg(START + [0.1, 0, 0, 0, 0, 0, 0, 0],
+                                   stamp=ns_to_stamp(harness.now_ns() + int(100e9))),
+    }
+    for what, msg in cases.items():
+        if msg.header.stamp.sec == 0:
+            msg.header.stamp = harness.world.get_clock().now().to_msg()
+        harness.executor_node._throttle = type(harness.executor_node._throttle)(0.0)  # one line per message here
+        seen = []
+        bad.publish(msg)
+
+        def logged():
+            seen.append(capfd.readouterr().err)
+            return what in "".join(seen)
+        assert harness.spin(logged, 5.0), (what, "".join(seen))
+        np.testing.assert_allclose(harness.executor_node.measured_pose()[:7], START[:7])  # never taken
+    harness.arm.silent = False  # the node still runs: a chunk executes
+    harness.send_chunk(straight(2))
+    assert harness.spin(lambda: len(harness.moves()) >= 2, 5.0)
+
+
+def test_a_best_effort_pose_in_frame_base_is_received(ros_context_factory):
+    """franka_ros2 >= v3.3: franka_robot_state_broadcaster/current_pose, best effort, frame 'base' (= fr3_link0)."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    h = Harness(ros_context_factory)
+    try:
+        h.arm.pose_pub = h.world.create_publisher(PoseStamped, "current_pose",
+                                                  QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+        h.arm.frame = "base"  # the arm now publishes as franka_ros2 does (its reliable writer falls silent)
+        where = START + [0.02, 0.01, 0, 0, 0, 0, 0, 0]
+        h.arm.pose = where.copy()
+        assert h.spin(lambda: np.allclose(h.executor_node.measured_pose()[:3], where[:3]), 5.0)
+    finally:
+        h.close()
+
+
+def test_a_silent_pose_stream_is_logged_and_holds_where_commanded(ros_context_factory, capfd):
+    h = Harness(ros_context_factory)
+    try:
+        h.send_chunk(straight(6, dx=0.03))  # 0.15 m/s: the arm is commanded ahead of its last measured pose
+        assert h.spin(lambda: len(h.moves()) >= 4, 5.0)
+        h.arm.silent = True  # the pose stream goes silent (the arm still follows targets)
+        silent_from = h.now_ns()
+        assert h.spin(lambda: h.holds and stamp_to_ns(h.holds[-1].header.stamp) > silent_from, 3.0), "no hold"
+        last_move = h.moves()[-1]
+        hold = h.holds[-1]
+        measured = h.executor_node.measured_pose()
+        np.testing.assert_allclose([hold.pose.position.x, hold.pose.position.y, hold.pose.position.z],
+                                   [last_move.pose.position.x, last_move.pose.position.y, last_move.pose.position.z],
+                                   atol=1e-9)  # where it was commanded
+        assert last_move.pose.position.x - measured[0] > 0.01  # ...which is not the stale measured pose
+        assert stamp_to_ns(hold.header.stamp) > stamp_to_ns(last_move.header.stamp)
+        assert "no current_pose within max_state_age_s" in capfd.readouterr().err
+        assert any(s["event"] == "hold" and "max_state_age_s" in s["reason"] for s in h.status)
+    finally:
+        h.close()
+
+
+def test_a_glitched_pose_does_not_move_the_arm_more_than_a_step_from_where_it_was_commanded(ros_context_factory):
+    """One current_pose 0.15 m (then 0.09 m) off the arm, in lockstep: the tick holds (no new target), the next
+    ticks continue the chunk; every target the arm receives is within one envelope step of the previous one."""
+    h = Harness(ros_context_factory, lockstep=True)
+    try:
+        t = 5_000_000_000
+        h.episode_pub.publish(Header(stamp=ns_to_stamp(t), frame_id="0 seed 1"))
+        h.heartbeat(ns_to_stamp(t))
+        h.arm.publish(ns_to_stamp(t))
+        assert h.spin(lambda: h.requests and h.requests[-1].stamp_ns == t, 3.0)
+        h.send_chunk(straight(8, dx=0.02), stamp_ns=t)
+        assert h.spin(lambda: h.arm.acks and h.arm.acks[-1] == t, 3.0)
+        for k, glitch in enumerate((0.0, 0.0, 0.15, 0.0, 0.0, 0.09, 0.0, 0.0)):
+            t += int(0.1e9)
+            h.heartbeat(ns_to_stamp(t))
+            real = h.arm.pose.copy()
+            if glitch:
+                h.arm.pose = real + [0, glitch, 0, 0, 0, 0, 0, 0]  # the state message lies for one tick
+            n, n_req = len(h.arm.acks), len(h.requests)
+            h.arm.publish(ns_to_stamp(t))
+            if h.spin(lambda: len(h.requests) > n_req, 0.5):  # asked for the next chunk: answer as the policy
+                h.send_chunk(straight(8, dx=0.02, start=real), stamp_ns=t)
+            assert h.spin(lambda: len(h.arm.acks) > n and h.arm.acks[-1] == t, 3.0), f"tick {k} not acknowledged"
+            if glitch:
+                assert h.arm.pose[1] == pytest.approx(glitch)  # no new target that tick
+                h.arm.pose = real
+        targets = np.stack(h.arm.targets)
+        assert np.all(np.abs(targets[:, 1]) < 1e-9)  # never towards the glitch
+        steps = np.linalg.norm(np.diff(targets[:, :3], axis=0), axis=1)
+        assert steps.max() <= 0.05 + 1e-9 and targets[-1, 0] > START[0] + 0.05  # and the chunk went on
+        assert any("jumped 0.150 m" in s["reason"] for s in h.status)
+    finally:
+        h.close()
+
+
+def test_a_forged_trajectory_stream_never_moves_the_arm(harness, capfd):
+    """Trajectories stamped within 1 s of now towards an in-box pose 0.25 m away, with no id, a made-up id, or a
+    replay of a real answer: nothing executed, logged (throttled) naming stamp and id; the real answer executes."""
+    req = harness.outstanding()
+    assert req is not None
+    target = START + [0.0, 0.25, 0, 0, 0, 0, 0, 0]
+    forged = [target + [0, 0.0, 0, 0, 0, 0, 0, 0]] * 3
+    for i, rid in enumerate([None, "0123456789abcdef", None, "deadbeefdeadbeef"] * 5):
+        harness.send_chunk(forged, request=rid, start=harness.arm.pose,
+                           stamp_ns=harness.now_ns() - int(0.9e9 * (i % 2)))
+        harness.spin(lambda: False, 0.02)
+    assert harness.spin(lambda: "not an answer" in capfd.readouterr().err or any(
+        "not an answer" in s["reason"] for s in harness.status), 3.0)
+    assert harness.moves() == [] and all(abs(t[1]) < 1e-9 for t in harness.arm.targets)
+    assert harness.executor_node.chunks.waiting  # the real request is still open
+    real = harness.send_chunk(straight(3))  # the policy's answer
+    assert harness.spin(lambda: len(harness.moves()) >= 3, 5.0)
+    harness.traj_pub.publish(real)  # replayed later: answers nothing
+    harness.spin(lambda: False, 0.3)
+    assert all(abs(m.pose.position.y) < 1e-9 for m in harness.moves())
+    refused = [s for s in harness.status if s["event"] == "dropped" and "not an answer" in s["reason"]]
+    assert len(refused) >= 20 and "0123456789abcdef" in " ".join(s["reason"] for s in refused)
+    assert harness.executor_node.chunks.stats.not_answers >= 20
+
+
+def test_lockstep_a_tick_offered_again_is_only_acknowledged_again(ros_context_factory):
+    h = Harness(ros_context_factory, lockstep=True)
+    try:
+        t0 = 5_000_000_000
+        h.episode_pub.publish(Header(stamp=ns_to_stamp(t0), frame_id="0 seed 1"))
+        h.heartbeat(ns_to_stamp(t0))
+        h.arm.publish(ns_to_stamp(t0))
+        assert h.spin(lambda: h.requests and h.requests[-1].stamp_ns == t0, 3.0)
+        h.send_chunk(straight(4), stamp_ns=t0)
+        assert h.spin(lambda: h.arm.acks and h.arm.acks[-1] == t0 and h.commands, 3.0)
+        n_targets, n_acks, n_cmd = len(h.arm.targets), len(h.arm.acks), len(h.commands)
+        h.arm.publish(ns_to_stamp(t0))  # the simulator offers tick 0 again (its acknowledgement was lost)
+        assert h.spin(lambda: len(h.arm.acks) > n_acks, 3.0)
+        assert h.arm.acks[-1] == t0 and len(h.arm.targets) == n_targets and len(h.commands) == n_cmd
+    finally:
+        h.close()

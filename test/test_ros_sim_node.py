@@ -268,3 +268,21 @@ def test_bad_parameters_are_clear_errors(ros_context):
         create_node(context=ros_context, cli_args=["--ros-args", "-p", "task:=fly"])
     with pytest.raises(ValueError, match="lockstep_timeout_s must be > 0"):
         create_node(context=ros_context, cli_args=["--ros-args", "-p", "lockstep_timeout_s:=-1.0"])
+
+
+def test_lockstep_offers_an_unacknowledged_tick_again_to_a_controller_that_comes_later(ros_context_factory):
+    """A restarted executor never saw the tick it must acknowledge: the tick is offered again (same stamp)
+    as soon as the controller side changes, and an acknowledgement from the newcomer steps the world."""
+    node, ctl, exs = start(ros_context_factory, {"lockstep_reoffer_s": 30.0})  # only the graph change re-offers
+    try:
+        assert spin_until(exs, lambda: ctl.poses and ctl.complete(T0_NS), 15.0), "no tick 0"
+        ctl.node.destroy_publisher(ctl.command_pub)  # the executor dies: its writer goes
+        late = Controller(ros_context_factory(), tuple(node.cell.camera_names))  # a new executor starts
+        exs = executors_for(node, ctl.node, late.node)
+        assert spin_until(exs, lambda: late.poses, 10.0), "the tick was not offered again to the newcomer"
+        assert {stamp_to_ns(p.header.stamp) for p in late.poses} == {T0_NS} and late.complete(T0_NS)
+        assert node.ticks_published == 1  # the same tick, not a new one
+        assert step_once(exs, late) == T0_NS + DT_NS  # the newcomer's acknowledgement steps the world
+        late.node.destroy_node()
+    finally:
+        stop(node, ctl, exs)

@@ -472,7 +472,7 @@ class ExecutorNode(Node):
         if current is None or not self._state_fresh(now_s):
             age = "never received" if self._pose_time_s is None else \
                 f"last one {self._now_s_ros() - self._pose_time_s:.2f} s ago"
-            if self._pose_silent_since is None:
+            if self._pose_silent_since is None and self._pose_time_s is not None:
                 self._pose_silent_since = time.monotonic()
             if self._pose_time_s is not None:  # a stream that went silent (not one that has not started yet)
                 self._warn("pose_silent", f"no current_pose within max_state_age_s {self._max_state_age_s} s "
@@ -481,7 +481,7 @@ class ExecutorNode(Node):
             self._status("hold", f"no measured pose within max_state_age_s {self._max_state_age_s} s ({age})")
             self.backend.tick_done(stamp)
             return
-        if self._pose_silent_since is not None and self._pose_time_s is not None:
+        if self._pose_silent_since is not None:
             self.get_logger().info(f"current_pose back after {time.monotonic() - self._pose_silent_since:.2f} s")
             self._pose_silent_since = None
         cmd = self.chunks.tick(now_s, current, pose_stamp_s=self._pose_stamp_s)

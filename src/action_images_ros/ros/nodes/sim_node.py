@@ -9,7 +9,12 @@ Modes (parameter ``lockstep``):
     lockstep (default): after publishing tick ``t`` the node waits until a ``sim/command`` stamped
         ``>= t`` has arrived (the controller saying "ready for the next tick"), then steps once.
         So simulated time advances only when the controller is ready, and a slow machine changes
-        nothing but wall time. No acknowledgement within ``lockstep_timeout_s`` wall seconds: a
+        nothing but wall time. A tick not acknowledged is offered again (the whole tick, same stamp) as
+        soon as the controller side of the graph changes (a ``current_pose`` reader or ``sim/command``
+        writer appears or goes: a restarted executor never saw the tick it must acknowledge) and every
+        ``lockstep_reoffer_s`` wall seconds; an executor that already ran that tick only acknowledges it
+        again. While it waits longer than ``lockstep_reoffer_s`` it logs which nodes it is waiting for
+        (the ``sim/command`` writers). No acknowledgement within ``lockstep_timeout_s`` wall seconds: a
         warning naming the tick, then it steps anyway. A reset or shutdown interrupts the wait.
         Before the very first tick it waits (at most ``lockstep_timeout_s``) for a controller (a
         ``sim/command`` publisher and a ``current_pose`` subscriber), so it does not miss tick 0.
@@ -48,8 +53,9 @@ Services (own callback group):
         instruction, stamp_s}`` (``stamp_s`` = simulated time of the first tick) and ``outcome``, the
         final ``SimulatedCell.status()`` of the episode that ended (``success``, ``step``, ...).
     ``sim/task_status`` (std_srvs/Trigger): JSON of the latest tick's ``SimulatedCell.status()``.
-Parameters: see ``config/sim.yaml``; only ``enabled`` can change at run time (false stops images
-and camera_info, a deliberate camera dropout; the simulation, the clock and the state go on).
+Parameters: see ``config/sim.yaml``; only ``enabled`` and ``publish_pose`` can change at run time
+(``enabled`` false stops images and camera_info, a deliberate camera dropout; ``publish_pose`` false
+stops ``current_pose``, a silent state stream; the simulation, the clock and the rest go on).
 
 Threading: a worker thread creates, owns and steps the cell (MuJoCo's OpenGL context belongs to
 the thread that made it) and publishes; callbacks only store commands and set events.
@@ -116,6 +122,8 @@ class SimNode(Node):
             "seed": 100000,
             "lockstep": True,
             "lockstep_timeout_s": 30.0,
+            "lockstep_reoffer_s": 2.0,
+            "publish_pose": True,
             "real_time_factor": 1.0,
             "clock_start_s": 1.0,
             "enabled": True,
@@ -130,10 +138,13 @@ class SimNode(Node):
         self._enabled = bool(p["enabled"])
         self._lockstep = bool(p["lockstep"])
         self._timeout_s = float(p["lockstep_timeout_s"])
+        self._reoffer_s = float(p["lockstep_reoffer_s"])
+        self._publish_pose = bool(p["publish_pose"])
         self._rtf = float(p["real_time_factor"])
         if self.get_parameter("use_sim_time").value:
             self.get_logger().info("use_sim_time is set: ignored for stamping (this node is the clock source)")
-        self.add_on_set_parameters_callback(runtime_parameters({"enabled": (bool, self._set_enabled)}))
+        self.add_on_set_parameters_callback(runtime_parameters({"enabled": (bool, self._set_enabled),
+                                                                "publish_pose": (bool, self._set_publish_pose)}))
         # 2. the cell, created, stepped and closed only by the worker thread
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -197,6 +208,8 @@ class SimNode(Node):
             raise ValueError(f"unknown task {p['task']!r}; valid tasks: {', '.join(TASK_NAMES)}")
         if not p["lockstep_timeout_s"] > 0:
             raise ValueError(f"lockstep_timeout_s must be > 0 (wall seconds), got {p['lockstep_timeout_s']}")
+        if not p["lockstep_reoffer_s"] > 0:
+            raise ValueError(f"lockstep_reoffer_s must be > 0 (wall seconds), got {p['lockstep_reoffer_s']}")
         if not p["real_time_factor"] > 0:
             raise ValueError(f"real_time_factor must be > 0, got {p['real_time_factor']}")
         if not p["clock_start_s"] > 0:
@@ -208,6 +221,10 @@ class SimNode(Node):
     def _set_enabled(self, value: bool) -> None:
         self._enabled = value
         self.get_logger().warning(f"images {'enabled' if value else 'disabled (camera dropout)'}")
+
+    def _set_publish_pose(self, value: bool) -> None:
+        self._publish_pose = value
+        self.get_logger().warning(f"current_pose {'published' if value else 'silent (a silent state stream)'}")
 
     def _on_command(self, msg: MultiDOFJointTrajectory) -> None:
         stamp_ns = stamp_to_ns(msg.header.stamp)
@@ -383,19 +400,54 @@ class SimNode(Node):
             self._stop.wait(0.05)
         self._stop.wait(0.3)  # discovery is asymmetric: let the controller match this side too
 
+    def _controller_side(self) -> tuple[int, int]:
+        """How many read ``current_pose`` and write ``sim/command`` (changes when an executor comes or goes)."""
+        return self._pose_pub.get_subscription_count(), self._command_sub.get_publisher_count()
+
+    def _waited_for(self) -> str:
+        """The nodes a lockstep tick waits for: the writers of ``sim/command``."""
+        try:
+            names = sorted({f"{i.node_namespace.rstrip('/')}/{i.node_name}"
+                            for i in self.get_publishers_info_by_topic(self._command_sub.topic_name)})
+        except Exception:  # noqa: BLE001 - only for a log line
+            names = []
+        return ", ".join(names) if names else "nobody writes sim/command: is executor_node running?"
+
     def _wait_for_ack(self, tick_ns: int) -> None:
-        """Lockstep: until a sim/command stamped >= ``tick_ns``, a reset request, shutdown or the timeout."""
-        deadline = time.monotonic() + self._timeout_s
-        with self._wake:
-            while self._acked_ns < tick_ns and self._transition is None and not self._stop.is_set():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self.get_logger().warning(
-                        f"lockstep: no sim/command acknowledging tick {self.cell.step_count} of episode "
-                        f"{self.cell.episode} (t = {tick_ns * 1e-9:.3f} s) within {self._timeout_s:g} s; "
-                        "stepping without it")
+        """Lockstep: until a sim/command stamped >= ``tick_ns``, a reset request, shutdown or the timeout; the
+        tick is offered again when the controller side changes and every ``lockstep_reoffer_s``."""
+        t0 = time.monotonic()
+        deadline, reoffer_at, next_log = t0 + self._timeout_s, t0 + self._reoffer_s, t0 + self._reoffer_s
+        side, changed_at = self._controller_side(), None
+        while True:
+            with self._wake:
+                if self._acked_ns >= tick_ns or self._transition is not None or self._stop.is_set():
                     return
-                self._wake.wait(min(remaining, 0.5))
+                self._wake.wait(0.1)
+                if self._acked_ns >= tick_ns or self._transition is not None or self._stop.is_set():
+                    return
+            now = time.monotonic()
+            if now >= deadline:
+                self.get_logger().warning(
+                    f"lockstep: no sim/command acknowledging tick {self.cell.step_count} of episode "
+                    f"{self.cell.episode} (t = {tick_ns * 1e-9:.3f} s) within {self._timeout_s:g} s from "
+                    f"[{self._waited_for()}]; stepping without it")
+                return
+            current = self._controller_side()
+            if current != side:  # an executor came or went: offer the tick once discovery has settled
+                side, changed_at = current, now
+            if (changed_at is not None and now - changed_at >= 0.3) or now >= reoffer_at:
+                why = "the controller side changed" if changed_at is not None else f"{now - t0:.1f} s without it"
+                self.get_logger().info(f"lockstep: offering tick {self.cell.step_count} (t = {tick_ns * 1e-9:.3f} s) "
+                                       f"again ({why})")
+                self._publish_tick(again=True)
+                changed_at, reoffer_at = None, now + self._reoffer_s
+            if now >= next_log:
+                self.get_logger().warning(
+                    f"lockstep: tick {self.cell.step_count} of episode {self.cell.episode} (t = "
+                    f"{tick_ns * 1e-9:.3f} s) not acknowledged for {now - t0:.1f} s; waiting for sim/command from "
+                    f"[{self._waited_for()}]")
+                next_log = now + 5.0
 
     def _wait_until(self, t: float | None) -> None:
         """Sleep until monotonic time ``t`` (None: for ever) unless a transition or shutdown comes first."""
@@ -411,8 +463,9 @@ class SimNode(Node):
         the executor resets there (nothing predicted in the previous episode may act in this one)."""
         self._episode_pub.publish(episode_header(self.cell.time_ns, self.cell.episode, self.cell.seed))
 
-    def _publish_tick(self) -> None:
-        """Everything of the current observation, one stamp; /clock first, current_pose last."""
+    def _publish_tick(self, again: bool = False) -> None:
+        """Everything of the current observation, one stamp; /clock first, current_pose last (``again``: the
+        same tick offered once more, not counted in ``ticks_published``)."""
         cell = self.cell
         obs = cell.observe()
         stamp = ns_to_stamp(cell.time_ns)
@@ -434,8 +487,10 @@ class SimNode(Node):
         if cell.instruction and cell.instruction != self._instruction:
             self._instruction = cell.instruction
             self._instruction_pub.publish(String(data=cell.instruction))
-        self._pose_pub.publish(pose_to_stamped(obs.ee_pose, self._base_frame, stamp))
-        self.ticks_published += 1
+        if self._publish_pose:
+            self._pose_pub.publish(pose_to_stamped(obs.ee_pose, self._base_frame, stamp))
+        if not again:
+            self.ticks_published += 1
 
     def destroy_node(self) -> None:
         self._stop.set()
