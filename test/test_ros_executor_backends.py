@@ -407,12 +407,12 @@ def _kinds(folder, kind):
 
 
 def test_estop_is_answered_while_a_moveit_plan_holds_the_gil(two_nodes, standins, tmp_path, monkeypatch):
-    """moveit_py's plan() holds the GIL; the stand-in does too (for ~3 s). The executor's e-stop (here a real
+    """moveit_py's plan() holds the GIL; the stand-in does too (for ~4 s). The executor's e-stop (here a real
     SetBool service whose callback calls hold(), as executor_node's ~/pause does) is answered while it plans,
     and the plan that was running is not executed."""
     from std_srvs.srv import SetBool
 
-    monkeypatch.setenv("STANDIN_PLAN_GIL_S", "3.0")
+    monkeypatch.setenv("STANDIN_PLAN_GIL_S", "4.0")
     node, world = two_nodes
     backend = eb.MoveItBackend(node, _moveit_cfg(tmp_path))
     try:

@@ -18,6 +18,7 @@ Answers: ``("ready",)`` / ``("error", text)`` at start, then ``("done", seq, ok,
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 
 __all__ = ["main"]
@@ -44,6 +45,7 @@ class _Worker:
         self.stopped_seq = 0  # every item with seq <= this was cancelled
         self.quit = False
         self.executing = False
+        self.reading = False
         self.send_lock = threading.Lock()
 
     def send(self, *msg) -> None:
@@ -54,11 +56,15 @@ class _Worker:
     def _read(self) -> None:
         while True:
             try:
-                msg = self.conn.recv()
+                self.conn.poll(None)  # wait for a message without taking it: _catch_up still sees it
+                with self.cv:
+                    self.reading = True
+                    msg = self.conn.recv()
             except (EOFError, OSError):
                 msg = ("quit",)
             kind = msg[0]
             with self.cv:
+                self.reading = False
                 if kind in ("goal", "path"):
                     if self.pending is not None:
                         self.send("superseded", self.pending[1])
@@ -77,6 +83,15 @@ class _Worker:
                 if self.executing:
                     self._stop_execution()
                 return
+
+    def _catch_up(self) -> None:
+        """Let the inbox take every message already in the pipe: it could not run while plan() held the GIL,
+        and a stop or a newer goal sent meanwhile must decide whether this plan is executed."""
+        while True:
+            with self.cv:
+                if self.quit or (not self.reading and not self.conn.poll(0)):
+                    return
+            time.sleep(0.001)
 
     def _stop_execution(self) -> None:
         try:
@@ -100,6 +115,7 @@ class _Worker:
                 if trajectory is None:
                     self.send("failed", seq, what)
                     continue
+                self._catch_up()
                 with self.cv:
                     cancelled = seq <= self.stopped_seq or self.pending is not None or self.quit
                     self.executing = not cancelled
