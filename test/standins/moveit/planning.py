@@ -13,7 +13,8 @@
 Like MoveItCpp it refuses to start when the parameter file lacks ``planning_pipelines.pipeline_names``.
 Behaviour for tests (environment, inherited by the worker process): ``STANDIN_PLAN_GIL_S`` = seconds
 every ``plan()`` holds the GIL (as moveit_py's binding does); ``STANDIN_EXEC_S`` (or the file ``exec_s`` in the
-event folder, read at each call) = seconds ``execute`` runs unless stopped. A goal with x > 1.5 m has no plan; one with z < 0 makes ``plan()`` raise.
+event folder, read at each call) = seconds ``execute`` runs unless stopped. A goal with x > 1.5 m has no
+plan; one with z < 0 makes ``plan()`` raise.
 """
 
 import os

@@ -149,7 +149,8 @@ class _Worker:
     def _plan_goal(self, item):
         _, seq, pose, frame, stamp_ns = item
         self.arm.set_start_state_to_current_state()
-        self.arm.set_goal_state(pose_stamped_msg=self._pose_stamped(pose, frame, stamp_ns), pose_link=self.s["tip_link"])
+        goal = self._pose_stamped(pose, frame, stamp_ns)
+        self.arm.set_goal_state(pose_stamped_msg=goal, pose_link=self.s["tip_link"])
         plan = self.arm.plan()  # the request of plan_request_params (pipeline, scaling), checked at start
         if not plan:
             return None, f"MoveIt found no plan to {[round(float(v), 3) for v in pose[:7]]}"
@@ -170,7 +171,8 @@ class _Worker:
         t0 = float(times_s[0])
         for i, (pose, t) in enumerate(zip(poses, times_s)):
             if not state.set_from_ik(group, self._pose_stamped(pose, frame).pose, tip, self.s["ik_timeout_s"]):
-                return None, f"MoveIt found no IK for keyframe {i} of the chunk {[round(float(v), 3) for v in pose[:3]]}"
+                where = [round(float(v), 3) for v in pose[:3]]
+                return None, f"MoveIt found no IK for keyframe {i} of the chunk at {where}"
             point = JointTrajectoryPoint(positions=[float(q) for q in state.get_joint_group_positions(group)])
             dt = max(float(t) - t0, 0.0)
             point.time_from_start.sec, point.time_from_start.nanosec = divmod(int(round(dt * 1e9)), 1_000_000_000)
