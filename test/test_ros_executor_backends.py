@@ -568,3 +568,21 @@ def test_config_defaults_and_franka_names():
 def test_servo_status_text(code, message, expected):
     text = eb.servo_status_text(code, message)
     assert text is None if expected is None else text.startswith(expected)
+
+
+def test_shipped_servo_config_agrees_with_the_executor_defaults():
+    """config/servo_fr3.yaml (what policy.launch.py gives servo_node) and the executor's Servo settings must
+    describe the same Servo: its timeout, topics (``~`` = /servo_node/) and group."""
+    import yaml
+
+    from action_images_ros.ros.share import share_dir
+
+    doc = yaml.safe_load((share_dir() / "config" / "servo_fr3.yaml").read_text())
+    servo = doc["servo_node"]["ros__parameters"]["moveit_servo"]  # servo_node.cpp: ParamListener(node_, "moveit_servo")
+    cfg = eb.BackendConfig()
+    assert servo["incoming_command_timeout"] == cfg.servo_command_timeout_s
+    assert cfg.servo_stream_hz * servo["incoming_command_timeout"] >= 3
+    assert servo["pose_command_in_topic"].replace("~/", "/servo_node/") == cfg.servo_pose_topic
+    assert servo["status_topic"].replace("~/", "/servo_node/") == cfg.servo_status_topic
+    assert servo["move_group_name"] == cfg.moveit_group == "fr3_arm"  # tip fr3_link8: targets converted
+    assert "ee_frame" not in servo and "ee_frame_name" not in servo  # Jazzy Servo has no such parameter
