@@ -578,7 +578,8 @@ def test_shipped_servo_config_agrees_with_the_executor_defaults():
     from action_images_ros.ros.share import share_dir
 
     doc = yaml.safe_load((share_dir() / "config" / "servo_fr3.yaml").read_text())
-    servo = doc["servo_node"]["ros__parameters"]["moveit_servo"]  # servo_node.cpp: ParamListener(node_, "moveit_servo")
+    # servo_node.cpp: ParamListener(node_, "moveit_servo")
+    servo = doc["servo_node"]["ros__parameters"]["moveit_servo"]
     cfg = eb.BackendConfig()
     assert servo["incoming_command_timeout"] == cfg.servo_command_timeout_s
     assert cfg.servo_stream_hz * servo["incoming_command_timeout"] >= 3
