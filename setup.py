@@ -18,7 +18,8 @@ def tree(src_dir):
     return entries
 
 
-NODES = ["sim_node", "camera_node", "policy_node", "decoder_node", "executor_node", "episode_node", "teleop_node", "recorder_node"]
+NODES = ["sim_node", "camera_node", "policy_node", "decoder_node", "executor_node", "episode_node", "teleop_node", "recorder_node",
+         "viz_node"]
 
 setup(
     name=package_name,

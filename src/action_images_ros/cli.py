@@ -30,6 +30,7 @@ COMMANDS = {
     "import-bag": "import_bag",
     "export-lerobot": "export_lerobot",
     "import-lerobot": "import_lerobot",
+    "view": "view",
 }
 
 

@@ -38,6 +38,9 @@ Topics and services (the graph runs in the root namespace):
 ``action_images/cell_description``          URDF of the cell (rviz:=true: robot_state_publisher)
 ==========================================  =================================================
 
+``viz:=rerun`` adds viz_node, which only subscribes (to the topics above) and shows the graph live
+in Rerun: in the viewer at ``viz_url`` (localhost), or in the file ``viz_rrd``.
+
 Only this module and the launch files know these names; nodes use short relative
 names remapped here.
 """
@@ -58,6 +61,7 @@ __all__ = ["NodeSpec", "GraphOptions", "LAUNCH_ARGUMENTS", "build_graph", "VIEWS
 #: camera views of the cell, in rig order (config/cameras_sim.yaml)
 VIEWS = ("front", "left_shoulder", "right_shoulder")
 EXECUTORS = ("sim", "servo", "moveit")
+VIZ = ("none", "rerun")
 #: environment variables that bound a process's CPU threads (read by OpenMP, OpenBLAS, MKL; OpenCV via spin.run_node)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -178,6 +182,9 @@ class GraphOptions:
             call take 16 s. 0 = no limit. The policy's torch threads are its ``torch_threads`` parameter
             (its 0, "torch's default", then means ``cpu_threads``). Applied to processes (``ros2 launch``,
             ``SubprocessGraph``); an in-process graph shares this process's threads.
+        viz: ``rerun`` also runs viz_node (``ros/nodes/viz_node.py``): the graph live in Rerun; ``none`` = no view.
+        viz_rrd: with ``viz:=rerun``, write the view to this ``.rrd`` file instead of streaming it.
+        viz_url: with ``viz:=rerun`` and no ``viz_rrd``, the Rerun viewer to stream to (start ``rerun`` first).
     """
 
     use_sim: bool = True
@@ -195,6 +202,9 @@ class GraphOptions:
     decoder: bool = False
     moveit_config: str = ""
     cpu_threads: int = 1
+    viz: str = "none"
+    viz_rrd: str = ""
+    viz_url: str = "rerun+http://127.0.0.1:9876/proxy"
 
     def __post_init__(self) -> None:
         for name in ("use_sim", "rviz", "lockstep", "decoder"):
@@ -222,6 +232,10 @@ class GraphOptions:
             raise ValueError("executor 'sim' needs use_sim:=true; on the real FR3 use executor:=moveit or servo")
         if self.mode not in ("closed_loop", "on_demand"):
             raise ValueError(f"mode must be closed_loop or on_demand, got {self.mode!r}")
+        if self.viz not in VIZ:
+            raise ValueError(f"viz must be one of {list(VIZ)}, got {self.viz!r}")
+        if self.viz_rrd and not self.viz_rrd.endswith(".rrd"):
+            raise ValueError(f"viz_rrd must be an .rrd file, got {self.viz_rrd!r}")
 
     @classmethod
     def from_strings(cls, values: dict[str, str]) -> "GraphOptions":
@@ -252,6 +266,9 @@ LAUNCH_ARGUMENTS = tuple(
         "also run decoder_node (re-decodes the action videos)",
         "executor:=moveit: MoveIt parameter files for MoveItPy (comma-separated)",
         "OpenMP/BLAS/OpenCV threads per node process (the policy's torch threads: its torch_threads)",
+        "live view: rerun (viz_node streams the graph to Rerun) | none",
+        "viz:=rerun: write the view to this .rrd file instead of streaming it",
+        "viz:=rerun: the Rerun viewer to stream to (localhost by default)",
     ), strict=True)
 )
 
@@ -350,6 +367,15 @@ def build_graph(options: GraphOptions, views: tuple[str, ...] | None = None) -> 
             remappings=_per_view(views, "action_video", "action_camera_info") + (
                 ("trajectory", topic("decoded_trajectory")), ("markers", topic("decoded_markers"))),
         ))
+    if o.viz == "rerun":  # only listens: the graph's topics, in a process of its own under ros2 launch
+        nodes.append(NodeSpec(
+            executable="viz_node", name="viz_node",
+            overrides=(("rig", o.rig), ("views", list(views)), ("base_frame", base_frame), ("rrd", o.viz_rrd),
+                       ("url", o.viz_url)) + sim_time,
+            remappings=cams + _per_view(views, "overlay", "action_video", "future_video") + arm_remaps + (
+                ("trajectory", topic("trajectory")), ("prediction", topic("prediction")),
+                ("command", topic("executor_command")), ("sim_command", topic("sim_command")),
+                ("instruction", topic("instruction")), ("episode", topic("episode")))))
     threads = tuple((k, str(o.cpu_threads)) for k in THREAD_VARIABLES) if o.cpu_threads else ()
     nodes = [dataclasses.replace(n, env=threads) for n in nodes]
     if o.rviz:
