@@ -1,0 +1,170 @@
+"""The live view, as a person sees it: a short real graph episode (sim_node, policy_node on the shipped
+model, executor_node, viz_node writing an .rrd) served by ``rerun --serve-web`` on 127.0.0.1, opened
+in headless Chromium over the DevTools protocol and checked by its pixels:
+
+* each camera's "action images" panel shows the last prediction's action images (found in the
+  screenshot by template matching), and in every keyframe's tile the red (position) blob peaks where
+  the decoded keyframe of that prediction (the trajectory message) projects into the view
+  (``geometry.Camera.project``), within ``TOLERANCE_PX`` model pixels;
+* each camera's "action images on frame" panel shows the published overlay;
+* the 3D view is not empty: the keyframe points (coloured by confidence) and the cell are drawn.
+
+Skips only when Chromium is missing (``make test`` installs it: Debian ``chromium``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+
+from action_images_ros.geometry import load_rig
+from action_images_ros.viz.browser import WebViewer, chromium_path, screenshot
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = REPO / "models" / "tiny"
+TOLERANCE_PX = 2.0  # model pixels (64 px images): the decoded keyframe vs the drawn blob's peak
+WIDTH, HEIGHT = 1280, 800
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(chromium_path() is None, reason="no chromium on the PATH (make test installs Debian chromium)"),
+    pytest.mark.skipif(not (MODEL / "model_index.json").is_file(), reason="no shipped models/tiny"),
+]
+
+
+def run_graph_with_view(ros_context, rrd: Path, predictions: int, timeout_s: float = 400.0):
+    """The simulated graph + viz_node (in process) until ``predictions`` predictions were made; returns the
+    test's own record of them: per stamp the decoded trajectory and every view's action video."""
+    from sensor_msgs.msg import Image
+    from trajectory_msgs.msg import MultiDOFJointTrajectory
+
+    from action_images_ros.ros.action_video import unstack_frames
+    from action_images_ros.ros.graph import GraphOptions, topic
+    from action_images_ros.ros.image_conversions import msg_to_image
+    from action_images_ros.ros.monitor import GraphMonitor
+    from action_images_ros.ros.qos import image_qos, state_qos
+    from action_images_ros.ros.runner import BackgroundSpinner, InProcessGraph
+    from action_images_ros.ros.session import graph_specs
+    from action_images_ros.ros.stamps import stamp_to_ns
+    from action_images_ros.ros.trajectory_conversion import msg_to_trajectory
+
+    specs, views = graph_specs(GraphOptions(model=str(MODEL), viz="rerun", viz_rrd=str(rrd)),
+                               {"viz_node": {"image_period_s": 0.0}})
+    monitor = GraphMonitor(views, context=ros_context, parameter_overrides=[Parameter("use_sim_time", value=True)])
+    seen = {"trajectory": {}, "action_video": {}, "overlay": {}}
+    monitor.create_subscription(MultiDOFJointTrajectory, topic("trajectory"), lambda m: seen["trajectory"].__setitem__(
+        stamp_to_ns(m.header.stamp), msg_to_trajectory(m)), state_qos(10))
+    for v in views:
+        monitor.create_subscription(Image, topic("action_video", v), lambda m, v=v: seen["action_video"].__setitem__(
+            (stamp_to_ns(m.header.stamp), v), unstack_frames(msg_to_image(m), m.width)), image_qos())
+        monitor.create_subscription(Image, topic("overlay", v), lambda m, v=v: seen["overlay"].__setitem__(
+            (stamp_to_ns(m.header.stamp), v), msg_to_image(m, "rgb8")), image_qos())
+    spinner = BackgroundSpinner(ros_context)
+    spinner.add(monitor)
+    graph = InProcessGraph(specs, context=ros_context)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while len(monitor.predictions) < predictions and time.monotonic() < deadline and not graph.exited():
+            time.sleep(0.1)
+        assert not graph.exited(), graph.exited()
+        assert len(monitor.predictions) >= predictions, f"{len(monitor.predictions)} predictions in {timeout_s} s"
+        time.sleep(1.0)  # the last prediction's images reach the view
+        viz = graph.nodes["viz_node"]
+        logged = dict(viz.logged)
+    finally:
+        graph.shutdown()  # viz_node closes the .rrd
+        spinner.close()
+        monitor.destroy_node()
+    return views, seen, logged
+
+
+def locate(screen: np.ndarray, template: np.ndarray, scales=np.arange(0.8, 3.01, 0.05)):
+    """Where ``template`` (RGB) is shown in ``screen``, at which scale: ``(score, (x0, y0), scale)``."""
+    best = (-1.0, (0, 0), 1.0)
+    gray = cv2.cvtColor(screen, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    tgray = cv2.cvtColor(template, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    for s in scales:
+        t = cv2.resize(tgray, (round(template.shape[1] * s), round(template.shape[0] * s)),
+                       interpolation=cv2.INTER_LINEAR)
+        if t.shape[0] >= gray.shape[0] or t.shape[1] >= gray.shape[1]:
+            break
+        res = cv2.matchTemplate(gray, t, cv2.TM_CCOEFF_NORMED)
+        _, score, _, loc = cv2.minMaxLoc(res)
+        if score > best[0]:
+            best = (float(score), loc, float(t.shape[1] / template.shape[1]))
+    return best
+
+
+def red_peak(patch: np.ndarray) -> np.ndarray:
+    """Sub-pixel ``(x, y)`` of the red channel's peak in an RGB patch (centroid of the top of the blob)."""
+    r = cv2.GaussianBlur(patch[..., 0].astype(np.float32), (0, 0), 1.0)
+    y, x = np.unravel_index(np.argmax(r), r.shape)
+    y0, y1, x0, x1 = max(0, y - 3), min(r.shape[0], y + 4), max(0, x - 3), min(r.shape[1], x + 4)
+    w = np.clip(r[y0:y1, x0:x1] - 0.5 * r.max(), 0, None)
+    ys, xs = np.mgrid[y0:y1, x0:x1]
+    return np.array([(w * xs).sum() / w.sum(), (w * ys).sum() / w.sum()])
+
+
+def test_live_view_in_a_browser_shows_action_images_where_the_keyframes_project(ros_context, tmp_path):
+    from action_images_ros.viz.log import tile_frames
+
+    rrd = tmp_path / "episode.rrd"
+    views, seen, logged = run_graph_with_view(ros_context, rrd, predictions=2)
+    assert logged.get("action_video", 0) >= 2 * len(views) and logged.get("trajectory", 0) >= 2, logged
+    assert logged.get("image", 0) > 0 and logged.get("current_pose", 0) > 0, logged
+    # the last prediction every view's action video was seen for (what the viewer shows at the end of the timeline)
+    stamp = max(s for s in seen["trajectory"] if all((s, v) in seen["action_video"] for v in views))
+    traj = seen["trajectory"][stamp]
+    keyframes = traj.poses[1:]  # point 0 is the state it started from
+    rig = {c.name: c for c in load_rig(REPO / "config" / "cameras_sim.yaml")}
+
+    with WebViewer(rrd) as viewer:
+        t0 = time.monotonic()
+        shot = screenshot(viewer.url, width=WIDTH, height=HEIGHT)
+        shot_s = time.monotonic() - t0
+    cv2.imwrite(str(tmp_path / "view.png"), cv2.cvtColor(shot, cv2.COLOR_RGB2BGR))
+    report = {"screenshot_s": round(shot_s, 1)}
+
+    # 1. the action-image panels: the right images, blobs where the decoded keyframes project
+    errors = []
+    for v in views:
+        frames = seen["action_video"][(stamp, v)]  # (F, S, S, 3) in [0, 1]
+        F, S = frames.shape[:2]
+        template = tile_frames((np.clip(frames, 0, 1) * 255 + 0.5).astype(np.uint8))
+        score, (x0, y0), scale = locate(shot, template)
+        assert score > 0.8, f"{v}: action images not found in the screenshot (best match {score:.2f}; {tmp_path})"
+        cam = rig[v].scaled(S, S)
+        uv, _, in_front = cam.project(keyframes[:, :3])
+        cols = int(np.ceil(np.sqrt(F)))
+        for k in range(F):
+            r, c = divmod(k, cols)
+            if not (in_front[k] and cam.in_image(uv[k], margin=3)):
+                continue
+            cell = shot[round(y0 + r * S * scale):round(y0 + (r + 1) * S * scale),
+                        round(x0 + c * S * scale):round(x0 + (c + 1) * S * scale)]
+            peak = (red_peak(cell) + 0.5) / scale - 0.5  # screen pixels -> model pixels of the tile
+            errors.append(float(np.linalg.norm(peak - uv[k])))
+        report[f"{v}_match"] = round(score, 3)
+    assert len(errors) >= 2 * len(views), f"too few keyframes inside the views: {len(errors)}"
+    report["blob_vs_keyframe_px"] = {"median": round(float(np.median(errors)), 2), "max": round(max(errors), 2)}
+    assert max(errors) <= TOLERANCE_PX, report
+
+    # 2. the overlay panels show the published overlay of that prediction
+    for v in views:
+        score, _, _ = locate(shot, seen["overlay"][(stamp, v)], scales=np.arange(0.8, 2.01, 0.05))
+        report[f"{v}_overlay_match"] = round(score, 3)
+        assert score > 0.8, report
+
+    # 3. the 3D view (left 2/5 of the page, above the time series) is not empty: confidence-coloured
+    #    keyframe points and the beige table are drawn, not just the grid
+    scene = cv2.cvtColor(shot[60:int(0.7 * HEIGHT), : int(0.38 * WIDTH)], cv2.COLOR_RGB2HSV)
+    saturated = (scene[..., 1] > 120) & (scene[..., 2] > 120)
+    table = (np.abs(scene[..., 0].astype(int) - 15) < 8) & (scene[..., 1] > 25) & (scene[..., 1] < 90)
+    report["scene_saturated_px"], report["scene_table_share"] = int(saturated.sum()), round(float(table.mean()), 3)
+    print(report)
+    assert saturated.sum() >= 30 and table.mean() > 0.02, report
