@@ -178,3 +178,19 @@ def test_clip_tasks_name_each_clips_task(tmp_path):
     for i in (0, len(ds) - 1):
         assert tasks[i] == ds.episodes[ds.episode_of(i)[0]].task
     assert sorted(set(tasks)) == ["reach_target", "stack_cubes"]
+
+
+@pytest.mark.parametrize("source", ["ee_pose", "action"])
+def test_streamed_clips_equal_the_in_memory_ones(episode_dir, source):
+    cfg = ClipConfig(horizon=3, frame_stride=4, image_size=48, views=("right_shoulder", "front"), action_source=source)
+    whole = ActionClipDataset(episode_dir, cfg)
+    streamed = ActionClipDataset(episode_dir, cfg, in_memory=False)
+    assert len(streamed) == len(whole)
+    for i in (0, 7, len(whole) - 1):  # the last clips clamp (repeat) their final rows
+        a, b = whole[i], streamed[i]
+        assert a.pop("instruction") == b.pop("instruction")
+        for k in a:
+            assert torch.equal(a[k], b[k]), (i, k)
+    assert not streamed._cache  # nothing kept
+    with pytest.raises(ValueError, match="streams"):
+        streamed.preload()

@@ -24,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-budget", type=float, default=None, help="override train.time_budget_s (seconds)")
     p.add_argument("--max-steps", type=int, default=None, help="override train.max_steps")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--stream", action="store_true",
+                   help="read each clip's frames from the episode files instead of keeping every episode in "
+                        "memory: bounded memory for datasets larger than RAM (set train.num_workers to hide reads)")
 
 
 def read_config(path: Path):
@@ -50,7 +53,10 @@ def read_config(path: Path):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train in this process, or as one rank of ``accelerate launch --num_processes N -m action_images_ros.cli
+    train ...``: every rank builds the same dataset; rank 0 alone writes files and prints."""
     import torch
+    from accelerate import PartialState
 
     from ..data import resolve_episode_paths, split_episodes
     from ..data.clips import ActionClipDataset
@@ -64,11 +70,14 @@ def run(args: argparse.Namespace) -> int:
         train_cfg = dataclasses.replace(train_cfg, max_steps=args.max_steps)
     if args.threads:
         torch.set_num_threads(args.threads)
+    main = PartialState().is_main_process
+    if not main:
+        logging.getLogger().setLevel(logging.WARNING)  # one log, from rank 0
     paths = resolve_episode_paths(args.data)
     if not paths:
         raise ValueError(f"no episodes found in {[str(d) for d in args.data]}")
     train_paths, held_out = split_episodes(paths, held_out_fraction=args.held_out) if args.held_out > 0 else (paths, [])
-    dataset = ActionClipDataset(train_paths, clip_cfg)
+    dataset = ActionClipDataset(train_paths, clip_cfg, in_memory=not args.stream)
     if model_cfg.use_instruction and not model_cfg.instruction_vocab:
         from ..model.conditioning import build_vocab
 
@@ -76,16 +85,18 @@ def run(args: argparse.Namespace) -> int:
         model_cfg = dataclasses.replace(model_cfg, instruction_vocab=vocab)
         logger.info("instruction vocabulary from the training data: %s", " ".join(model_cfg.instruction_vocab))
     logger.info("training on %d clips from %d episodes (%d held out)", len(dataset), len(train_paths), len(held_out))
-    args.out.mkdir(parents=True, exist_ok=True)
     clip_record = {**dataclasses.asdict(clip_cfg), "views": list(dataset.view_names),
                    "train_episodes": len(train_paths), "held_out_episodes": [str(p) for p in held_out]}
     control_dt = {round(float(e.control_dt), 6) for e in dataset.episodes}
     if len(control_dt) != 1:
         raise ValueError(f"the training episodes were recorded at different control periods {sorted(control_dt)} s")
     policy_cfg = PolicyConfig(clip=clip_record, control_dt_s=control_dt.pop())
-    (args.out / POLICY_CONFIG_FILE).write_text(json.dumps(policy_cfg.to_dict(), indent=2))  # for checkpoints
+    if main:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / POLICY_CONFIG_FILE).write_text(json.dumps(policy_cfg.to_dict(), indent=2))  # for checkpoints
     result = train(model_cfg, dataset, train_cfg, args.out, policy_config=policy_cfg)
     final = args.out / FINAL_DIR
-    print(f"trained {result.steps} steps in {result.elapsed_s / 60:.1f} min, final loss {result.final_loss:.4f}; "
-          f"model in {final}, loss curve {args.out / 'loss_curve.png'}")
+    if main:
+        print(f"trained {result.steps} steps in {result.elapsed_s / 60:.1f} min, final loss {result.final_loss:.4f}; "
+              f"model in {final}, loss curve {args.out / 'loss_curve.png'}")
     return 0

@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 
 from ..codec import ActionImageCodec
 from ..geometry import Camera
-from .episode import EpisodeInfo, load_episode, read_episode_info, resolve_episode_paths
+from .episode import EpisodeInfo, load_episode, read_episode_info, read_episode_rows, resolve_episode_paths
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +134,10 @@ class ActionClipDataset(Dataset):
     Args:
         paths_or_dirs: episode files and/or directories of ``episode_*.h5`` files.
         config: a :class:`ClipConfig`.
+        in_memory: keep every episode, resized, in memory once read (fast; ~7 MB per 200-step
+            episode of 3 views at 64x64). ``False`` streams: each clip reads only its own frames from
+            the file, so memory stays bounded whatever the number of episodes (use DataLoader workers
+            to hide the reads).
 
     Each item is a dict (``V`` views, ``F`` = horizon, ``S`` = image_size)::
 
@@ -156,8 +160,10 @@ class ActionClipDataset(Dataset):
             the header, at first access for the images).
     """
 
-    def __init__(self, paths_or_dirs: str | Path | Iterable[str | Path], config: ClipConfig | None = None) -> None:
+    def __init__(self, paths_or_dirs: str | Path | Iterable[str | Path], config: ClipConfig | None = None,
+                 in_memory: bool = True) -> None:
         self.config = config or ClipConfig()
+        self.in_memory = bool(in_memory)
         paths = resolve_episode_paths(paths_or_dirs)
         infos = [read_episode_info(p) for p in paths]
         kept = [i for i in infos if i.success or not self.config.only_success]
@@ -203,13 +209,23 @@ class ActionClipDataset(Dataset):
 
     # ------------------------------------------------------------------ cache
     def preload(self) -> None:
-        """Load and resize every episode now (e.g. before forking DataLoader workers)."""
+        """Load and resize every episode now (e.g. before forking DataLoader workers); in-memory only."""
+        if not self.in_memory:
+            raise ValueError("preload() loads every episode into memory: the dataset streams (in_memory=False)")
         for e in range(len(self.episodes)):
             self._episode(e)
 
     def cameras(self, episode_index: int) -> list[Camera]:
         """The resized cameras (selected views) of an episode."""
-        return list(self._episode(episode_index).cameras)
+        size = self.config.image_size
+        return [self.episodes[episode_index].cameras[v].scaled(size, size) for v in self._view_idx[episode_index]]
+
+    def _poses(self, ee_pose: np.ndarray, action: np.ndarray) -> np.ndarray:
+        """Measured EE poses ``(T, 8)``, the gripper column from the command in force when configured."""
+        poses = ee_pose.astype(np.float64)
+        if self.config.gripper_from_command:
+            poses[:, 7] = action[np.maximum(np.arange(len(poses)) - 1, 0), 7]
+        return poses
 
     def _episode(self, e: int) -> _CachedEpisode:
         cached = self._cache.get(e)
@@ -220,13 +236,10 @@ class ActionClipDataset(Dataset):
         views = self._view_idx[e]
         ep = load_episode(info.path, load_depth=False)
         rgb = resize_frames(np.ascontiguousarray(ep.rgb[:, views]), size, size)
-        cams = [ep.cameras[v].scaled(size, size) for v in views]
-        poses = ep.ee_pose.astype(np.float64)
-        if self.config.gripper_from_command:
-            poses[:, 7] = ep.action[np.maximum(np.arange(ep.num_steps) - 1, 0), 7]
+        cams = self.cameras(e)
         cached = _CachedEpisode(
             rgb=rgb,
-            poses=poses,
+            poses=self._poses(ep.ee_pose, ep.action),
             action=ep.action.astype(np.float64),
             cameras=cams,
             K=torch.from_numpy(np.stack([c.K for c in cams]).astype(np.float32)),
@@ -244,18 +257,25 @@ class ActionClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"clip index {index} out of range for {len(self)} clips")
-        e, t = self._index[index]
-        c = self._episode(int(e))
-        rows = self.future_rows(int(t), c.rgb.shape[0])
-        state = c.poses[t]
-        if self.config.action_source == "ee_pose":
-            future = c.poses[rows]
+        e, t = (int(i) for i in self._index[index])
+        rows = self.future_rows(t, self.episodes[e].num_steps)
+        clip_rows = np.concatenate([[t], rows])
+        if self.in_memory:
+            c = self._episode(e)
+            frames, poses, action, cams, K, T = c.rgb[clip_rows], c.poses, c.action, c.cameras, c.K, c.T_world_cam
         else:
-            future = c.action[rows - 1]
+            size = self.config.image_size
+            rgb, steps = read_episode_rows(self.episodes[e].path, clip_rows, self._view_idx[e])
+            frames = resize_frames(rgb, size, size)
+            poses, action, cams = self._poses(steps["ee_pose"], steps["action"]), steps["action"], self.cameras(e)
+            K = torch.from_numpy(np.stack([c.K for c in cams]).astype(np.float32))
+            T = torch.from_numpy(np.stack([c.T_world_cam for c in cams]).astype(np.float32))
+        state = poses[t]
+        future = poses[rows] if self.config.action_source == "ee_pose" else action[rows - 1]
         # numpy for the layout changes: on small arrays it is ~10x faster than torch ops here.
-        act_img = self.codec.encode(np.concatenate([state[None], future]), c.cameras)  # (V, F+1, S, S, 3)
+        act_img = self.codec.encode(np.concatenate([state[None], future]), cams)  # (V, F+1, S, S, 3)
         act_img = np.ascontiguousarray(act_img.transpose(0, 1, 4, 2, 3))  # (V, F+1, 3, S, S)
-        frames = c.rgb[np.concatenate([[t], rows])]  # (F+1, V, S, S, 3) uint8
+        # frames: (F+1, V, S, S, 3) uint8
         frames = np.multiply(frames.transpose(1, 0, 4, 2, 3), np.float32(1.0 / 255.0), dtype=np.float32)
         return {
             "cond_rgb": torch.from_numpy(frames[:, 0].copy()),
@@ -264,8 +284,8 @@ class ActionClipDataset(Dataset):
             "future_action": torch.from_numpy(act_img[:, 1:].copy()),
             "actions": torch.from_numpy(future.astype(np.float32)),
             "state": torch.from_numpy(state.astype(np.float32)),
-            "K": c.K,
-            "T_world_cam": c.T_world_cam,
+            "K": K,
+            "T_world_cam": T,
             "instruction": self.episodes[int(e)].instruction,
             "episode_index": torch.tensor(int(e), dtype=torch.int64),
             "step": torch.tensor(int(t), dtype=torch.int64),

@@ -39,7 +39,7 @@ import re
 import secrets
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import h5py
 import numpy as np
@@ -362,6 +362,33 @@ def load_episode(path: str | Path, load_depth: bool = True) -> Episode:
     except ValueError as exc:
         raise EpisodeFormatError(path, f"inconsistent episode: {exc}") from exc
     return ep
+
+
+def read_episode_rows(path: str | Path, rows: Sequence[int], views: Sequence[int]) -> tuple[np.ndarray, dict]:
+    """Read only some frames of an episode: what a training clip needs, without loading the episode.
+
+    Args:
+        path: an ``episode_XXXXXX.h5`` file.
+        rows: step indices, any order, repeats allowed.
+        views: camera indices, in the order wanted.
+
+    Returns:
+        ``(rgb, steps)``: uint8 ``(len(rows), len(views), H, W, 3)`` and the whole episode's
+        ``ee_pose`` and ``action`` ``(T, 8)`` (small).
+
+    Raises:
+        FileNotFoundError, EpisodeFormatError: as :func:`load_episode`.
+    """
+    path = Path(path)
+    rows = np.asarray(rows, dtype=np.int64)
+    unique, inverse = np.unique(rows, return_inverse=True)  # h5py reads increasing indices only
+    with _open(path) as f:
+        try:
+            rgb = f["rgb"][unique.tolist()][:, list(views)]
+            steps = {name: f[name][()] for name in ("ee_pose", "action")}
+        except (OSError, RuntimeError, KeyError, IndexError, TypeError) as exc:
+            raise EpisodeFormatError(path, f"cannot read rows {rows.tolist()} ({exc})") from exc
+    return rgb[inverse], steps
 
 
 @contextlib.contextmanager

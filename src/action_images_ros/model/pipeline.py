@@ -43,6 +43,7 @@ from .backbones import make_backbone
 from .conditioning import (Conditions, check_mode, colour_grounding, instruction_vectors, mode_flags,
                            named_colours, plucker_rays, state_in_cameras)
 from .config import ModelConfig
+from .precision import bf16_is_fast
 
 logger = logging.getLogger(__name__)
 
@@ -245,7 +246,8 @@ class ActionImagesPipeline(DiffusionPipeline):
         Args:
             x_rgb, x_act: noisy streams in model space.
             timestep: ``(B,)`` in [0, num_train_timesteps].
-            autocast: run the network under bf16 autocast (True), without it (False), or under whatever
+            autocast: run the network under bf16 autocast (True; float32 where the device has no native
+                bf16, see ``model.precision``), without it (False), or under whatever
                 autocast the caller set up (None: training, where Accelerate's mixed precision decides).
             features: also return the backbone's bottleneck features (the action head's input).
         """
@@ -256,8 +258,8 @@ class ActionImagesPipeline(DiffusionPipeline):
         if cond.given_action is not None:
             x_act = torch.where(f[:, 1].view(shape) > 0.5, cond.given_action, x_act)
         x_act = x_act * (1.0 - f[:, 2].view(shape))
-        ctx = (contextlib.nullcontext() if autocast is None
-               else torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast))
+        ctx = (contextlib.nullcontext() if autocast is None else
+               torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast and bf16_is_fast(self.device)))
         with ctx:
             if features:
                 return self.backbone.forward(x_rgb, x_act, cond, timestep, features=True)

@@ -29,6 +29,7 @@ from .config import ModelConfig, TrainConfig
 from .factory import build_pipeline
 from .objective import TrainedNetwork, flow_matching_loss, sample_modes
 from .pipeline import ActionImagesPipeline
+from .precision import bf16_is_fast
 
 logger = logging.getLogger(__name__)
 
@@ -254,8 +255,15 @@ def make_accelerator(cfg: TrainConfig, device: str | None = None):
     AcceleratorState._reset_state(reset_partial_state=False)
     # find_unused_parameters: a mode that drops a stream can leave conditioning weights without a gradient.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    return Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-                       cpu=device == "cpu", kwargs_handlers=[ddp])
+    acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+                      cpu=device == "cpu", kwargs_handlers=[ddp])
+    if acc.mixed_precision == "bf16" and not bf16_is_fast(acc.device):
+        logger.warning("mixed_precision: bf16 -> no: %s has no native bf16 kernels (emulated bf16 ran 18x slower "
+                       "than float32 on such a CPU)", acc.device)
+        AcceleratorState._reset_state(reset_partial_state=False)
+        acc = Accelerator(mixed_precision="no", gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+                          cpu=device == "cpu", kwargs_handlers=[ddp])
+    return acc
 
 
 def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train_config: TrainConfig,
