@@ -4,7 +4,8 @@
 2. With a shipped checkpoint in ``models/tiny``: the whole ROS 2 node graph (sim_node ->
    policy_node -> executor_node) closed loop on ``reach_target`` in lockstep on simulated time
    (a loaded machine changes only the wall time), recording what RViz would show (per-view
-   action-image overlays) to a video. Exits non-zero when the task is not achieved.
+   action-image overlays) to a video and the Rerun view of the run to ``demo.rrd`` (viz_node;
+   ``docs/viewer.md``). Exits non-zero when the task is not achieved.
 """
 
 from __future__ import annotations
@@ -36,5 +37,10 @@ def run(args: argparse.Namespace) -> int:
               f"(train one: action-images train --config config/model_tiny.yaml ...)")
         return 0
     print(f"== 2. ROS 2 graph closed loop in the simulated cell, model {args.model}")
-    return cli_main(["run", "--model", str(args.model), "--task", "reach_target", "--duration", str(args.duration),
-                     "--record", str(args.out / "graph_overlays.mp4")])
+    view = args.out / "demo.rrd"  # the live view (viz_node), written to a file: docs/viewer.md
+    view.unlink(missing_ok=True)
+    rc = cli_main(["run", "--model", str(args.model), "--task", "reach_target", "--duration", str(args.duration),
+                   "--record", str(args.out / "graph_overlays.mp4"), "--viz", "rerun", "--viz-rrd", str(view)])
+    if view.is_file():
+        print(f"== the view of this run (docs/viewer.md), open it with:\n  .venv/bin/rerun {view}")
+    return rc

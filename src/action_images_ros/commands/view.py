@@ -63,9 +63,11 @@ def _slug(text: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..viz import sources
+    from ..viz.log import EPISODE_TIME
     from ..viz.recording import close_recording, open_recording
 
     kind = _kind(args.path)
+    timeline = "prediction" if kind == "eval" else EPISODE_TIME
     if args.episodes is not None and args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     config = sources.EpisodeViewConfig(horizon=args.horizon, frame_stride=args.frame_stride, every=args.every)
@@ -82,10 +84,10 @@ def run(args: argparse.Namespace) -> int:
     files = []
     for i, (name, views, log) in enumerate(items):
         if args.connect or args.spawn:
-            rec = open_recording(name, views, connect=args.connect, spawn=args.spawn)
+            rec = open_recording(name, views, connect=args.connect, spawn=args.spawn, timeline=timeline)
         else:
             path = args.save if folder is None else folder / f"{i:03d}_{_slug(name)}.rrd"
-            rec = open_recording(name, views, save=path)
+            rec = open_recording(name, views, save=path, timeline=timeline)
             files.append(path)
         try:
             log(rec, config)

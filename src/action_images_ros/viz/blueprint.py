@@ -13,12 +13,14 @@ from typing import Sequence
 
 from . import paths
 from ._rerun import rrb
+from .log import ROS_TIME
 
 __all__ = ["default_blueprint"]
 
 
-def default_blueprint(views: Sequence[str], time_series: bool = True) -> "rrb.Blueprint":
-    """The layout for cameras ``views`` (in rig order)."""
+def default_blueprint(views: Sequence[str], timeline: str = ROS_TIME, time_series: bool = True) -> "rrb.Blueprint":
+    """The layout for cameras ``views`` (in rig order), opening on ``timeline`` at its latest time
+    (following: a live view shows the newest prediction, a file its last)."""
     views = list(views)
     if not views:
         raise ValueError("the blueprint needs at least one camera view")
@@ -26,7 +28,7 @@ def default_blueprint(views: Sequence[str], time_series: bool = True) -> "rrb.Bl
         origin=paths.WORLD, name="cell: keyframes, TCP, cameras",
         contents=[f"{paths.WORLD}/**"] + [f"- {paths.overlay(v)}" for v in views],
         # the workspace (x 0.3..0.8 m, y +-0.25 m, z 0..0.45 m) seen from the front-right, above the table
-        eye_controls=rrb.EyeControls3D(position=(1.55, -0.95, 0.85), look_target=(0.5, 0.0, 0.15), eye_up=(0, 0, 1)))
+        eye_controls=rrb.EyeControls3D(position=(2.1, -1.5, 1.3), look_target=(0.5, 0.0, 0.2), eye_up=(0, 0, 1)))
     left = [scene]
     if time_series:
         left.append(rrb.TimeSeriesView(origin=paths.SIGNALS, name="gripper, confidence, latency"))
@@ -42,5 +44,6 @@ def default_blueprint(views: Sequence[str], time_series: bool = True) -> "rrb.Bl
     right = rrb.Vertical(rrb.Horizontal(*columns), notes, row_shares=[5, 1])
     return rrb.Blueprint(
         rrb.Horizontal(rrb.Vertical(*left, row_shares=[3, 1][:len(left)]), right, column_shares=[2, 3]),
+        rrb.TimePanel(timeline=timeline, play_state="following", state="collapsed"),
         collapse_panels=True,
     )

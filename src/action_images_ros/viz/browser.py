@@ -29,7 +29,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -163,15 +163,17 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def screenshot(url: str, width: int = 1600, height: int = 1000, wait_s: float = 8.0, settle_s: float = 60.0,
-               settle_every_s: float = 2.0, chromium: str | None = None, timeout_s: float = 90.0) -> np.ndarray:
+def screenshot(url: str, width: int = 1600, height: int = 1000, wait_s: float = 8.0, settle_s: float = 90.0,
+               settle_every_s: float = 3.0, until: Callable[[np.ndarray], bool] | None = None,
+               chromium: str | None = None, timeout_s: float = 90.0) -> np.ndarray:
     """Open ``url`` in headless Chromium and return the page as RGB ``(height, width, 3)`` uint8.
 
     Driven over the DevTools protocol: ``Page.navigate``, ``wait_s`` seconds, then
-    ``Page.captureScreenshot`` every ``settle_every_s`` until two shots agree (mean absolute
-    difference < 0.05 levels: the viewer has loaded the recording) or ``settle_s`` has passed.
-    (The plain ``--screenshot`` flag captures the loading page.) Raises :class:`BrowserError`
-    when Chromium is missing or does not answer.
+    ``Page.captureScreenshot`` every ``settle_every_s`` until ``until(image)`` is true or, without
+    ``until``, three shots in a row agree (mean absolute difference < 0.05 levels: the viewer has
+    loaded the recording), at most ``settle_s`` seconds (then the last shot is returned). (The plain
+    ``--screenshot`` flag captures the loading page.) Raises :class:`BrowserError` when Chromium is
+    missing or does not answer.
     """
     import websocket  # websocket-client (requirements.txt)
 
@@ -207,13 +209,16 @@ def screenshot(url: str, width: int = 1600, height: int = 1000, wait_s: float = 
                 call("Page.navigate", url=url)
                 time.sleep(wait_s)
                 image = _decode_png(call("Page.captureScreenshot", format="png")["data"])
-                deadline = time.monotonic() + settle_s
-                while time.monotonic() < deadline:  # until the page stops changing (data still streaming in)
+                deadline, same = time.monotonic() + settle_s, 0
+                while time.monotonic() < deadline:  # until loaded (the recording streams in for a while)
+                    if until is not None and until(image):
+                        break
                     time.sleep(settle_every_s)
                     later = _decode_png(call("Page.captureScreenshot", format="png")["data"])
                     changed = float(np.mean(np.abs(later.astype(np.int16) - image.astype(np.int16))))
                     image = later
-                    if changed < 0.05:
+                    same = same + 1 if changed < 0.05 else 0
+                    if until is None and same >= 2:
                         break
             finally:
                 ws.close()

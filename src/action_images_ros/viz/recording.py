@@ -12,6 +12,7 @@ from typing import Sequence
 
 from ._rerun import rr
 from .blueprint import default_blueprint
+from .log import ROS_TIME
 
 __all__ = ["APP_ID", "DEFAULT_VIEWER_URL", "open_recording", "close_recording"]
 
@@ -21,14 +22,16 @@ DEFAULT_VIEWER_URL = "rerun+http://127.0.0.1:9876/proxy"
 
 
 def open_recording(name: str, views: Sequence[str], save: str | Path | None = None, connect: str | None = None,
-                   spawn: bool = False, recording_id: str | None = None) -> "rr.RecordingStream":
-    """A new recording named ``name`` with the default layout for ``views``, sent to exactly one of:
+                   spawn: bool = False, recording_id: str | None = None, timeline: str = ROS_TIME
+                   ) -> "rr.RecordingStream":
+    """A new recording named ``name`` with the default layout for ``views`` (opening on ``timeline``), sent to
+    exactly one of:
     the file ``save`` (``.rrd``, parent folders made), the viewer at ``connect`` (a ``rerun+http://``
     URL), or a native viewer started now (``spawn``; needs a display)."""
     if sum(x is not None and x is not False for x in (save, connect, spawn)) != 1:
         raise ValueError("give exactly one of save (an .rrd path), connect (a viewer URL) or spawn")
     rec = rr.RecordingStream(APP_ID, recording_id=recording_id or uuid.uuid4().hex)
-    blueprint = default_blueprint(views)
+    blueprint = default_blueprint(views, timeline=timeline)
     if save is not None:
         path = Path(save)
         if path.suffix != ".rrd":

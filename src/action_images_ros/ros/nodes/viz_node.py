@@ -122,8 +122,8 @@ class VizNode(Node):
     def _on_frame(self, view: str, msg: Image) -> None:
         stamp = stamp_to_ns(msg.header.stamp)
         last = self._last_frame_ns.get(view)
-        if last is not None and 0 <= stamp - last < self._p["image_period_s"] * 1e9:
-            return
+        if last is not None and 0 <= stamp - last and (stamp == last or stamp - last < self._p["image_period_s"] * 1e9):
+            return  # a frame offered again (lockstep), or within image_period_s of the last one shown
         self._last_frame_ns[view] = stamp
         with self._cv:
             if len(self._frames) == self._frames.maxlen:
