@@ -9,12 +9,17 @@ success with ``action-images eval`` (direct path) on the same seeds. Exits 1 on 
 command, node death or case not recovered within its bound.
 
     PYTHONPATH=src .venv/bin/python bench/bench_faults.py                  # the catalogue (~6 min)
+    PYTHONPATH=src .venv/bin/python bench/bench_faults.py --cases command_path,current_pose_silent --log-lines
     PYTHONPATH=src .venv/bin/python bench/bench_faults.py --cases none --soak-min 30 --eval
+
+Cases that need a real-time graph (``Case.lockstep`` false, e.g. a silent pose stream) run on a second
+graph started after the lockstep one; the soak runs on the lockstep graph.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -28,7 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cases", default="all", help="comma-separated case names, 'all' or 'none'")
+    p.add_argument("--cases", default="all", help="comma-separated case names, 'all', 'none', 'short' "
+                   "(the slow test's) or 'command_path' (issue 18's lockstep cases)")
+    p.add_argument("--log-lines", action="store_true", help="add the log line each case produced to the table")
     p.add_argument("--soak-min", type=float, default=0.0, help="minutes of soak after the cases (0 = none)")
     p.add_argument("--eval", action="store_true", help="compare the soak with action-images eval on its seeds")
     p.add_argument("--model", default="models/tiny")
@@ -40,25 +47,33 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm.xml"))  # as make does
 
-    from action_images_ros.ros.fault_cases import by_name
+    from action_images_ros.ros.fault_cases import COMMAND_PATH, SHORT, by_name
     from action_images_ros.ros.fault_harness import FaultHarness, format_table, run_cases, run_soak
     from action_images_ros.ros.graph import GraphOptions
     from action_images_ros.sim.tasks import make_task
 
-    cases = [] if args.cases == "none" else by_name(None if args.cases == "all" else args.cases.split(","))
+    groups = {"short": SHORT, "command_path": COMMAND_PATH}
+    names = [n for part in args.cases.split(",") for n in (groups.get(part) or [part])]
+    cases = [] if args.cases == "none" else by_name(None if args.cases == "all" else names)
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_faults_"))
     options = GraphOptions(model=args.model, task=args.task, seed=args.seed)
     params = {"policy_node": {"torch_threads": args.torch_threads}}
     results, soak = [], None
-    with FaultHarness(options, out / "logs", params) as h:
-        if cases:
-            results = run_cases(h, cases)
-        if args.soak_min > 0 and not h.graph.exited():
-            soak = run_soak(h, args.soak_min, int(make_task(args.task).max_steps),
-                            progress=lambda e: logging.info("soak episode %s", e))
+    lockstep_cases = [c for c in cases if c.lockstep]
+    if lockstep_cases or args.soak_min > 0:
+        with FaultHarness(options, out / "logs", params) as h:
+            if lockstep_cases:
+                results = run_cases(h, lockstep_cases)
+            if args.soak_min > 0 and not h.graph.exited():
+                soak = run_soak(h, args.soak_min, int(make_task(args.task).max_steps),
+                                progress=lambda e: logging.info("soak episode %s", e))
+    realtime_cases = [c for c in cases if not c.lockstep]
+    if realtime_cases:
+        with FaultHarness(dataclasses.replace(options, lockstep=False), out / "logs_realtime", params) as h:
+            results += run_cases(h, realtime_cases)
     failed = False
     if results:
-        print(format_table(results))
+        print(format_table(results, log_lines=args.log_lines))
         failed |= not all(r.ok for r in results)
     report = {"cases": [r.__dict__ for r in results]}
     if soak is not None:

@@ -26,3 +26,19 @@ def test_short_catalogue_and_soak_leave_every_node_alive_and_no_unsafe_command(t
     assert soak.alive and soak.unsafe == 0 and len(soak.episodes) >= 2, soak.episodes
     assert sum(e["success"] for e in soak.episodes) >= 1, soak.episodes
     assert checked[0] > 100 and checked[1] > 100  # the watch really saw the commands
+
+
+def test_command_path_cases_move_nothing_unsafe_and_recover(tmp_path):
+    """Issue 18's lockstep cases (pose glitches of 0.15 and 0.09 m, a forged trajectory stream, a previous
+    episode's chunk after a reset, executor_node SIGKILL + restart): each logged, 0 unsafe commands (holds
+    included), the loop moving again; the real-time silent-pose case runs in the bench."""
+    from action_images_ros.ros.fault_cases import COMMAND_PATH, by_name
+    from action_images_ros.ros.fault_harness import FaultHarness, format_table, run_cases
+    from action_images_ros.ros.graph import GraphOptions
+
+    options = GraphOptions(model="models/tiny", task="reach_target", seed=100000)
+    with FaultHarness(options, tmp_path / "logs") as h:
+        results = run_cases(h, by_name(COMMAND_PATH), bound_scale=5.0)  # the bench holds the bounds themselves
+    table = format_table(results, log_lines=True)
+    assert len(results) == len(COMMAND_PATH) and all(r.ok for r in results), table
+    assert all(r.logged for r in results), table

@@ -29,9 +29,9 @@ from .image_conversions import image_to_msg
 from .pose_conversions import pose_to_stamped
 from .qos import image_qos, latched_qos, service_qos
 from .stamps import ns_to_stamp
-from .trajectory_conversion import trajectory_to_msg
+from .trajectory_conversion import new_request_id, request_id_of, trajectory_to_msg
 
-__all__ = ["CATALOGUE", "SHORT", "by_name"]
+__all__ = ["CATALOGUE", "SHORT", "COMMAND_PATH", "by_name"]
 
 STAMP_2036_NS = 2_082_758_400 * 1_000_000_000  # 2036-01-01, a wall-clock stamp in a sim-time graph
 
@@ -279,14 +279,156 @@ def _kill_restart(node: str):
     return inject
 
 
+# ------------------------------------------------------------------ the command path (issue 18)
+CONTROL_DT_NS = 100_000_000  # the simulated cell's control period
+
+
+def _max_translation(h: FaultHarness) -> float:
+    return h.watch.config.max_translation_m
+
+
+def _executed_since(h: FaultHarness, n0: int) -> list[tuple]:
+    return list(h.watch.executed)[n0:]
+
+
+def _target_steps(executed: list[tuple]) -> float:
+    """Largest move of the arm's target between consecutive ticks of one episode (m)."""
+    steps = [float(np.linalg.norm(b[2][:3] - a[2][:3])) for a, b in zip(executed, executed[1:])
+             if a[0] == b[0] and b[1] == a[1] + 1]
+    return max(steps, default=0.0)
+
+
+def _pose_glitch(offset_m: float):
+    """One current_pose ``offset_m`` off the arm (sideways, towards the box centre), stamped between two ticks
+    (so the lockstep executor takes it as a tick of its own); the arm's targets are judged on sim/status."""
+    def inject(h):
+        n0 = len(h.watch.executed)
+        now = h.now_ns()
+        pose = _pose(h)
+        pose[1] += -offset_m if pose[1] > 0 else offset_m
+        h.publisher("/" + topic("current_pose"), PoseStamped).publish(
+            pose_to_stamped(pose, "base_link", ns_to_stamp(now + CONTROL_DT_NS + CONTROL_DT_NS // 2)))
+        time.sleep(2.0)
+        executed = _executed_since(h, n0)
+        step = _target_steps(executed)
+        if len(executed) < 3:
+            raise AssertionError(f"only {len(executed)} executed ticks in 2 s after the glitch")
+        if step > _max_translation(h) + 1e-3:
+            raise AssertionError(f"the arm's target moved {1000 * step:.1f} mm in one tick after the glitch")
+        return f"largest target step {1000 * step:.1f} mm over {len(executed)} ticks (envelope step " \
+               f"{1000 * _max_translation(h):.0f} mm)"
+    return inject
+
+
+def _forged_stream(h):
+    """3 s of trajectories at 20 Hz towards an in-box pose 0.25 m away, stamped within 1 s of now: no id, made-up
+    ids, and replays of the policy's latest real answer re-aimed; none may be executed, the loop goes on."""
+    pub = h.publisher("/" + topic("trajectory"), MultiDOFJointTrajectory)
+    since = len(h.monitor.status_log)
+    chunks0 = len(h.progress.chunks)
+    n0 = len(h.watch.executed)
+    rng = np.random.default_rng(0)
+    sent = 0
+    t_end = time.monotonic() + 3.0
+    while time.monotonic() < t_end:
+        start = _pose(h)
+        target = start.copy()
+        target[1] += -0.25 if start[1] > 0 else 0.25
+        poses = np.stack([start + (target - start) * k / 4 for k in range(5)])
+        stamp = h.now_ns() - int(rng.uniform(0.0, 0.9) * 1e9)
+        kind = sent % 3
+        rid = "" if kind == 0 else new_request_id() if kind == 1 else request_id_of(h.progress.last_answer) \
+            if h.progress.last_answer is not None else ""
+        pub.publish(trajectory_to_msg(poses, np.ones(5), 0.2 * np.arange(5), max(stamp, 1), "base_link",
+                                      "fr3_hand_tcp", request_id=rid))
+        sent += 1
+        time.sleep(0.05)
+    time.sleep(1.0)
+    refused = [e for e in h.monitor.status_log[since:] if e.get("event") == "dropped"
+               and "not an answer" in str(e.get("reason"))]
+    real = len(h.progress.chunks) - chunks0
+    executed = _executed_since(h, n0)
+    toward = max((abs(c[2][1] - executed[0][2][1]) for c in executed), default=0.0) if executed else 0.0
+    if len(refused) < sent:
+        raise AssertionError(f"only {len(refused)} of {sent} forged trajectories were refused as not an answer")
+    if real < 1:
+        raise AssertionError("no real chunk was executed while the forger published")
+    return f"{sent}/{sent} forged refused, {real} real chunks meanwhile, arm target moved {1000 * toward:.0f} mm " \
+           "sideways (the forger's direction)"
+
+
+def _stale_episode_chunk(h):
+    """After episode/reset, the previous episode's last answer (its id and state) stamped at the new episode's
+    first tick: refused, nothing of it executed."""
+    old = h.progress.last_answer
+    if old is None:
+        raise AssertionError("no real answer seen yet")
+    n0 = len(h.watch.executed)
+    reply = h.episodes.call("reset")
+    first_ns = int(round(reply["stamp_s"] * 1e9))
+    msg = MultiDOFJointTrajectory(header=old.header, joint_names=list(old.joint_names), points=old.points)
+    msg.header.stamp = ns_to_stamp(first_ns)
+    since = len(h.monitor.status_log)
+    h.publisher("/" + topic("trajectory"), MultiDOFJointTrajectory).publish(msg)
+    time.sleep(1.5)
+    refused = [e for e in h.monitor.status_log[since:] if e.get("event") == "dropped"
+               and "not an answer" in str(e.get("reason"))]
+    if not refused:
+        raise AssertionError("the previous episode's chunk was not refused as not an answer")
+    executed = [c for c in _executed_since(h, n0) if c[0] == reply["episode"]]
+    t0 = old.points[0].transforms[0].translation  # point 0: the state the old answer was predicted from
+    old_start = np.array([t0.x, t0.y, t0.z])
+    if executed:
+        first = executed[0][2][:3]
+        closer = max(float(np.linalg.norm(first - old_start) - np.linalg.norm(c[2][:3] - old_start))
+                     for c in executed)
+    else:
+        closer = 0.0
+    return f"refused; arm target moved {1000 * max(closer, 0.0):.0f} mm back towards the old episode's state"
+
+
+def _executor_restart(h):
+    """SIGKILL executor_node in lockstep and start it again at once: the loop must move (the tick sim_node offers
+    the newcomer again answered and executed) within 3 s of the new process being up."""
+    h.graph.kill("executor_node")
+    log0 = h.log_size("executor_node")
+    t_restart = time.monotonic()
+    h.graph.restart("executor_node")
+    while time.monotonic() - t_restart < 30.0 and "backend" not in h.log_since("executor_node", log0):
+        time.sleep(0.02)
+    return f"new process up {time.monotonic() - t_restart:.2f} s after the restart; recovery counted from then"
+
+
+def _pose_silent(h):
+    """sim_node publish_pose:=false for 2 s (real time): the executor logs it and holds where it was commanded."""
+    n_sent = len(h.watch.sent)
+    answer = _set_parameter(h, "sim_node", "publish_pose", False)
+    if not answer.successful:
+        raise AssertionError(f"sim_node refused publish_pose=false: {answer.reason}")
+    silent_from = h.now_ns()
+    time.sleep(2.0)
+    _set_parameter(h, "sim_node", "publish_pose", True)
+    sent = list(h.watch.sent)[n_sent:]
+    moves = [s for s in sent if not s[2] and s[0] <= silent_from + 500_000_000]
+    holds = [s for s in sent if s[2] and s[0] > silent_from]
+    if not holds:
+        raise AssertionError("no hold while the pose stream was silent")
+    last = moves[-1][1] if moves else None
+    off = max(float(np.linalg.norm(hd[1][:3] - last[:3])) for hd in holds) if last is not None else float("nan")
+    if last is not None and off > 1e-6:
+        raise AssertionError(f"held {1000 * off:.1f} mm from where the arm was last commanded")
+    return f"{len(holds)} holds at the last command (max {1000 * off:.3f} mm from it)"
+
+
 CATALOGUE: list[Case] = [
     Case("trajectory_10000_points", "a 10,000-point trajectory on action_images/trajectory", _traj_points,
          (("executor_node", r"max_points"),)),
-    Case("trajectory_nan", "a trajectory whose first step is NaN", _traj_nan,
-         (("executor_node", r"non-finite|unusable"),)),
+    Case("trajectory_nan", "a trajectory whose first step is NaN (from a participant that is not the policy: "
+         "refused as not an answer before its content is read)", _traj_nan,
+         (("executor_node", r"non-finite|unusable|not an answer"),)),
     Case("trajectory_wrong_frame", "a trajectory in frame 'world'", _traj_frame, (("executor_node", r"expected"),)),
     Case("trajectory_2036", "a trajectory stamped 2036 (a wall clock in a sim-time graph)", _traj_future,
-         (("executor_node", r"future"),)),
+         (("executor_node", r"future|not an answer"),)),
     Case("camera_info_nan_focal", "CameraInfo with fx = NaN", _info_nan, (("policy_node", r"non-finite"),)),
     Case("camera_info_2036", "one CameraInfo stamped 2036", _info_future, (("policy_node", r"future"),)),
     Case("camera_set_2036", "a whole camera set (every view) stamped 2036", _set_future, (("policy_node", r"future"),)),
@@ -312,7 +454,23 @@ CATALOGUE: list[Case] = [
     Case("parameters_invalid", "invalid parameter sets on executor, policy and sim", _bad_parameters),
     Case("policy_node_sigkill", "SIGKILL policy_node, restart it 1 s later", _kill_restart("policy_node"),
          recover_s=60.0),
+    Case("current_pose_glitch_0.15", "one current_pose 0.15 m off the arm", _pose_glitch(0.15),
+         (("executor_node", r"jumped 0\.1\d\d m from the last trusted"),)),
+    Case("current_pose_glitch_0.09", "one current_pose 0.09 m off the arm (under the old 0.10 m guard)",
+         _pose_glitch(0.09), (("executor_node", r"jumped 0\.0\d\d m from the last trusted"),)),
+    Case("trajectory_forged_stream", "3 s of forged trajectories (no, made-up or replayed ids; stamps within 1 s "
+         "of now) towards a pose 0.25 m away", _forged_stream, (("executor_node", r"not an answer"),)),
+    Case("stale_episode_chunk", "the previous episode's answer, stamped at the new episode's first tick after a "
+         "reset", _stale_episode_chunk, (("executor_node", r"not an answer"),)),
+    Case("executor_node_sigkill", "SIGKILL executor_node under lockstep, restart it at once", _executor_restart,
+         (("sim_node", r"offering tick \d+ .* again"),), recover_s=3.0, fresh_frames=False),
+    Case("current_pose_silent", "no current_pose for 2 s (real-time graph; sim_node publish_pose:=false)",
+         _pose_silent, (("executor_node", r"no current_pose within max_state_age_s"),), lockstep=False),
 ]
+
+#: the command-path cases (issue 18), in lockstep (``current_pose_silent`` needs a real-time graph)
+COMMAND_PATH = ("current_pose_glitch_0.15", "current_pose_glitch_0.09", "trajectory_forged_stream",
+                "stale_episode_chunk", "executor_node_sigkill")
 
 #: the slow test's subset (about two minutes)
 SHORT = ("trajectory_10000_points", "trajectory_2036", "camera_info_nan_focal", "camera_set_2036",

@@ -20,6 +20,7 @@ import dataclasses
 import logging
 import re
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,11 +32,12 @@ from trajectory_msgs.msg import MultiDOFJointTrajectory
 from ..control.safety import load_safety_config
 from .graph import GraphOptions, topic
 from .pose_conversions import stamped_to_pose
-from .qos import state_qos
+from .qos import latched_qos, state_qos
 from .safety_watch import SafetyWatch
 from .session import EpisodeClient, _RunningGraph, graph_specs
 from .share import resolve_share_path
 from .stamps import stamp_to_ns
+from .trajectory_conversion import request_id_of
 
 __all__ = ["Case", "CaseResult", "FaultHarness", "run_cases", "run_soak", "format_table", "rss_mb"]
 
@@ -64,6 +66,11 @@ class Case:
         logged: ``(node, regex)`` pairs: the fault must leave one of these lines in that node's log
             (or in the executor's status for ``node == "executor_status"``); empty = nothing to log.
         recover_s: bound (wall s) from the end of the fault until the loop moves again.
+        lockstep: the graph the case runs on: lockstep (the default) or real time (a fault that only exists
+            with ticks on a timer, e.g. a silent pose stream; ``bench_faults.py`` starts a second graph).
+        fresh_frames: recovered = a chunk predicted from frames *after* the fault was executed (the default);
+            False: from the newest tick at the end of the fault on (a restarted executor answering the tick
+            the simulator offers it again is the loop moving again).
     """
 
     name: str
@@ -71,6 +78,8 @@ class Case:
     inject: Callable[["FaultHarness"], Any]
     logged: tuple[tuple[str, str], ...] = ()
     recover_s: float = 20.0
+    lockstep: bool = True
+    fresh_frames: bool = True
 
 
 @dataclasses.dataclass
@@ -83,6 +92,8 @@ class CaseResult:
     bound_s: float
     note: str = ""
     failed: bool = False  # the case's own check failed (e.g. a call unanswered)
+    holds: int = 0  # holds the executor sent during the case (each checked like any command)
+    log_line: str = ""  # the first line of the expected log found (what the case produces)
 
     @property
     def ok(self) -> bool:
@@ -91,24 +102,37 @@ class CaseResult:
 
 
 class _Progress(Node):
-    """Wall arrival times of non-empty trajectories and executor commands (is the loop moving?)."""
+    """Wall arrival times of the policy's answers and executor commands (is the loop moving?).
+
+    A trajectory counts only when it answers a chunk request seen on ``chunk_request`` (its request id): an
+    injected or forged one must not make a broken loop look as if it moved."""
 
     def __init__(self, **kw) -> None:
         super().__init__("fault_progress", **kw)
         self.chunks: list[tuple[float, int]] = []  # (wall arrival, frame stamp ns)
+        self.request_ids: deque = deque(maxlen=200)  # ids of the executor's chunk requests
+        self.last_answer: MultiDOFJointTrajectory | None = None  # the newest real answer (for replay cases)
         self.commands: list[tuple[float, int]] = []
         self.poses: list[tuple[int, np.ndarray]] = []
         qos = state_qos(depth=50)
         self.create_subscription(MultiDOFJointTrajectory, "/" + topic("trajectory"), self._on_traj, qos)
         self.create_subscription(PoseStamped, "/" + topic("executor_command"), self._on_command, qos)
         self.create_subscription(PoseStamped, "/" + topic("current_pose"), self._on_pose, qos)
+        self.create_subscription(MultiDOFJointTrajectory, "/" + topic("chunk_request"), self._on_request,
+                                 latched_qos(10))
+
+    def _on_request(self, msg: MultiDOFJointTrajectory) -> None:
+        rid = request_id_of(msg)
+        if rid:
+            self.request_ids.append(rid)
 
     def _on_traj(self, msg: MultiDOFJointTrajectory) -> None:
         stamp_ns = stamp_to_ns(msg.header.stamp)
         newest = self.poses[-1][0] if self.poses else 0
-        if msg.points and stamp_ns <= newest + 1_000_000_000:  # not an injected future-stamped one
+        if msg.points and request_id_of(msg) in self.request_ids and stamp_ns <= newest + 1_000_000_000:
             self.chunks.append((time.monotonic(), stamp_ns))
             del self.chunks[:-500]
+            self.last_answer = msg
 
     def _on_command(self, msg: PoseStamped) -> None:
         self.commands.append((time.monotonic(), stamp_to_ns(msg.header.stamp)))
@@ -219,17 +243,19 @@ class FaultHarness:
         self.close()
 
 
-def _logged(h: FaultHarness, case: Case, offsets: dict[str, int], status_since: int) -> bool | None:
+def _logged(h: FaultHarness, case: Case, offsets: dict[str, int], status_since: int) -> tuple[bool | None, str]:
+    """Whether the case left one of its expected lines, and the first such line (``node: line``)."""
     if not case.logged:
-        return None
+        return None, ""
     for node, pattern in case.logged:
         if node == "executor_status":
             text = "\n".join(f"{e.get('event')}: {e.get('reason')}" for e in h.monitor.status_log[status_since:])
         else:
             text = h.log_since(node, offsets.get(node, 0))
-        if re.search(pattern, text, re.IGNORECASE):
-            return True
-    return False
+        line = next((ln for ln in text.splitlines() if re.search(pattern, ln, re.IGNORECASE)), None)
+        if line is not None:
+            return True, f"{node}: {line.strip()}"
+    return False, ""
 
 
 def run_cases(h: FaultHarness, cases: list[Case], start_timeout_s: float = 120.0,
@@ -256,7 +282,7 @@ def run_cases(h: FaultHarness, cases: list[Case], start_timeout_s: float = 120.0
             continue
         offsets = {name: h.log_size(name) for name in h.graph.processes}
         status_since = len(h.monitor.status_log)
-        unsafe0 = h.watch.unsafe
+        unsafe0, holds0 = h.watch.unsafe, h.watch.holds_checked
         logger.info("case %s: %s", case.name, case.description)
         note, failed = "", False
         try:
@@ -265,11 +291,12 @@ def run_cases(h: FaultHarness, cases: list[Case], start_timeout_s: float = 120.0
             note, failed = f"{exc}", True
             logger.exception("case %s", case.name)
         t_end = time.monotonic()
-        recovered = h.wait_moving(t_end, case.recover_s + 10.0)
+        recovered = h.wait_moving(t_end, case.recover_s + 10.0, None if case.fresh_frames else h.now_ns() - 1)
         time.sleep(0.5)  # let late log lines land
-        res = CaseResult(case.name, not h.graph.exited(), _logged(h, case, offsets, status_since),
+        logged, line = _logged(h, case, offsets, status_since)
+        res = CaseResult(case.name, not h.graph.exited(), logged,
                          h.watch.unsafe - unsafe0, None if recovered is None else round(recovered, 2),
-                         case.recover_s, str(note), failed)
+                         case.recover_s, str(note), failed, h.watch.holds_checked - holds0, line)
         logger.info("case %s: %s", case.name, res)
         results.append(res)
         if h.graph.exited():
@@ -356,13 +383,19 @@ def run_soak(h: FaultHarness, minutes: float, max_steps: int, stall_s: float = 3
                       h.watch.commands_checked, h.watch.executed_checked, not h.graph.exited())
 
 
-def format_table(results: list[CaseResult]) -> str:
-    """The harness table (markdown)."""
-    lines = ["| case | nodes alive | error logged | unsafe commands | recovered within | bound | ok |",
-             "|---|---|---|---|---|---|---|"]
+def format_table(results: list[CaseResult], log_lines: bool = False) -> str:
+    """The harness table (markdown); ``log_lines``: a last column with the log line each case produced."""
+    head = "| case | nodes alive | error logged | unsafe commands (holds among the sent) | recovered within | bound | ok |"
+    lines = [head + (" log line |" if log_lines else ""), "|---|---|---|---|---|---|---|" + ("---|" if log_lines else "")]
     for r in results:
         logged = "n/a" if r.logged is None else ("yes" if r.logged else "NO")
         rec = "never" if r.recovered_s is None else f"{r.recovered_s:.2f} s"
-        lines.append(f"| {r.name} | {'yes' if r.alive else 'NO'} | {logged} | {r.unsafe} | {rec} | "
-                     f"{r.bound_s:g} s | {'ok' if r.ok else 'FAIL'}{' (' + r.note + ')' if r.note else ''} |")
+        line = f" {_cell(r.log_line[:220])} |" if log_lines else ""
+        lines.append(f"| {r.name} | {'yes' if r.alive else 'NO'} | {logged} | {r.unsafe} ({r.holds} holds) | {rec} | "
+                     f"{r.bound_s:g} s | {'ok' if r.ok else 'FAIL'}{' (' + _cell(r.note) + ')' if r.note else ''} |"
+                     + line)
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "/").replace("\n", " ")

@@ -13,6 +13,11 @@ own arithmetic (not the executor's ``SafetyEnvelope``), two streams:
   tick ``k`` against the arm's pose at tick ``k - 1`` of the same episode. A command computed
   for the previous episode's arm and applied after a reset (the reset race) shows up here.
 
+Holds are commands too: executor_node publishes every hold on ``~/command`` (so each is checked
+above like any command) and on ``~/hold``; the watch counts them (:attr:`holds_checked`) and keeps
+the recent ones (:attr:`sent`: ``(stamp_ns, pose (7,), is_hold)``) and the recent executed targets
+(:attr:`executed`: ``(episode, step, command (8,))``) for the cases that judge where the arm was sent.
+
 A small tolerance (``tolerance_m``, ``tolerance_deg``) absorbs rounding of the JSON status.
 Every violation is kept in :attr:`violations` with its reason.
 """
@@ -22,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
@@ -90,9 +95,15 @@ class SafetyWatch(Node):
         self.violations: list[Violation] = []
         self.commands_checked = 0
         self.executed_checked = 0
+        self.holds_checked = 0
+        self._hold_keys: deque = deque(maxlen=200)  # (stamp_ns, rounded position) of recent holds
+        self.sent: deque = deque(maxlen=2000)  # (stamp_ns, pose (7,), is_hold) of every command, newest last
+        self.executed: deque = deque(maxlen=2000)  # (episode, step, command (8,)) the simulated arm held
         qos = state_qos(depth=50)
         self.create_subscription(PoseStamped, "/" + topic("current_pose"), self._on_pose, qos)
         self.create_subscription(PoseStamped, "/" + topic("executor_command"), self._on_command, qos)
+        self.create_subscription(PoseStamped, "/" + topic("executor_command").rsplit("/", 1)[0] + "/hold",
+                                 self._on_hold, qos)
         self.create_subscription(String, "/" + topic("sim_status"), self._on_status, qos)
 
     def _on_pose(self, msg: PoseStamped) -> None:
@@ -125,13 +136,30 @@ class SafetyWatch(Node):
                 if command_problem(pose, newest, self.config, *self._tol) is None:
                     problem = None
             self.commands_checked += 1
+            key = (stamp_ns, tuple(np.round(pose[:3], 9)))
+            self.sent.append((stamp_ns, pose[:7].copy(), key in self._hold_keys))
             if problem:
                 self._flag("executor_node/command", stamp_ns * 1e-9, problem)
+
+    def _on_hold(self, msg: PoseStamped) -> None:
+        """A hold (also published on ``~/command``, checked there): counted, and marked in :attr:`sent`."""
+        pose, stamp_ns = stamped_to_pose(msg)
+        key = (stamp_ns, tuple(np.round(pose[:3], 9)))
+        with self._lock:
+            self.holds_checked += 1
+            self._hold_keys.append(key)
+            for i in range(len(self.sent) - 1, max(-1, len(self.sent) - 50), -1):  # already seen on ~/command
+                if self.sent[i][0] == stamp_ns and tuple(np.round(self.sent[i][1][:3], 9)) == key[1]:
+                    self.sent[i] = (self.sent[i][0], self.sent[i][1], True)
+                    break
 
     def _on_status(self, msg: String) -> None:
         st = json.loads(msg.data)
         with self._lock:
             prev, self._previous = self._previous, st
+            if "command" in st:
+                self.executed.append((st.get("episode"), int(st.get("step", 0)),
+                                      np.asarray(st["command"], dtype=np.float64)))
             if "command" not in st or prev is None or "tcp" not in prev:
                 return
             if st.get("episode") != prev.get("episode") or int(st.get("step", 0)) == 0:

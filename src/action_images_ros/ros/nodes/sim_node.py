@@ -122,7 +122,7 @@ class SimNode(Node):
             "seed": 100000,
             "lockstep": True,
             "lockstep_timeout_s": 30.0,
-            "lockstep_reoffer_s": 2.0,
+            "lockstep_reoffer_s": 5.0,
             "publish_pose": True,
             "real_time_factor": 1.0,
             "clock_start_s": 1.0,
