@@ -1,6 +1,7 @@
 """The README and docs/ as a newcomer follows them: every relative link (and image) resolves to a
 file of the repository, every `#anchor` into a Markdown page names one of its headings (GitHub's
-slugs), every docs page is reachable from the README or docs/index.md, and the README stays short.
+slugs), every docs page is reachable from the README or docs/index.md, every bench script is on the
+benchmarks page, and the README stays short.
 
 Pure text: no imports of the package, no network; links to http(s) and mailto are not followed.
 """
@@ -105,3 +106,9 @@ def test_every_docs_page_is_linked_from_readme_or_index():
                 linked.add((page.parent / unquote(file_part)).resolve())
     orphans = [p.name for p in sorted(DOCS.glob("*.md")) if p.resolve() not in linked and p.name != "index.md"]
     assert orphans == [], f"docs pages no one links to from README.md or docs/index.md: {orphans}"
+
+
+def test_every_bench_script_is_on_the_benchmarks_page():
+    page = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
+    missing = [p.name for p in sorted((REPO / "bench").glob("bench_*.py")) if f"bench/{p.name}" not in page]
+    assert missing == [], f"bench scripts not listed (with their command and figures) in docs/benchmarks.md: {missing}"
