@@ -632,3 +632,14 @@ def test_hold_pose_is_checked_against_the_trusted_pose():
     assert tick(ex, 0.1, pose(0.5)).pose[0] == pytest.approx(0.53)
     env.pause("e-stop")  # a hold is still allowed while paused (it is what an e-stop sends)
     assert ex.hold_pose()[0] == pytest.approx(0.53)
+
+
+def test_no_hold_pose_while_the_measured_pose_jumped_unconfirmed():
+    """A hold sent into a world that changed (a reset not announced yet) would drag the arm back: nothing new."""
+    ex = executor(envelope=_env())
+    ex.add_chunk(chunk(0.0, [0.1], [0.52]), 0.0, pose(0.5))
+    assert tick(ex, 0.1, pose(0.5)).pose is not None
+    assert ex.hold_pose(pose(0.5, y=0.12)) is None  # the measurement jumped 0.12 m: unknown where the arm is
+    assert tick(ex, 0.2, pose(0.5, y=0.12)).hold_pose is None and ex.hold_pose() is None  # pending jump
+    tick(ex, 0.3, pose(0.51))  # the next sample is back where trusted: the jump was a glitch
+    assert ex.hold_pose(pose(0.51))[0] == pytest.approx(0.52)  # hold where commanded

@@ -198,3 +198,35 @@ def test_stamps():
     assert ns_to_stamp((2**31 - 1) * 1_000_000_000).sec == 2**31 - 1
     with pytest.raises(ValueError, match="int32"):  # 2038: refused, not wrapped
         ns_to_stamp(2**31 * 1_000_000_000)
+
+
+def test_request_ids_ride_as_a_fourth_joint_also_on_an_empty_answer():
+    from action_images_ros.ros.trajectory_conversion import (TrajectoryMessageError, msg_to_chunk, msg_to_trajectory,
+                                                              new_request_id, request_id_of)
+
+    rid = new_request_id()
+    assert len(rid) == 16 and int(rid, 16) >= 0 and rid != new_request_id()
+    poses = np.tile([0.5, 0.0, 0.3, 0.0, 0.0, 0.0, 1.0, 1.0], (3, 1))
+    msg = trajectory_to_msg(poses, np.ones(3), 0.1 * np.arange(3), 7, "base_link", "tcp", request_id=rid)
+    assert list(msg.joint_names) == ["tcp", "gripper_openness", "decoder_confidence", f"request/{rid}"]
+    assert all(len(p.transforms) == 4 for p in msg.points)
+    traj = msg_to_trajectory(msg)
+    assert traj.request_id == rid and request_id_of(msg) == rid
+    np.testing.assert_array_equal(traj.poses, poses)  # the extra joint changes nothing else
+    chunk, _ = msg_to_chunk(msg)
+    np.testing.assert_array_equal(chunk.start_pose, poses[0])
+    empty = trajectory_to_msg(np.zeros((0, 8)), [], [], 7, "base_link", "tcp", request_id=rid)
+    assert msg_to_trajectory(empty).request_id == rid and len(msg_to_trajectory(empty)) == 0
+    plain = trajectory_to_msg(poses, np.ones(3), 0.1 * np.arange(3), 7, "base_link", "tcp")
+    assert msg_to_trajectory(plain).request_id == "" and request_id_of(plain) == ""
+    bad = trajectory_to_msg(poses, np.ones(3), 0.1 * np.arange(3), 7, "base_link", "tcp", request_id=rid)
+    bad.joint_names[3] = "request/has spaces;"
+    with pytest.raises(TrajectoryMessageError, match="request id"):
+        msg_to_trajectory(bad)
+    bad.joint_names[3] = "something_else"
+    with pytest.raises(TrajectoryMessageError, match="joint_names"):
+        msg_to_trajectory(bad)
+    short = trajectory_to_msg(poses, np.ones(3), 0.1 * np.arange(3), 7, "base_link", "tcp", request_id=rid)
+    short.points[1].transforms = short.points[1].transforms[:3]
+    with pytest.raises(TrajectoryMessageError, match="one per joint"):
+        msg_to_trajectory(short)

@@ -1,6 +1,7 @@
 """policy_node over real DDS with a tiny random pipeline: the predict service, its outputs, bad input."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -284,5 +285,27 @@ def test_answers_chunk_requests_with_a_timed_trajectory_or_a_refusal(ros_context
         assert spin_until(exs, lambda: any(not p.get("ok", True) for p in cams.out.get("prediction", [])), 5.0)
         refusal = [p for p in cams.out["prediction"] if not p.get("ok", True)][-1]
         assert "as new as the request" in refusal["reason"] and refusal["stamp_ns"] == old, refusal
+    finally:
+        stop(node, cams, exs)
+
+
+def test_after_a_pause_of_this_process_queued_messages_are_not_from_the_future(ros_context_factory, tiny_model):
+    """Its /clock lags after a pause (a long GIL hold, a stopped process): a request stamped a little ahead of
+    the last /clock it read is not "from the future"; a clock upstream that is really wrong still is."""
+    from rosgraph_msgs.msg import Clock
+
+    node, cams, exs = start(ros_context_factory, tiny_model, use_sim_time=True)
+    try:
+        clock = cams.node.create_publisher(Clock, "/clock", 10)
+        t0 = 50 * 10**9
+        assert spin_until(exs, lambda: clock.publish(Clock(clock=ns_to_stamp(t0))) or
+                          node.get_clock().now().nanoseconds == t0, 5.0)
+        assert node._clock_now_ns() == t0  # read while the clock ran (as every frame and pose does)
+        paused_from = time.monotonic()
+        time.sleep(1.5)  # this process "paused": no /clock read meanwhile
+        assert node.get_clock().now().nanoseconds == t0
+        ahead = t0 + int(1e9 * (1.0 + 0.5 * (time.monotonic() - paused_from)))  # beyond the last /clock + 1 s
+        assert not node._future(ahead, "chunk request")
+        assert node._future(t0 + int(60e9), "chunk request")  # 2036-like: still refused
     finally:
         stop(node, cams, exs)

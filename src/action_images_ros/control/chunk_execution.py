@@ -746,12 +746,20 @@ class ChunkExecutor:
     def hold_pose(self, measured_pose: np.ndarray | None = None) -> np.ndarray | None:
         """``(8,)`` where a hold stops the arm now: where it was last commanded (moves and holds of this
         episode), else the trusted measured pose (gripper: the last command, else the measured opening),
-        checked by ``SafetyEnvelope.check_hold`` against the trusted pose (``measured_pose`` through
-        :meth:`trusted_view` when nothing is trusted yet). None when no pose is known at all.
-        The result becomes the last commanded pose."""
+        checked by ``SafetyEnvelope.check_hold`` against the trusted pose (``measured_pose`` when nothing is
+        trusted yet). None (send nothing new) when no pose is known at all, or while a measured pose that
+        jumped from the trusted one is not confirmed (``measured_pose`` given and jumped, or a jump pending):
+        the arm might not be where the last target was meant for. The result becomes the last commanded pose."""
+        if self._suspect:
+            return None  # a measured pose jumped and is not confirmed: where the arm is is unknown, send nothing new
         reference = self._trusted
-        if reference is None and measured_pose is not None:
-            reference = _as_pose(measured_pose, "measured_pose").copy()
+        if measured_pose is not None:
+            measured = _as_pose(measured_pose, "measured_pose")
+            if reference is None:
+                reference = measured.copy()
+            elif self.envelope is not None and float(np.linalg.norm(measured[:3] - reference[:3])) \
+                    > self.envelope.config.max_pose_jump_m:
+                return None  # the measurement jumped since the last trusted pose (a reset not announced yet?)
         if reference is None:
             return None if self._commanded is None else self._commanded.copy()
         if self._commanded is not None:

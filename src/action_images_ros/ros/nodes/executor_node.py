@@ -291,6 +291,14 @@ class ExecutorNode(Node):
                 self._drop(f"trajectory stamped {stamp_s:.3f} s with request id {rid or 'none'!r}: {exc}")
                 self.chunks.request_answered(stamp_s, rid)  # answered, if unusably (only the outstanding id)
                 chunk = None
+            if chunk is not None and not self.chunks.answers_request(rid):
+                self._not_an_answer(f"chunk stamped {chunk.stamp_s:.3f} s with request id {rid or 'none'!r}: "
+                                    + (f"the outstanding request is {self.chunks.outstanding_id!r}"
+                                       if self.chunks.waiting else "no request is outstanding") + " (not an answer)",
+                                    count=True)
+                chunk = None
+            if not self._lockstep:
+                self._take_pose()  # the newest measured pose, not the one of the last tick
             current = self.measured_pose()
             if chunk is not None and current is None:
                 self._drop("no measured pose on current_pose yet")
@@ -306,8 +314,12 @@ class ExecutorNode(Node):
             self._execute(tick)
             self._run_newer()
 
-    def _not_an_answer(self, reason: str) -> None:
-        """A trajectory that does not answer the outstanding request: refused, one log line a second."""
+    def _not_an_answer(self, reason: str, count: bool = False) -> None:
+        """A trajectory that does not answer the outstanding request: refused, one log line a second (``count``:
+        not counted by the executor yet)."""
+        if count:
+            self.chunks.stats.not_answers += 1
+            self.chunks.stats.chunks_dropped += 1
         self._warn("not_an_answer", f"trajectory refused: {reason} (stale, replayed or forged; nothing executed)")
         self._status("dropped", reason, force=True)
 
@@ -346,6 +358,9 @@ class ExecutorNode(Node):
         self._last_tick_s = None
         pending = [t for t in (self._deferred, self._newer, self._unacked) if t is not None]
         self._deferred = self._newer = self._unacked = None
+        if self._pose_stamp_s is not None and self._pose_stamp_s < start_s:
+            self._pose = None  # measured before the episode began (the arm may have been moved): never the first
+            self._raw_pose = None  # pose the new episode trusts, nor where it holds
         self.chunks.reset(now_s=start_s)
         self.backend.reset()
         if self._frame_stamp_s is not None and self._frame_stamp_s > start_s + FUTURE_TOLERANCE_S:

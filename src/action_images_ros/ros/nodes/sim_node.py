@@ -434,14 +434,15 @@ class SimNode(Node):
                     f"[{self._waited_for()}]; stepping without it")
                 return
             current = self._controller_side()
-            if current != side:  # an executor came or went: offer the tick once discovery has settled
-                side, changed_at = current, now
-            if (changed_at is not None and now - changed_at >= 0.3) or now >= reoffer_at:
+            if current != side:  # an executor came or went: offer the tick (once more a second later, in case
+                side, changed_at = current, now  # its reader had not matched this writer yet)
+            if (changed_at is not None and now - changed_at >= 0.1) or now >= reoffer_at:
                 why = "the controller side changed" if changed_at is not None else f"{now - t0:.1f} s without it"
                 self.get_logger().info(f"lockstep: offering tick {self.cell.step_count} (t = {tick_ns * 1e-9:.3f} s) "
                                        f"again ({why})")
                 self._publish_tick(again=True)
-                changed_at, reoffer_at = None, now + self._reoffer_s
+                reoffer_at = now + (1.0 if changed_at is not None else self._reoffer_s)
+                changed_at = None
             if now >= next_log:
                 self.get_logger().warning(
                     f"lockstep: tick {self.cell.step_count} of episode {self.cell.episode} (t = "
