@@ -84,3 +84,29 @@ def test_widen_patch_embedding_keeps_pretrained_channels(cfg):
 def test_wan_config_checks(tmp_path):
     with pytest.raises(FileNotFoundError, match="transformer"):
         build_pipeline(ModelConfig(denoiser_type="wan", image_size=S, wan={"pretrained": str(tmp_path)}))
+
+
+def test_gradient_checkpointing_gives_the_same_training_steps(cfg, ds, tmp_path):
+    """train(gradient_checkpointing=True) recomputes the Wan blocks' activations in the backward pass:
+    it must change memory only, not the weights the steps produce."""
+    from safetensors.torch import load_file
+
+    from action_images_ros.model.config import TrainConfig
+    from action_images_ros.model.training import train
+
+    weights = {}
+    for ckpt in (False, True):
+        torch.manual_seed(0)
+        tc = TrainConfig(batch_size=2, max_steps=2, mixed_precision="no", gradient_checkpointing=ckpt,
+                         progress=False, warmup_steps=1)
+        res = train(cfg, ds, tc, tmp_path / str(ckpt), device="cpu")
+        assert res.pipeline.denoiser.is_gradient_checkpointing == ckpt
+        weights[ckpt] = load_file(next((tmp_path / str(ckpt) / "model" / "denoiser").glob("*.safetensors")))
+    torch.manual_seed(0)
+    start = build_pipeline(cfg).denoiser.state_dict()  # the runs' common initial weights
+
+    def dist(a, b):
+        return sum(float(((a[k] - b[k]) ** 2).sum()) for k in start) ** 0.5
+
+    gap, moved = dist(weights[True], weights[False]), dist(weights[False], start)
+    assert gap < 1e-4 and moved > 100 * max(gap, 1e-7), (gap, moved)

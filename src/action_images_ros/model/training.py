@@ -24,6 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from accelerate.utils import DistributedType
+from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
+                                                     get_optimizer_state_dict, set_optimizer_state_dict)
 
 from .config import ModelConfig, TrainConfig
 from .factory import build_pipeline
@@ -299,6 +302,13 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
                              f"train the mode(s) {wrong}; set mode_probs to policy and video only")
     acc = make_accelerator(cfg, device)
     main = acc.is_main_process
+    sharded = acc.distributed_type == DistributedType.FSDP
+    if sharded and cfg.ema_decay > 0:
+        raise ValueError("ema_decay > 0 is not supported with FSDP (the average would be sharded too); set "
+                         "ema_decay: 0, or train with DDP where the model fits one device")
+    if acc.distributed_type not in _LOOP_DISTRIBUTED_TYPES:
+        raise ValueError(f"accelerate's {acc.distributed_type} is not supported by this loop; use DDP (multi-GPU or "
+                         f"multi-CPU) or FSDP")
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
     acc.wait_for_everyone()
@@ -345,18 +355,29 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
 
         ema = EMAModel(params, decay=cfg.ema_decay)
     if ckpt is not None:
-        opt.load_state_dict(state["optimizer"])
+        if not _by_name(state["optimizer"]):  # a checkpoint written before the loop ran on Accelerate
+            opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["lr_scheduler"])
         if ema is not None and state.get("ema") is not None:
             ema.load_state_dict(state["ema"])
     if ema is not None:
         ema.to(acc.device)
     network, opt = acc.prepare(TrainedNetwork(pipe, autocast=None), opt)
+    params = [p for p in network.parameters() if p.requires_grad]  # FSDP replaces them with shards
+    if ckpt is not None and _by_name(state["optimizer"]):
+        set_optimizer_state_dict(network, opt.optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True))
 
-    def snapshot() -> dict:
-        return {"step": step, "elapsed_s": elapsed, "history": history, "resumes": state["resumes"],
-                "num_processes": acc.num_processes, "optimizer": opt.state_dict(),
-                "lr_scheduler": sched.state_dict(), "ema": ema.state_dict() if ema is not None else None}
+    def checkpoint() -> None:
+        """Every rank takes part (gathering is collective under FSDP); rank 0 writes."""
+        optimizer = get_optimizer_state_dict(network, opt.optimizer, options=_FULL_ON_CPU)  # by parameter name
+        whole = _whole_pipeline(pipe, network) if sharded else pipe
+        if main:
+            _save_checkpoint(out_dir, step, whole, {
+                "step": step, "elapsed_s": elapsed, "history": history, "resumes": state["resumes"],
+                "num_processes": acc.num_processes, "optimizer": optimizer, "lr_scheduler": sched.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None}, cfg.keep_checkpoints)
+            plot_loss_curve(history, out_dir / "loss_curve.png")
+        acc.wait_for_everyone()
 
     # 3. Loop: one optimiser step = `accumulation` micro-batches on each of the processes.
     step, elapsed, history = int(state["step"]), float(state["elapsed_s"]), list(state["history"])
@@ -405,10 +426,7 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
                     bar.set_postfix(loss=f"{w[0]:.4f}")
                     logger.info("step %d  loss %.4f (rgb %.4f, action %.4f)  %.0f s", step, w[0], w[1], w[2], elapsed)
             if step % cfg.checkpoint_every == 0:
-                if main:
-                    _save_checkpoint(out_dir, step, pipe, snapshot(), cfg.keep_checkpoints)
-                    plot_loss_curve(history, out_dir / "loss_curve.png")
-                acc.wait_for_everyone()
+                checkpoint()
                 t_last = time.monotonic()  # checkpoint time does not count as training time
     finally:
         bar.close()
@@ -420,20 +438,51 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
         w = _mean_over_processes(acc, window)
         history.append({"step": step, "loss": float(w[0]), "rgb": float(w[1]), "action": float(w[2]),
                         "elapsed_s": round(elapsed, 2), "lr": sched.get_last_lr()[0]})
-    if main:
-        if latest_checkpoint(out_dir) is None or latest_checkpoint(out_dir).name != f"step_{step:07d}":
-            _save_checkpoint(out_dir, step, pipe, snapshot(), cfg.keep_checkpoints)
+    if step % cfg.checkpoint_every != 0:  # (every rank sees the same step)
+        checkpoint()
     if ema is not None:
         ema.copy_to(params)
     for m in trained:
         m.eval()
+    whole = _whole_pipeline(pipe, network) if sharded else pipe
     if main:
-        pipe.save_pretrained(out_dir / FINAL_DIR)
+        whole.save_pretrained(out_dir / FINAL_DIR)
         plot_loss_curve(history, out_dir / "loss_curve.png")
         logger.info("trained %d steps in %.0f s on %d process(es); model saved to %s", step, elapsed,
                     acc.num_processes, out_dir / FINAL_DIR)
     acc.wait_for_everyone()
     return TrainResult(pipeline=pipe, out_dir=out_dir, steps=step, elapsed_s=elapsed, history=history)
+
+
+_FULL_ON_CPU = StateDictOptions(full_state_dict=True, cpu_offload=True)
+_LOOP_DISTRIBUTED_TYPES = (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU,
+                           DistributedType.FSDP)
+
+
+def _by_name(optimizer_state: dict) -> bool:
+    """True for an optimiser state keyed by parameter name (any process count, sharded or not), False for
+    torch's own per-position one (what checkpoints held before)."""
+    return any(isinstance(k, str) for k in optimizer_state.get("state", {}))
+
+
+def _whole_pipeline(pipe: ActionImagesPipeline, network) -> ActionImagesPipeline:
+    """Under FSDP: a CPU copy of ``pipe`` with the gathered weights (on rank 0; the gathering is collective,
+    so every rank calls this). Not run on this project's CPU machines: Accelerate falls back to DDP there."""
+    weights = get_model_state_dict(network, options=_FULL_ON_CPU)
+    if not weights:  # ranks other than 0 receive nothing
+        return pipe
+    parts = {}
+    for name in ("denoiser", "action_head"):
+        module = getattr(pipe, name)
+        if module is not None:
+            copy = type(module).from_config(module.config)
+            copy.load_state_dict({k[len(name) + 1:]: v for k, v in weights.items() if k.startswith(name + ".")})
+            parts[name] = copy
+    whole = ActionImagesPipeline(denoiser=parts["denoiser"], scheduler=pipe.scheduler, vae=pipe.vae,
+                                 action_head=parts.get("action_head"), model_config=pipe.model_cfg.to_dict())
+    if pipe.policy_cfg is not None:
+        whole.set_policy_config(pipe.policy_cfg)
+    return whole
 
 
 def _should_stop(acc, step: int, elapsed: float, cfg: TrainConfig) -> bool:
