@@ -309,3 +309,33 @@ def test_after_a_pause_of_this_process_queued_messages_are_not_from_the_future(r
         assert node._future(t0 + int(60e9), "chunk request")  # 2036-like: still refused
     finally:
         stop(node, cams, exs)
+
+
+def test_current_pose_frame_is_checked_like_the_executor_does(ros_context_factory, tiny_model):
+    """A pose in another frame is refused (logged); the base frame and its aliases ('base' of franka_ros2,
+    published best effort) are taken."""
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from action_images_ros.ros.pose_conversions import pose_to_stamped
+
+    node, cams, exs = start(ros_context_factory, tiny_model)
+    try:
+        franka = cams.node.create_publisher(PoseStamped, "current_pose",
+                                            QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+        assert spin_until(exs, lambda: franka.get_subscription_count(), 5.0)
+        here = np.array([0.41, 0.02, 0.33, 1.0, 0.0, 0.0, 0.0])
+
+        def send(frame, pose):
+            franka.publish(pose_to_stamped(pose, frame, cams.node.get_clock().now().to_msg()))
+        assert spin_until(exs, lambda: send("base", here) or (node._pose is not None and np.allclose(node._pose, here)),
+                          5.0), "a best-effort pose in frame 'base' was not taken"
+        stamp = node._pose_stamp_ns
+        wrong = here + [0.1, 0, 0, 0, 0, 0, 0]
+        for _ in range(5):
+            send("world", wrong)
+            spin_until(exs, lambda: False, 0.05)
+        assert np.allclose(node._pose, here) and node._pose_stamp_ns == stamp  # never taken
+        assert spin_until(exs, lambda: send("fr3_link0", wrong) or np.allclose(node._pose, wrong), 5.0)
+    finally:
+        stop(node, cams, exs)

@@ -507,9 +507,11 @@ class ChunkExecutor:
         self._stall_mark: float | None = None  # set while stalling: time up to which stall time is counted
         self._holding = False
         self._trusted: np.ndarray | None = None  # the last trusted measured pose (8,)
+        self._jump_confirmed = False
         self._suspect: list[np.ndarray] = []  # measured poses since the last trusted one that jumped from it
         self._pose_key: tuple | None = None  # the sample the trust was last judged on (stamp or tick time)
         self._pose_verdict = ""  # why that sample is not trusted ("" = trusted)
+        self._jump_confirmed = False  # a jump was confirmed since the last tick: its chunk must be dropped
         self._commanded: np.ndarray | None = None  # where the arm was last told to go (commands and holds)
         self.last_switch_s: float | None = None
         if not keep_stats:
@@ -710,9 +712,15 @@ class ChunkExecutor:
         """``(8,)`` the last trusted measured pose (None before the first tick of an episode)."""
         return None if self._trusted is None else self._trusted.copy()
 
+    def observe_pose(self, measured_pose: np.ndarray, stamp_s: float) -> str:
+        """Judge one measured sample as it arrives (a caller that sees every sample, e.g. a lockstep node, so a
+        glitch superseded before the next tick is still judged and logged); :meth:`tick` with the same
+        ``pose_stamp_s`` does not judge it again. Returns "" when trusted, else why not."""
+        return self._judge_pose(_as_pose(measured_pose, "measured_pose").copy(), ("stamp", float(stamp_s)))
+
     def _judge_pose(self, measured: np.ndarray, key: tuple) -> str:
-        """Update the trusted pose with one sample (once per ``key``); returns "" when trusted, "confirmed"
-        when a jump was just confirmed (the world changed), or why it is not trusted yet."""
+        """Update the trusted pose with one sample (once per ``key``); returns "" when trusted (a jump just
+        confirmed sets ``_jump_confirmed``), or why it is not trusted yet."""
         if key == self._pose_key:
             return self._pose_verdict
         self._pose_key = key
@@ -727,7 +735,7 @@ class ChunkExecutor:
             elif self._suspect and float(np.linalg.norm(measured[:3] - self._suspect[-1][:3])) <= limit:
                 self._suspect.append(measured.copy())
                 if len(self._suspect) > self.envelope.config.pose_confirm_samples:
-                    verdict = "confirmed"
+                    self._jump_confirmed = True
                     logger.warning("the measured pose moved %.3f m from the last trusted one and %d samples "
                                    "confirmed it: the world changed; chunk dropped, trusting the new pose",
                                    jump, len(self._suspect) - 1)
@@ -987,9 +995,10 @@ class ChunkExecutor:
         # 2. a measured pose that jumped is not trusted until confirmed: hold where commanded (send nothing
         #    new), keeping the chunk (a glitch costs a tick); confirmed, the world changed: drop the chunk
         if measured_pose is not None:
-            verdict = self._judge_pose(measured_pose, ("stamp", pose_stamp_s) if pose_stamp_s is not None
+            verdict = self._judge_pose(measured_pose, ("stamp", float(pose_stamp_s)) if pose_stamp_s is not None
                                        else ("tick", now_s))
-            if verdict == "confirmed":
+            if self._jump_confirmed:
+                self._jump_confirmed = False
                 self.stats.pose_jumps += 1
                 self._end_stall(now_s)
                 self._forget()

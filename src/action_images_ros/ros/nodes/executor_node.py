@@ -228,6 +228,7 @@ class ExecutorNode(Node):
             self._raw_pose = (msg, self._now_s_ros())
             return
         if self._accept_pose(msg, self._now_s_ros()):
+            self.chunks.observe_pose(self.measured_pose(), self._pose_stamp_s)  # judged even if superseded
             self._tick(self._pose_stamp_s)
 
     def _take_pose(self) -> None:

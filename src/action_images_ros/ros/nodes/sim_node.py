@@ -400,9 +400,16 @@ class SimNode(Node):
             self._stop.wait(0.05)
         self._stop.wait(0.3)  # discovery is asymmetric: let the controller match this side too
 
-    def _controller_side(self) -> tuple[int, int]:
-        """How many read ``current_pose`` and write ``sim/command`` (changes when an executor comes or goes)."""
-        return self._pose_pub.get_subscription_count(), self._command_sub.get_publisher_count()
+    def _controller_side(self) -> frozenset:
+        """The endpoints that read ``current_pose`` and write ``sim/command`` (changes when an executor comes or
+        goes, also when one goes and another comes between two looks, which a count would miss)."""
+        try:
+            infos = (self.get_subscriptions_info_by_topic(self._pose_pub.topic_name)
+                     + self.get_publishers_info_by_topic(self._command_sub.topic_name))
+            return frozenset(bytes(i.endpoint_gid) for i in infos)
+        except Exception:  # noqa: BLE001 - fall back to counting
+            return frozenset({("counts", self._pose_pub.get_subscription_count(),
+                               self._command_sub.get_publisher_count())})
 
     def _waited_for(self) -> str:
         """The nodes a lockstep tick waits for: the writers of ``sim/command``."""
