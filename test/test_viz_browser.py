@@ -2,8 +2,8 @@
 model, executor_node, viz_node writing an .rrd) served by ``rerun --serve-web`` on 127.0.0.1, opened
 in headless Chromium over the DevTools protocol and checked by its pixels:
 
-* each camera's "action images" panel shows the last prediction's action images (found in the
-  screenshot by template matching), and in every keyframe's tile the red (position) blob peaks where
+* each camera's "action images" panel shows the last prediction's action images (found in that
+  camera's column of the layout, correlation > 0.9), and in every keyframe's tile the red (position) blob peaks where
   the decoded keyframe of that prediction (the trajectory message) projects into the view
   (``geometry.Camera.project``), within ``TOLERANCE_PX`` model pixels;
 * each camera's "action images on frame" panel shows the published overlay;
@@ -14,6 +14,7 @@ Skips only when Chromium is missing (``make test`` installs it: Debian ``chromiu
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -27,8 +28,9 @@ from action_images_ros.viz.browser import WebViewer, chromium_path, screenshot
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "tiny"
-TOLERANCE_PX = 2.0  # model pixels (64 px images): the decoded keyframe vs the drawn blob's peak
-WIDTH, HEIGHT = 1280, 800
+TOLERANCE_PX = 4.0  # model pixels (64 px images; blob sigma 3.2 px): the decoded keyframe vs the blob on screen
+RENDER_TOLERANCE_PX = 1.0  # model pixels: the blob's peak on screen vs the same peak in the published image
+WIDTH, HEIGHT = 1600, 1000
 
 pytestmark = [
     pytest.mark.slow,
@@ -82,20 +84,27 @@ def run_graph_with_view(ros_context, rrd: Path, predictions: int, timeout_s: flo
     return views, seen, logged
 
 
-def locate(screen: np.ndarray, template: np.ndarray, scales=np.arange(1.0, 2.51, 0.05)):
-    """Where ``template`` (RGB) is shown in ``screen``, at which scale: ``(score, (x0, y0), scale)``."""
+def find_image(screen: np.ndarray, template: np.ndarray, column: int, columns: int = 3, left_share: float = 0.4):
+    """Where ``template`` is shown in the ``column``-th camera column of the layout (the right
+    ``1 - left_share`` of the page, ``columns`` equal columns): among the solid regions that are not the
+    panels' white background, the one that, resized to the template's size, correlates best with it.
+    Returns ``(correlation, (x0, y0), scale)``: its top-left pixel and screen pixels per image pixel."""
+    W = screen.shape[1]
+    lo = int(W * left_share + column * W * (1 - left_share) / columns)
+    hi = int(W * left_share + (column + 1) * W * (1 - left_share) / columns)
+    part = screen[:, lo:hi]
+    mask = (part.min(axis=2) < 200).astype(np.uint8)  # not the white panels, their grey borders or light text
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
     best = (-1.0, (0, 0), 1.0)
-    gray = cv2.cvtColor(screen, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    tgray = cv2.cvtColor(template, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    for s in scales:
-        t = cv2.resize(tgray, (round(template.shape[1] * s), round(template.shape[0] * s)),
-                       interpolation=cv2.INTER_LINEAR)
-        if t.shape[0] >= gray.shape[0] or t.shape[1] >= gray.shape[1]:
-            break
-        res = cv2.matchTemplate(gray, t, cv2.TM_CCOEFF_NORMED)
-        _, score, _, loc = cv2.minMaxLoc(res)
-        if score > best[0]:
-            best = (float(score), loc, float(t.shape[1] / template.shape[1]))
+    t = template.astype(np.float32).ravel()
+    for x, y, w, h, area in stats[1:]:
+        if w < 0.3 * (hi - lo) or abs(w / h - template.shape[1] / template.shape[0]) > 0.05:
+            continue
+        shown = cv2.resize(part[y:y + h, x:x + w], (template.shape[1], template.shape[0]),
+                           interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+        corr = float(np.corrcoef(shown, t)[0, 1])
+        if corr > best[0]:
+            best = (corr, (lo + int(x), int(y)), w / template.shape[1])
     return best
 
 
@@ -124,13 +133,18 @@ def test_live_view_in_a_browser_shows_action_images_where_the_keyframes_project(
         return tile_frames((np.clip(seen["action_video"][(stamp, view)], 0, 1) * 255 + 0.5).astype(np.uint8))
 
     def shown(shot: np.ndarray) -> int | None:
-        """The prediction whose action images the first camera's panel shows (None while loading)."""
-        return next((s for s in stamps if locate(shot, template(s, views[0]))[0] > 0.8), None)
+        """The prediction whose action images every camera's panel shows (None while the view loads)."""
+        best = (None, 0.0)
+        for s in stamps:
+            corr = [find_image(shot, template(s, v), i)[0] for i, v in enumerate(views)]
+            if min(corr) > 0.9 and np.mean(corr) > best[1]:
+                best = (s, float(np.mean(corr)))
+        return best[0]
 
-    with WebViewer(rrd) as viewer:
+    with WebViewer(rrd) as viewer:  # the layout follows the latest time: wait until it shows the last prediction
         t0 = time.monotonic()
         shot = screenshot(viewer.url, width=WIDTH, height=HEIGHT, settle_s=240.0,
-                          until=lambda im: shown(im) is not None)
+                          until=lambda im: shown(im) == stamps[0])
         shot_s = time.monotonic() - t0
     cv2.imwrite(str(tmp_path / "view.png"), cv2.cvtColor(shot, cv2.COLOR_RGB2BGR))
     stamp = shown(shot)
@@ -140,12 +154,14 @@ def test_live_view_in_a_browser_shows_action_images_where_the_keyframes_project(
     keyframes = seen["trajectory"][stamp].poses[1:]  # point 0 is the state it started from
     rig = {c.name: c for c in load_rig(REPO / "config" / "cameras_sim.yaml")}
 
-    # 1. the action-image panels: the right images, blobs where the decoded keyframes project
-    errors = []
+    # 1. the action-image panels: the right images, blobs where the decoded keyframes project. Two parts:
+    #    on screen vs in the published image (the view's own error), published image vs the decoded
+    #    keyframe (the model and decoder: the keyframe is triangulated from all views' blobs)
+    errors, render, residual = [], [], []
     for v in views:
         F, S = seen["action_video"][(stamp, v)].shape[:2]  # (F, S, S, 3) in [0, 1]
-        score, (x0, y0), scale = locate(shot, template(stamp, v))
-        assert score > 0.8, f"{v}: action images not found in the screenshot (best match {score:.2f}; {tmp_path})"
+        score, (x0, y0), scale = find_image(shot, template(stamp, v), views.index(v))
+        assert score > 0.9, f"{v}: action images not found in the screenshot (correlation {score:.2f}; {tmp_path})"
         cam = rig[v].scaled(S, S)
         uv, _, in_front = cam.project(keyframes[:, :3])
         cols = int(np.ceil(np.sqrt(F)))
@@ -156,17 +172,23 @@ def test_live_view_in_a_browser_shows_action_images_where_the_keyframes_project(
             cell = shot[round(y0 + r * S * scale):round(y0 + (r + 1) * S * scale),
                         round(x0 + c * S * scale):round(x0 + (c + 1) * S * scale)]
             peak = (red_peak(cell) + 0.5) / scale - 0.5  # screen pixels -> model pixels of the tile
+            data = red_peak((np.clip(seen["action_video"][(stamp, v)][k], 0, 1) * 255).astype(np.uint8))
             errors.append(float(np.linalg.norm(peak - uv[k])))
+            render.append(float(np.linalg.norm(peak - data)))
+            residual.append(float(np.linalg.norm(data - uv[k])))
         report[f"{v}_match"] = round(score, 3)
+    np.savez(tmp_path / "seen.npz", keyframes=keyframes, **{v: seen["action_video"][(stamp, v)] for v in views})
     assert len(errors) >= 2 * len(views), f"too few keyframes inside the views: {len(errors)}"
-    report["blob_vs_keyframe_px"] = {"median": round(float(np.median(errors)), 2), "max": round(max(errors), 2)}
-    assert max(errors) <= TOLERANCE_PX, report
+    for name, values in (("screen_vs_keyframe_px", errors), ("screen_vs_image_px", render),
+                         ("image_vs_keyframe_px", residual)):
+        report[name] = {"median": round(float(np.median(values)), 2), "max": round(max(values), 2), "n": len(values)}
+    assert max(render) <= RENDER_TOLERANCE_PX and max(errors) <= TOLERANCE_PX, json.dumps(report)
 
     # 2. the overlay panels show the published overlay of that prediction
     for v in views:
-        score, _, _ = locate(shot, seen["overlay"][(stamp, v)], scales=np.arange(1.0, 2.01, 0.05))
+        score, _, _ = find_image(shot, seen["overlay"][(stamp, v)], views.index(v))
         report[f"{v}_overlay_match"] = round(score, 3)
-        assert score > 0.8, report
+        assert score > 0.9, json.dumps(report)
 
     # 3. the 3D view (left 2/5 of the page, above the time series) is not empty: confidence-coloured
     #    keyframe points and the beige table are drawn, not just the grid
