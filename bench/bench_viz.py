@@ -4,8 +4,10 @@ The graph runs one process per node (as ``ros2 launch`` starts it), in lockstep 
 model, alternately without and with ``viz:=rerun`` (viz_node writing an ``.rrd``, every camera
 frame), ``--pairs`` times. Per session the prediction rate is the number of predictions after the
 first (model load and warm-up excluded) over the wall time between the first and the last;
-the script prints each session, the medians and their ratio. The issue's bound: the view may cost
-at most 5 % of the prediction rate (ratio >= 0.95). Usage::
+the script prints each session, the medians and their ratio, and the CPU seconds each node process
+used (``/proc``; viz_node's share of the graph's CPU time does not depend on what else runs on the
+machine, the rates do). The issue's bound: the view may cost at most 5 % of the prediction rate
+(ratio >= 0.95). Usage::
 
     python bench/bench_viz.py                  # 3 pairs of 12 s simulated each
     python bench/bench_viz.py --pairs 1 --seconds 6
@@ -27,6 +29,12 @@ from _ros_env import REPO, set_ros_env  # noqa: E402
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def session(viz: bool, seconds: float, rrd: Path, timeout_s: float) -> dict:
@@ -62,6 +70,7 @@ def session(viz: bool, seconds: float, rrd: Path, timeout_s: float) -> dict:
                 break
             time.sleep(0.05)
         summary = monitor.summary()
+        cpu_s = {name: _cpu_seconds(proc.pid) for name, proc in graph.processes.items()}
     finally:
         spinner.close()
         codes = graph.shutdown()
@@ -70,6 +79,7 @@ def session(viz: bool, seconds: float, rrd: Path, timeout_s: float) -> dict:
     rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) >= 3 else float("nan")
     return {"viz": viz, "predictions": len(arrivals), "rate_hz": rate, "wall_s": round(time.monotonic() - t0, 1),
             "model_latency_median_s": summary.get("model_latency_median_s"), "exit_codes": codes,
+            "cpu_s": {k: round(v, 1) for k, v in cpu_s.items()},
             "rrd_mb": round(rrd.stat().st_size / 1e6, 2) if viz and rrd.is_file() else None}
 
 
@@ -94,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     m0, m1 = float(np.nanmedian(without)), float(np.nanmedian(with_view))
     print(f"prediction rate, median of {args.pairs}: without view {m0:.3f} /s, with view {m1:.3f} /s, "
           f"ratio {m1 / m0:.3f} (the view costs {100 * (1 - m1 / m0):+.1f} %; bound: <= 5 %)")
+    share = [r["cpu_s"]["viz_node"] / sum(r["cpu_s"].values()) for r in rows if r["viz"]]
+    per_pred = [r["cpu_s"]["viz_node"] / r["predictions"] for r in rows if r["viz"]]
+    print(f"viz_node CPU: median {100 * float(np.median(share)):.1f} % of the graph's CPU time, "
+          f"{float(np.median(per_pred)):.2f} CPU-s per prediction (load-independent: what the view takes from "
+          f"the loop's cores)")
     return 0
 
 
