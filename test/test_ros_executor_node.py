@@ -195,9 +195,10 @@ def test_after_the_arm_is_moved_far_the_next_chunk_from_there_executes(harness):
     assert harness.spin(lambda: len(harness.moves()) >= 3, 3.0)
     moved = START.copy()
     moved[:3] = [0.45, 0.3, 0.2]  # a reset moved the arm 0.4 m
-    harness.arm.pose = moved.copy()
-    # not trusted until the next samples confirm it; then a request from where the arm now is
-    assert harness.spin(lambda: np.allclose(harness.requests[-1].poses[0][:3], moved[:3]), 3.0)
+    # not trusted until the next samples confirm it; then a request from where the arm now is. The arm stays
+    # there meanwhile (the fake arm would otherwise follow the commands still in flight back to the old track)
+    assert harness.spin(lambda: setattr(harness.arm, "pose", moved.copy()) or np.allclose(
+        harness.requests[-1].poses[0][:3], moved[:3]), 3.0)
     n = len(harness.moves())
     harness.send_chunk(straight(3, start=moved))
     assert harness.spin(lambda: len(harness.moves()) >= n + 4, 3.0), harness.status[-3:]
@@ -370,6 +371,9 @@ def test_bad_current_poses_are_ignored_and_logged_never_used(harness, capfd):
             return what in "".join(seen)
         assert harness.spin(logged, 5.0), (what, "".join(seen))
         np.testing.assert_allclose(harness.executor_node.measured_pose()[:7], START[:7])  # never taken
+    # regression: one log helper used at two severities killed the node (rclpy fixes a call site's severity)
+    harness.executor_node._warn("test_error", "an error line", error=True)
+    harness.executor_node._warn("test_warning", "a warning line")
     harness.arm.silent = False  # the node still runs: a chunk executes
     harness.send_chunk(straight(2))
     assert harness.spin(lambda: len(harness.moves()) >= 2, 5.0)

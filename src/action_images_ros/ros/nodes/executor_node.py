@@ -257,8 +257,11 @@ class ExecutorNode(Node):
 
     def _warn(self, kind: str, text: str, error: bool = False) -> None:
         """One log line per kind of problem and second (a stream of bad messages does not flood the log)."""
-        if self._throttle(kind):
-            (self.get_logger().error if error else self.get_logger().warning)(text)
+        if self._throttle(kind):  # two call sites: rclpy refuses one call site logging at two severities
+            if error:
+                self.get_logger().error(text)
+            else:
+                self.get_logger().warning(text)
 
     def _on_gripper(self, msg: JointState) -> None:
         value = gripper_openness(msg, self._gripper_width)
