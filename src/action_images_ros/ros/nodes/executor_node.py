@@ -393,9 +393,13 @@ class ExecutorNode(Node):
     def _on_episode(self, msg: Header) -> None:
         mark = parse_episode(msg)
         was_stopped, self._stopped = self._stopped, not mark.running  # before the reset: it may run a new tick
+        hold = None
+        if self._stopped and not was_stopped:  # where the arm was commanded in the episode that stops
+            current = self.measured_pose()
+            hold = self.chunks.hold_pose(current)
         self._reset(stamp_to_ns(msg.stamp) * 1e-9, f"episode {msg.frame_id or '?'}", report=not was_stopped)
         if self._stopped:
-            self._hold(stamp_to_ns(msg.stamp) * 1e-9)
+            self._hold(stamp_to_ns(msg.stamp) * 1e-9, hold)
             self._status("stopped", f"episode {mark.episode} stopped: holding until the next starts", force=True)
 
     # ------------------------------------------------------------------ ticks
