@@ -473,8 +473,8 @@ def test_a_forged_trajectory_stream_never_moves_the_arm(harness, capfd):
     harness.spin(lambda: False, 0.3)
     assert all(abs(m.pose.position.y) < 1e-9 for m in harness.moves())
     refused = [s for s in harness.status if s["event"] == "dropped" and "not an answer" in s["reason"]]
-    assert len(refused) >= 20 and "0123456789abcdef" in " ".join(s["reason"] for s in refused)
-    assert harness.executor_node.chunks.stats.not_answers >= 20
+    assert refused and any("0123456789abcdef" in s["reason"] or "'none'" in s["reason"] for s in refused)
+    assert harness.executor_node.chunks.stats.not_answers >= 20  # every one (the status topic keeps only 5)
 
 
 def test_lockstep_a_tick_offered_again_is_only_acknowledged_again(ros_context_factory):
