@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.monotonic()
     with WebViewer(rrd) as viewer:
-        image = screenshot(viewer.url, width=args.width, height=args.height)
+        image = screenshot(viewer.url, width=args.width, height=args.height, settle_s=600.0, settle_every_s=2.0,
+                           stable_shots=15)  # 30 s unchanged: the whole episode is loaded
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(args.out), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     print(f"wrote {args.out} ({image.shape[1]}x{image.shape[0]}, {time.monotonic() - t0:.0f} s in the browser)")

@@ -164,14 +164,17 @@ def _http_ok(url: str) -> bool:
 
 
 def screenshot(url: str, width: int = 1600, height: int = 1000, wait_s: float = 8.0, settle_s: float = 90.0,
-               settle_every_s: float = 3.0, until: Callable[[np.ndarray], bool] | None = None,
+               settle_every_s: float = 3.0, until: Callable[[np.ndarray], bool] | None = None, stable_shots: int = 3,
                chromium: str | None = None, timeout_s: float = 90.0) -> np.ndarray:
     """Open ``url`` in headless Chromium and return the page as RGB ``(height, width, 3)`` uint8.
 
     Driven over the DevTools protocol: ``Page.navigate``, ``wait_s`` seconds, then
     ``Page.captureScreenshot`` every ``settle_every_s`` until ``until(image)`` is true or, without
-    ``until``, three shots in a row agree (mean absolute difference < 0.05 levels: the viewer has
-    loaded the recording), at most ``settle_s`` seconds (then the last shot is returned). (The plain
+    ``until``, ``stable_shots`` shots in a row agree (mean absolute difference < 0.05 levels: the viewer
+    has loaded the recording), at most ``settle_s`` seconds (then the last shot is returned). Each
+    capture makes the page render a frame, which is also what moves the viewer's loading on: headless,
+    a page nobody looks at can sit still with half its data read, so ask for more stable shots than
+    seems needed. (The plain
     ``--screenshot`` flag captures the loading page.) Raises :class:`BrowserError` when Chromium is
     missing or does not answer.
     """
@@ -218,7 +221,7 @@ def screenshot(url: str, width: int = 1600, height: int = 1000, wait_s: float = 
                     changed = float(np.mean(np.abs(later.astype(np.int16) - image.astype(np.int16))))
                     image = later
                     same = same + 1 if changed < 0.05 else 0
-                    if until is None and same >= 2:
+                    if until is None and same >= stable_shots - 1:
                         break
             finally:
                 ws.close()
