@@ -269,3 +269,17 @@ def test_viz_node_logs_what_the_graph_publishes(ros_context, tmp_path):
     assert np.allclose(points, poses[1:, :3])  # the keyframes, not the state they started from
     K = np.asarray(columns(rrd, paths.camera(views[0]), "Pinhole:image_from_camera")[-1][0]).reshape(3, 3)  # the CameraInfo's, after the rig's
     assert np.allclose(K.T if not np.allclose(K[2], [0, 0, 1]) else K, rig[views[0]].K)
+
+
+def test_view_of_a_recorder_bag_reads_it_through_the_importer(tmp_path):
+    from test_data_bags import make_bag, true_pose
+
+    from action_images_ros.cli import main
+
+    truth = make_bag(tmp_path / "bags" / "b0", steps=6)  # a bag as recorder_node writes it (test_data_bags)
+    out = tmp_path / "bag.rrd"
+    assert main(["view", str(tmp_path / "bags"), "--save", str(out)]) == 0
+    verify(out)
+    measured = np.asarray(columns(out, paths.tcp("measured"), "Transform3D:translation")).reshape(-1, 3)
+    assert np.allclose(measured, [true_pose(k * 0.1)[:3] for k in range(6)], atol=1e-6)
+    assert np.array_equal(image(out, paths.camera_image("left_shoulder"), 3), np.asarray(truth["rgb"][3][1]))
