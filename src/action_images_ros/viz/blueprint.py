@@ -30,8 +30,11 @@ def default_blueprint(views: Sequence[str], timeline: str = ROS_TIME, time_serie
         # the workspace (x 0.3..0.8 m, y +-0.25 m, z 0..0.45 m) seen from the front-right, above the table
         eye_controls=rrb.EyeControls3D(position=(2.1, -1.5, 1.3), look_target=(0.5, 0.0, 0.2), eye_up=(0, 0, 1)))
     left = [scene]
-    if time_series:
-        left.append(rrb.TimeSeriesView(origin=paths.SIGNALS, name="gripper, confidence, latency"))
+    if time_series:  # openness and confidence share 0..1; the model's latency (ms) gets its own tab
+        left.append(rrb.Tabs(
+            rrb.TimeSeriesView(origin=paths.SIGNALS, name="gripper, confidence",
+                               contents=[f"{paths.SIGNALS}/gripper/**", f"{paths.SIGNALS}/confidence/**"]),
+            rrb.TimeSeriesView(origin=paths.LATENCY, name="model latency (ms)")))
     columns = []
     for v in views:
         columns.append(rrb.Vertical(
