@@ -151,7 +151,8 @@ def test_in_process_runner_starts_the_executor_with_the_graph_wiring(ros_context
 
     from _ros_fakes import QOS, START, FakeArm
     from action_images_ros.ros.runner import InProcessGraph
-    from action_images_ros.ros.trajectory_conversion import trajectory_to_msg
+    from action_images_ros.ros.qos import latched_qos
+    from action_images_ros.ros.trajectory_conversion import msg_to_trajectory, trajectory_to_msg
 
     specs = [s for s in build_graph(GraphOptions(lockstep=False)) if s.name == "executor_node"]
     specs = [NodeSpec(**{**s.__dict__, "overrides": tuple((k, v) for k, v in s.overrides if k != "use_sim_time")})
@@ -168,6 +169,9 @@ def test_in_process_runner_starts_the_executor_with_the_graph_wiring(ros_context
     arm = FakeArm(world, pose_topic=topic("current_pose"), joints_topic=topic("gripper_joint_states"))
     traj_pub = world.create_publisher(MultiDOFJointTrajectory, topic("trajectory"), QOS)
     cam_pub = world.create_publisher(CameraInfo, topic("camera_info", "front"), QOS)
+    requests = []  # the executor's chunk requests: a chunk runs only as the answer to one (its id)
+    world.create_subscription(MultiDOFJointTrajectory, topic("chunk_request"),
+                              lambda m: requests.append(msg_to_trajectory(m)), latched_qos())
 
     def heartbeat():
         msg = CameraInfo()
@@ -187,12 +191,13 @@ def test_in_process_runner_starts_the_executor_with_the_graph_wiring(ros_context
         return True
 
     try:
-        assert spin(lambda: traj_pub.get_subscription_count() and node.measured_pose() is not None, 10.0)
+        assert spin(lambda: traj_pub.get_subscription_count() and node.measured_pose() is not None and requests,
+                    10.0)
         keyframes = np.tile(START, (4, 1))
         keyframes[1:, 0] += [0.02, 0.04, 0.06]
         stamp = world.get_clock().now().nanoseconds
         traj_pub.publish(trajectory_to_msg(keyframes, np.ones(4), [0.0, 0.2, 0.4, 0.6], stamp, "base_link",
-                                           "fr3_hand_tcp"))
+                                           "fr3_hand_tcp", request_id=requests[-1].request_id))
         assert spin(lambda: arm.targets and arm.targets[-1][0] > START[0] + 0.03, 5.0)
     finally:
         ex.shutdown()
