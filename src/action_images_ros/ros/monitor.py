@@ -88,7 +88,8 @@ class GraphMonitor(Node):
         events: counts of executor ``status`` events (``refused``, ``hold``, ``dropped`` ...).
         reasons: the last executor status per event.
         commands: executor commands received.
-        command_stamps_ns: their header stamps (when each was sent).
+        command_stamps_ns: their header stamps (when each was sent), moves and holds alike.
+        hold_stamps_ns: the stamps of the holds among them (``executor/hold`` carries the same messages).
         predictions: prediction summaries received (dicts).
         latencies_s: frame stamp -> first command after that trajectory (s), per trajectory.
         trajectory_latencies_s: frame stamp -> the decoded trajectory received here (s).
@@ -114,6 +115,7 @@ class GraphMonitor(Node):
         self.refusals = 0
         self.commands = 0
         self.command_stamps_ns: list[int] = []
+        self.hold_stamps_ns: set[int] = set()
         self.predictions: list[dict] = []
         self.latencies_s: list[float] = []
         self.trajectory_latencies_s: list[float] = []
@@ -123,6 +125,7 @@ class GraphMonitor(Node):
         self.create_subscription(String, topic("sim_status"), self._on_sim_status, qos)
         self.create_subscription(String, f"{EXECUTOR}/status", self._on_status, qos)
         self.create_subscription(PoseStamped, f"{EXECUTOR}/command", self._on_command, qos)
+        self.create_subscription(PoseStamped, f"{EXECUTOR}/hold", self._on_hold, qos)
         self.create_subscription(MultiDOFJointTrajectory, topic("trajectory"), self._on_trajectory, qos)
         self.create_subscription(String, topic("prediction"), self._on_prediction, qos)
         if recorder is not None:
@@ -177,6 +180,15 @@ class GraphMonitor(Node):
             if self._pending_traj_ns is not None:
                 self.latencies_s.append((stamp_to_ns(msg.header.stamp) - self._pending_traj_ns) * 1e-9)
                 self._pending_traj_ns = None
+
+    def _on_hold(self, msg: PoseStamped) -> None:
+        with self._lock:
+            self.hold_stamps_ns.add(stamp_to_ns(msg.header.stamp))
+
+    def move_stamps_ns(self) -> list[int]:
+        """Stamps of the commands that were not holds (a hold is matched by its stamp on ``executor/hold``)."""
+        with self._lock:
+            return [c for c in self.command_stamps_ns if c not in self.hold_stamps_ns]
 
     def _on_prediction(self, msg: String) -> None:
         summary = json.loads(msg.data)
