@@ -62,8 +62,16 @@ def test_sampling_and_reload(pipe, ds, mode, tmp_path):
     if mode == "policy":
         pipe.save_pretrained(tmp_path / "wan")
         loaded = ActionImagesPipeline.from_pretrained(tmp_path / "wan")
+        # the weights and config round-trip exactly ...
+        for name in ("denoiser", "vae"):
+            saved, back = getattr(pipe, name).state_dict(), getattr(loaded, name).state_dict()
+            assert saved.keys() == back.keys() and all(torch.equal(saved[k], back[k]) for k in saved), name
+        # ... the outputs to float32 rounding: on CPUs without bf16 kernels the pipeline runs in float32
+        # (model/precision.py), whose oneDNN kernels are not bitwise reproducible from call to call
+        # (measured here: 6e-8 on a 0..1 image); a wrong weight or config would differ by far more
         again = loaded(generator=torch.Generator().manual_seed(0), **kw)
-        np.testing.assert_array_equal(out.future_action, again.future_action)
+        np.testing.assert_allclose(out.future_action, again.future_action, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(out.actions, again.actions, atol=1e-4, rtol=0)
 
 
 def test_widen_patch_embedding_keeps_pretrained_channels(cfg):
