@@ -2,7 +2,8 @@
 
 Before anything imports rclpy, the session gets
 * ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` (no traffic leaves the machine),
-* a random ``ROS_DOMAIN_ID`` in 100..200 (parallel sessions do not see each other),
+* a random ``ROS_DOMAIN_ID`` in 100..200 (parallel sessions do not see each other; under
+  ``pytest -n 2`` one pair per run, drawn from the run's id, a domain per worker),
 * ``FASTDDS_DEFAULT_PROFILES_FILE=config/fastdds_shm.xml`` (shared-memory transport
   with a 32 MB segment: 3 x 640x480 rgb8 at 30 Hz arrives whole, DESIGN §3),
 * ``RMW_IMPLEMENTATION=rmw_fastrtps_cpp`` (the profile is Fast DDS's),
@@ -23,7 +24,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(100, 200))
+
+
+def _domain_id() -> int:
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of one run
+    if run is None:
+        return random.SystemRandom().randint(100, 200)
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    return 100 + (int(run[:8], 16) % 25) * 4 + worker  # workers 0..3 of one run share no domain
+
+
+os.environ["ROS_DOMAIN_ID"] = str(_domain_id())
 os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(REPO / "config" / "fastdds_shm.xml")
 os.environ["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
