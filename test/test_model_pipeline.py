@@ -95,11 +95,27 @@ def test_save_load_round_trip_identical(pipe, item, tmp_path):
     assert (tmp_path / "m" / "denoiser" / "diffusion_pytorch_model.safetensors").is_file()
     loaded = ActionImagesPipeline.from_pretrained(tmp_path / "m")
     assert loaded.model_cfg == pipe.model_cfg
+    _assert_same_weights(pipe, loaded)
     a = pipe(generator=torch.Generator().manual_seed(1), num_inference_steps=3, **_common(item))
     b = loaded(generator=torch.Generator().manual_seed(1), num_inference_steps=3, **_common(item))
-    np.testing.assert_array_equal(a.future_rgb, b.future_rgb)
-    np.testing.assert_array_equal(a.future_action, b.future_action)
-    np.testing.assert_array_equal(a.actions, b.actions)
+    _assert_same_outputs(a, b)
+
+
+def _assert_same_weights(a, b):
+    for name in ("denoiser", "vae", "action_head"):
+        ma, mb = getattr(a, name, None), getattr(b, name, None)
+        assert (ma is None) == (mb is None), name
+        if isinstance(ma, torch.nn.Module):
+            sa, sb = ma.state_dict(), mb.state_dict()
+            assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa), name
+
+
+def _assert_same_outputs(a, b):
+    # float32 oneDNN convolutions are not bitwise reproducible from call to call on this CPU (about 1e-6
+    # measured under pytest-xdist); a wrong weight, config or noise stream differs by orders more
+    np.testing.assert_allclose(a.future_rgb, b.future_rgb, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(a.future_action, b.future_action, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(a.actions, b.actions, atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("steps", [1, 4, 8])
@@ -239,7 +255,9 @@ def test_instruction_conditioning(item, tmp_path):
 
     red, blue = sample("Reach the red target."), sample("reach the blue target")
     assert not np.allclose(red, blue)
-    np.testing.assert_array_equal(red, sample("reach the RED target, please"))  # case, punctuation, unknown words
+    assert np.abs(red - blue).max() > 1e-2  # far above the float32 call-to-call jitter allowed below
+    # case, punctuation and unknown words do not change the instruction (float32 jitter only, as above)
+    np.testing.assert_allclose(red, sample("reach the RED target, please"), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="follows an instruction"):
         p(**run)
     with pytest.raises(ValueError, match="none of the words"):
@@ -248,8 +266,10 @@ def test_instruction_conditioning(item, tmp_path):
     loaded = ActionImagesPipeline.from_pretrained(tmp_path / "m")
     assert loaded.model_cfg.instruction_vocab == cfg.instruction_vocab
     assert loaded.model_cfg.instruction_colours == cfg.instruction_colours
-    np.testing.assert_array_equal(red, loaded(instruction="reach the red target",
-                                              generator=torch.Generator().manual_seed(0), **run).future_action)
+    _assert_same_weights(p, loaded)
+    np.testing.assert_allclose(red, loaded(instruction="reach the red target",
+                                           generator=torch.Generator().manual_seed(0), **run).future_action,
+                               atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="instruction_vocab"):
         build_pipeline(ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16), use_instruction=True))
     with pytest.raises(ValueError, match="lower-case words"):
