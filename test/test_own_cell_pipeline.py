@@ -37,18 +37,26 @@ def test_record_import_train_eval_and_the_demonstration_equals_the_direct_episod
         Parameter("use_sim_time", value=True), Parameter("settle_s", value=0.3), Parameter("close_delay_s", value=1.0)])
     spinner = BackgroundSpinner(recorder.context)
     spinner.add(recorder)
+    # The cell first, then the device. The cell ticks only once its controller (the teleop) is there, so
+    # the recorder must have matched every cell topic it records, and the device's commands, before that
+    # moment: otherwise, on a loaded machine, episode 0 begins before the recording does and is skipped.
+    graph = {s.name: s for s in build_graph(GraphOptions(seed=SEED))}
+    sim = create_sim(context=ros_context_factory(), cli_args=graph["sim_node"].ros_arguments() + [
+        "-p", f"image_width:={SIZE}", "-p", f"image_height:={SIZE}"])
+    recorded = {sub.topic_name for sub in recorder.subscriptions}
+    cell_pubs = [pub for pub in sim.publishers if pub.topic_name in recorded]
+    assert cell_pubs, "the recorder records none of the cell's topics"
+    assert spin_until(executors_for(sim), lambda: all(
+        pub.get_subscription_count() >= 1 and recorder.count_publishers(pub.topic_name) >= 1
+        for pub in cell_pubs), 30.0), [p.topic_name for p in cell_pubs if p.get_subscription_count() < 1]
     teleop = create_teleop(context=ros_context_factory(), cli_args=[  # the teleop device, on the graph's topics
         "--ros-args", "-r", f"episode:=/{topic('episode')}", "-r", f"current_pose:=/{topic('current_pose')}",
         "-r", f"gripper_joint_states:=/{topic('gripper_joint_states')}", "-r", f"sim/command:=/{topic('sim_command')}"])
     op = rclpy.create_node("operator", context=ros_context_factory())
     episode = {k: op.create_client(Trigger, "/" + topic(f"episode_{k}")) for k in ("start", "stop")}
     label = op.create_client(SetBool, "/recorder_node/label")
-    # the recorder hears the device before the cell starts ticking (the cell starts when its controller is
-    # there): otherwise the first commands of episode 0 may go out before the two have discovered each other
+    # the recorder hears the device's commands too before the cell starts ticking
     assert spin_until(executors_for(teleop, op), lambda: teleop._pub.get_subscription_count() >= 1, 20.0)
-    graph = {s.name: s for s in build_graph(GraphOptions(seed=SEED))}
-    sim = create_sim(context=ros_context_factory(), cli_args=graph["sim_node"].ros_arguments() + [
-        "-p", f"image_width:={SIZE}", "-p", f"image_height:={SIZE}"])
     exs = executors_for(sim, teleop, op)
 
     def call(client, request):
