@@ -35,6 +35,8 @@ def _domain_id() -> int:
 
 
 os.environ["ROS_DOMAIN_ID"] = str(_domain_id())
+if "PYTEST_XDIST_WORKER" in os.environ:  # `pytest -n 2`: one torch thread per worker, not 2 x 2 on 2 cores
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(REPO / "config" / "fastdds_shm.xml")
 os.environ["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -39,10 +39,11 @@ def test_success_is_not_trivially_true():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", TASK_NAMES)
-def test_expert_success_rate_20_seeds(task):
+def test_expert_success_rate_10_seeds(task):
+    # 10 seeds keep the suite in its budget; the 100-seed rates: bench/bench_sim.py
     env = make_env(task, image_size=32, render_depth=False)
     try:
-        wins = [run_expert_episode(env, 1000 + s, keep_observations=False).success for s in range(20)]
+        wins = [run_expert_episode(env, 1000 + s, keep_observations=False).success for s in range(10)]
     finally:
         env.close()
     assert np.mean(wins) >= 0.9, f"{task}: {np.mean(wins):.2f}"
