@@ -524,7 +524,7 @@ def test_moveit_hold_stops_execution_and_a_chunk_runs_as_one_trajectory(two_node
         (standins / "exec_s").write_text("0")  # the next execution finishes at once
         keyframes = np.array([[0.40 + 0.01 * k, 0.0, 0.30, *DOWN, 1.0 if k < 3 else 0.0] for k in range(5)])
         times = 2000.0 + 0.2 * np.arange(5)
-        assert backend.send_chunk(keyframes, times, stamp)
+        assert backend.send_chunk(keyframes, times, stamp) == 4  # keyframes 0..3, up to the gripper change
         totg = wait_for(lambda: _kinds(standins, "totg"), what="time parameterisation")[0]
         iks = _kinds(standins, "ik")
         assert len(iks) == 4 and all(e["tip"] == "fr3_link8" for e in iks)

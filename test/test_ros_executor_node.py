@@ -167,6 +167,52 @@ def test_a_late_chunk_is_executed_from_now_not_dropped(harness):
     assert not any(s["event"] == "dropped" for s in harness.status)
 
 
+class PathBackend:
+    """Test-only stand-in for a backend that executes a chunk as one trajectory (MoveIt's ``send_chunk``), over
+    the sim backend: records the paths and the per-tick sends, takes the first ``take`` poses of a path."""
+
+    def __init__(self, inner, take):
+        self.inner, self.take, self.paths, self.sent, self.holds = inner, take, [], [], 0
+
+    def send_chunk(self, poses, times_s, stamp):
+        self.paths.append((np.array(poses), np.array(times_s)))
+        return min(self.take, len(poses))
+
+    def send(self, pose, stamp):
+        self.sent.append(stamp_to_ns(stamp))
+        self.inner.send(pose, stamp)
+
+    def hold(self, pose):
+        self.holds += 1
+        self.inner.hold(pose)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_a_backend_that_runs_paths_gets_the_chunk_once_and_no_per_tick_goals_meanwhile(harness):
+    backend = PathBackend(harness.executor_node.backend, take=3)
+    harness.executor_node.backend = backend
+    t0 = harness.now_ns()
+    harness.send_chunk(straight(4), stamp_ns=t0)  # keyframes at t0 + 0.2, 0.4, 0.6, 0.8 s
+    assert harness.spin(lambda: backend.paths and backend.sent and backend.sent[-1] > t0 + 0.9e9, 5.0)
+    assert len(backend.paths) == 1
+    poses, times = backend.paths[0]
+    arrival = times[0]  # the pose commanded on arrival, then every keyframe still ahead at its due time
+    ahead = [t0 * 1e-9 + DT * k for k in range(1, 5) if t0 * 1e-9 + DT * k > arrival + 1e-9]
+    assert t0 * 1e-9 < arrival < t0 * 1e-9 + DT and times[1:] == pytest.approx(ahead, abs=1e-6)
+    np.testing.assert_allclose(poses[:, 0], 0.5 + 0.1 * (times - t0 * 1e-9), atol=1e-6)  # on the chunk's line
+    # the backend runs poses 0..2 itself: no tick up to the third pose's time sends a goal of its own (it
+    # would supersede the trajectory); the ticks after it do. ~/command still shows every tick.
+    end_ns = times[2] * 1e9
+    assert not [t for t in backend.sent if arrival * 1e9 <= t <= end_ns - 1e3]
+    assert [t for t in backend.sent if t > end_ns]
+    assert [c for c, _ in commanded_x(harness) if arrival * 1e9 <= c <= end_ns]
+    holds = backend.holds  # a hold stops the path: the next chunk's ticks are sent again unless it is a path
+    assert harness.call(harness.pause_client, SetBool.Request(data=True)).success
+    assert backend.holds > holds and harness.executor_node._backend_path is None
+
+
 def test_unsafe_chunks_never_reach_the_arm(harness):
     cases = {
         "nan": (np.where(np.arange(8) == 0, np.nan, straight(1)[0])[None].repeat(3, 0), np.ones(3)),

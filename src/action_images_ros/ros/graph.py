@@ -175,8 +175,10 @@ class GraphOptions:
         seed: seed of the first episode (then +1 per ``episode/start``); the simulated cell's reset seed.
         decoder: also run decoder_node (re-decodes the published action videos; label mode).
         moveit_config: ``executor:=moveit`` only: comma-separated ROS 2 parameter files with the robot's
-            MoveIt configuration for MoveItPy (URDF, SRDF, kinematics, planning pipelines); empty =
-            built by moveit_configs_utils from ``franka_fr3_moveit_config`` where importable.
+            MoveIt configuration for MoveItPy (URDF, SRDF, kinematics, planning pipelines); empty = the
+            FR3's, built as franka_fr3_moveit_config's moveit.launch.py builds it (xacro of
+            franka_description, that package's kinematics.yaml; ``backends/moveit_config.py``) plus the
+            pipeline, request and controller parameters we ship; missing pieces are named at start.
         cpu_threads: OpenMP / BLAS / OpenCV threads of each node process (``OMP_NUM_THREADS`` ...); the
             nodes share the cell's CPU, and N processes each spinning on every core made a 0.2 s policy
             call take 16 s. 0 = no limit. The policy's torch threads are its ``torch_threads`` parameter

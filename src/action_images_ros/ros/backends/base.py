@@ -166,10 +166,12 @@ class ExecutorBackend(abc.ABC):
     def hold(self, current_pose: np.ndarray | None) -> None:
         """Stop: keep the arm where it is (``current_pose (8,)`` measured TCP, None if unknown)."""
 
-    def send_chunk(self, poses: np.ndarray, times_s: np.ndarray, stamp) -> bool:
-        """Optionally execute a whole approved chunk ``poses (N, 8)`` due at ROS times ``times_s (N,)`` as one
-        trajectory. Returns False when the backend only follows :meth:`send` (the default)."""
-        return False
+    def send_chunk(self, poses: np.ndarray, times_s: np.ndarray, stamp) -> int:
+        """Optionally execute an approved chunk ``poses (N, 8)`` due at ROS times ``times_s (N,)`` (the first: the
+        pose commanded now) as one trajectory. Returns how many leading poses it executes that way (a backend
+        may stop at a gripper change); executor_node sends the ticks after those with :meth:`send`. 0 (the
+        default): the backend only follows :meth:`send`."""
+        return 0
 
     def status(self) -> str | None:
         """A short text when the arm side reports a problem (e.g. a Servo halt), else None."""

@@ -115,7 +115,7 @@ class MoveItBackend(ExecutorBackend):
         tip = self._tip.to_tip(pose[:7])
         self._post(("goal", seq, tip.tolist(), self._config.base_frame, stamp_to_ns(stamp)), True)
 
-    def send_chunk(self, poses: np.ndarray, times_s: np.ndarray, stamp) -> bool:
+    def send_chunk(self, poses: np.ndarray, times_s: np.ndarray, stamp) -> int:
         poses = np.asarray(poses, dtype=np.float64).reshape(-1, 8)
         times_s = np.asarray(times_s, dtype=np.float64).reshape(-1)
         if len(poses) == 0 or len(times_s) != len(poses):
@@ -128,7 +128,7 @@ class MoveItBackend(ExecutorBackend):
             self._openness[seq] = float(poses[end - 1, 7])
         tips = np.stack([self._tip.to_tip(p[:7]) for p in poses[:end]])
         self._post(("path", seq, tips.tolist(), times_s[:end].tolist(), self._config.base_frame), True)
-        return True
+        return end
 
     def hold(self, current_pose: np.ndarray | None) -> None:
         with self._lock:

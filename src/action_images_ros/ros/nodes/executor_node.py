@@ -28,12 +28,15 @@ Publishes:
         when the answer is expected (``time_from_start`` = that expected latency). It names a fresh
         random id (``request/<id>``); only a trajectory that echoes it, predicted from that state, in this
         episode, is executed; anything else is refused with one (throttled) log line naming its stamp and id.
-    ``~/command`` (geometry_msgs/PoseStamped): every pose sent to the backend, moves and holds alike
-        (a hold stops the arm where it was last commanded, checked against the last trusted pose).
+    ``~/command`` (geometry_msgs/PoseStamped): every pose commanded, moves and holds alike (a hold stops
+        the arm where it was last commanded, checked against the last trusted pose); a backend that runs
+        a chunk as one trajectory (MoveIt, ``send_chunk``) gets the chunk once, and its ticks are published
+        here but not sent again one by one.
     ``~/hold`` (geometry_msgs/PoseStamped): the holds among them (the same messages, for counting).
     ``~/status`` (std_msgs/String): JSON ``{"event", "reason", "stats"}`` when something changes:
         ``stall`` (the chunk ran out before the next arrived: the last command stands), ``hold``
-        (cameras stale, no fresh pose, or a pose not trusted: stopped), ``refused`` (safety: stopped), ``dropped`` (a chunk not used),
+        (cameras stale, no fresh pose, or a pose not trusted: stopped), ``refused`` (safety: stopped),
+        ``dropped`` (a chunk not used),
         ``policy_refused``, ``paused`` / ``resumed`` / ``reset``, ``backend`` (e.g. a Servo halt),
         ``episode_end`` (the statistics of the episode that just ended, published before a reset),
         ``stopped`` (the episode stopped: holding until the next starts).
@@ -154,6 +157,7 @@ class ExecutorNode(Node):
         self._throttle = KeyedThrottle(1.0)
         self._stopped = False  # the cell stopped the episode: hold until the next starts
         # 3. backend, publishers, subscriptions, services, timers
+        self._backend_path = None  # (chunk, end time) the backend executes as one trajectory (send_chunk)
         self.backend = make_backend(p["backend"], self, backend_cfg)
         reliable = state_qos()
         self._cmd_pub = self.create_publisher(PoseStamped, "~/command", reliable)
@@ -309,6 +313,8 @@ class ExecutorNode(Node):
                 self.chunks.request_answered(chunk.stamp_s, rid)
             elif chunk is not None:
                 result = self.chunks.add_chunk(chunk, now_s, current, request_id=rid)
+                if result.accepted:
+                    self._path_to_backend(now_s)
                 if not result.accepted and "not an answer" in result.reason:
                     self._not_an_answer(result.reason)
                 elif not result.accepted:
@@ -317,6 +323,43 @@ class ExecutorNode(Node):
             tick, self._deferred = self._deferred, None
             self._execute(tick)
             self._run_newer()
+
+    def _path_to_backend(self, now_s: float) -> None:
+        """A backend that executes a chunk as one trajectory (MoveIt) gets the chunk just accepted: the pose
+        commanded now, then each step still ahead, as the executor plans them (blend included), each passing
+        the envelope's target checks against the one before (the first against the last command). While that
+        path runs, ticks publish their commands on ``~/command`` but do not send them one by one (a per-tick
+        goal would supersede the trajectory); a hold stops it (``backend.hold``)."""
+        self._backend_path = None
+        chunk = self.chunks.current_chunk
+        if chunk is None:
+            return
+        times = np.concatenate([[now_s], chunk.times_s[chunk.times_s > now_s + 1e-9]])
+        if len(times) < 2:
+            return  # a late chunk: only its last pose is left, per tick as usual
+        reference = self.chunks.last_command
+        if reference is None:
+            reference = self.chunks.trusted_pose
+        poses = []
+        for t in times:
+            pose = self.chunks.planned_pose(t)
+            if reference is not None:
+                allowed, pose, _ = self.envelope.check_target(pose, reference)
+                if not allowed:
+                    break
+            poses.append(pose)
+            reference = pose
+        if len(poses) < 2:
+            return
+        stamp = ns_to_stamp(int(round(now_s * 1e9)))
+        taken = int(self.backend.send_chunk(np.stack(poses), times[:len(poses)], stamp))
+        if taken >= 2:
+            self._backend_path = (chunk, float(times[taken - 1]))
+
+    def _backend_runs_path(self, now_s: float) -> bool:
+        """The backend executes the current chunk as one trajectory up to its last pose at this tick."""
+        path = self._backend_path
+        return path is not None and path[0] is self.chunks.current_chunk and now_s <= path[1] + 1e-9
 
     def _not_an_answer(self, reason: str, count: bool = False) -> None:
         """A trajectory that does not answer the outstanding request: refused, one log line a second (``count``:
@@ -366,6 +409,7 @@ class ExecutorNode(Node):
             self._pose = None  # measured before the episode began (the arm may have been moved): never the first
             self._raw_pose = None  # pose the new episode trusts, nor where it holds
         self.chunks.reset(now_s=start_s)
+        self._backend_path = None
         self.backend.reset()
         if self._frame_stamp_s is not None and self._frame_stamp_s > start_s + FUTURE_TOLERANCE_S:
             self._frame_stamp_s = None  # from before a clock that went back
@@ -478,6 +522,7 @@ class ExecutorNode(Node):
         if pose is None:
             current = self.measured_pose()
             pose = self.chunks.hold_pose(None if current is None else current)
+        self._backend_path = None
         self.backend.hold(pose)
         if pose is not None:
             msg = pose_to_stamped(pose, self._base_frame, ns_to_stamp(int(round(now_s * 1e9))))
@@ -509,7 +554,8 @@ class ExecutorNode(Node):
             self._pose_silent_since = None
         cmd = self.chunks.tick(now_s, current, pose_stamp_s=self._pose_stamp_s)
         if cmd.pose is not None:  # a command, or a stall holding the last chunk's end
-            self.backend.send(cmd.pose, stamp)
+            if not self._backend_runs_path(now_s):
+                self.backend.send(cmd.pose, stamp)
             self._cmd_pub.publish(pose_to_stamped(cmd.pose, self._base_frame, stamp))
             if cmd.event == "stall":
                 self._status("stall", cmd.reason)
@@ -519,6 +565,7 @@ class ExecutorNode(Node):
             if cmd.hold_pose is not None:
                 self._hold(now_s, cmd.hold_pose)
             else:  # a measured pose not trusted yet: stop with no new target (the last one stands)
+                self._backend_path = None
                 self.backend.hold(None)
             self._status(cmd.event, cmd.reason, force=cmd.event == "refused")
         else:  # idle / paused: the last command stands
