@@ -81,12 +81,12 @@ demo: setup
 	$(VENV)/bin/action-images demo --out outputs/demo
 
 test: setup lerobot-venv jazzy-venv
-	LEROBOT_PYTHON=$(CURDIR)/$(LEROBOT_VENV)/bin/python $(PY) -m pytest -q -n 2 --timeout=900
+	LEROBOT_PYTHON=$(CURDIR)/$(LEROBOT_VENV)/bin/python $(PY) -m pytest -q -n 2 --dist worksteal --durations=15 --timeout=900
 	$(MAKE) --no-print-directory test-jazzy
 
 # The ROS node tests again under ROS 2 Jazzy (rclpy 7.1.6): the distribution of franka_ros2 v3.
 test-jazzy: jazzy-venv
-	$(JAZZY_PY) -m pytest -q -n 2 -m "not slow" --timeout=600 -p no:cacheprovider $(JAZZY_TESTS)
+	$(JAZZY_PY) -m pytest -q -n 2 --dist worksteal -m "not slow" --timeout=600 -p no:cacheprovider $(JAZZY_TESTS)
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" --timeout=300
