@@ -21,6 +21,7 @@ import torch
 from action_images_ros.model.config import ModelConfig, WanConfig
 from action_images_ros.model.factory import build_pipeline
 from action_images_ros.model.pipeline import ActionImagesPipeline
+from action_images_ros.model.precision import bf16_is_fast
 from action_images_ros.model.synthetic import SyntheticReachDataset
 
 
@@ -51,7 +52,7 @@ def bench_tiny(args) -> None:
     item = SyntheticReachDataset(1, cfg.image_size, cfg.num_future, num_views=3)[0]
     n = sum(p.numel() for p in pipe.denoiser.parameters()) / 1e6
     print(f"tiny {cfg.denoiser_type}: {n:.2f} M params, 3 views, {cfg.image_size} px, F={cfg.num_future}, "
-          f"bf16 autocast={cfg.inference_bf16}, {torch.get_num_threads()} CPU threads")
+          f"bf16 autocast={cfg.inference_bf16 and bf16_is_fast('cpu')} (config: {cfg.inference_bf16}), {torch.get_num_threads()} CPU threads")
     for steps in args.steps:
         t = time_calls(pipe, item, steps, args.repeats)
         print(f"  policy call, {steps} steps: median {1000 * np.median(t):.0f} ms "

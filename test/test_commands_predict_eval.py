@@ -121,6 +121,38 @@ def test_predict_bad_inputs(setup, tmp_path, capsys):
     assert "view 'top' is not in the rig" in capsys.readouterr().err
 
 
+def test_train_init_from_starts_from_a_trained_model(setup, tmp_path, capsys):
+    """`train --init-from`: the run starts from the folder's weights (a tiny learning rate keeps it there, where
+    a fresh start would not be), and a configuration that does not match the folder is refused by name."""
+    import yaml
+    from safetensors.torch import load_file
+
+    from action_images_ros.model.pipeline import ActionImagesPipeline
+
+    init = ActionImagesPipeline.from_pretrained(setup["model"])
+    cfg = {"model": init.model_cfg.to_dict(),
+           "train": {"learning_rate": 1e-7, "batch_size": 2, "mixed_precision": "no", "ema_decay": 0.0,
+                     "checkpoint_every": 1000},
+           "data": {"horizon": F, "frame_stride": STRIDE, "image_size": S}}
+    (tmp_path / "ft.yaml").write_text(yaml.safe_dump(cfg))
+    run = ["train", "--config", str(tmp_path / "ft.yaml"), "--data", str(setup["data"]), "--max-steps", "2",
+           "--held-out", "0", "--threads", "1"]
+    assert main(run + ["--out", str(tmp_path / "ft"), "--init-from", str(setup["model"])]) == 0
+    assert main(run + ["--out", str(tmp_path / "fresh")]) == 0
+    start = init.denoiser.state_dict()
+
+    def dist(folder):
+        w = load_file(next((tmp_path / folder / "model" / "denoiser").glob("*.safetensors")))
+        return sum(float(((w[k] - start[k]) ** 2).sum()) for k in start) ** 0.5
+
+    assert dist("ft") < 1e-3 < 1.0 < dist("fresh")
+    cfg["model"]["block_out_channels"] = [8, 32]
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", "--config", str(tmp_path / "other.yaml"), "--data", str(setup["data"]), "--max-steps", "1",
+                 "--held-out", "0", "--out", str(tmp_path / "x"), "--init-from", str(setup["model"])]) == 2
+    assert "differs from --config's in ['block_out_channels']" in capsys.readouterr().err
+
+
 def test_evaluate_video_on_held_out_clips(setup, tmp_path, capsys):
     out = tmp_path / "ev"
     assert main(["evaluate-video", "--model", str(setup["model"]), "--data", str(setup["data"]),

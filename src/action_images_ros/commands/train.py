@@ -24,9 +24,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-budget", type=float, default=None, help="override train.time_budget_s (seconds)")
     p.add_argument("--max-steps", type=int, default=None, help="override train.max_steps")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="a trained model folder to start from (fine-tune; e.g. a shipped checkpoint on your own "
+                        "cell's episodes): its weights, with the model configuration of --config, which must match "
+                        "it; a run folder that holds a checkpoint resumes from that instead")
     p.add_argument("--stream", action="store_true",
                    help="read each clip's frames from the episode files instead of keeping every episode in "
                         "memory: bounded memory for datasets larger than RAM (set train.num_workers to hide reads)")
+
+
+def check_initial_pipeline(pipe, folder: Path, model_cfg) -> None:
+    """A pipeline loaded from ``folder`` can be fine-tuned with ``model_cfg``.
+
+    Raises:
+        ValueError: its model configuration differs from ``model_cfg`` (the fields are named).
+    """
+    have, want = pipe.model_cfg.to_dict(), model_cfg.to_dict()
+    differ = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+    if differ:
+        raise ValueError(f"--init-from {folder}: its model configuration differs from --config's in {differ}; "
+                         f"fine-tune with the configuration the model was trained with")
 
 
 def read_config(path: Path):
@@ -78,12 +95,22 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"no episodes found in {[str(d) for d in args.data]}")
     train_paths, held_out = split_episodes(paths, held_out_fraction=args.held_out) if args.held_out > 0 else (paths, [])
     dataset = ActionClipDataset(train_paths, clip_cfg, in_memory=not args.stream)
-    if model_cfg.use_instruction and not model_cfg.instruction_vocab:
+    init = None
+    if args.init_from is not None:
+        from ..model_io import load_policy
+
+        init, _ = load_policy(args.init_from)
+    if model_cfg.use_instruction and not model_cfg.instruction_vocab and init is not None:
+        # the vocabulary indexes the embedding: keep the one the weights were trained with
+        model_cfg = dataclasses.replace(model_cfg, instruction_vocab=init.model_cfg.instruction_vocab)
+    elif model_cfg.use_instruction and not model_cfg.instruction_vocab:
         from ..model.conditioning import build_vocab
 
         vocab = build_vocab([e.instruction for e in dataset.episodes])
         model_cfg = dataclasses.replace(model_cfg, instruction_vocab=vocab)
         logger.info("instruction vocabulary from the training data: %s", " ".join(model_cfg.instruction_vocab))
+    if init is not None:
+        check_initial_pipeline(init, args.init_from, model_cfg)
     logger.info("training on %d clips from %d episodes (%d held out)", len(dataset), len(train_paths), len(held_out))
     clip_record = {**dataclasses.asdict(clip_cfg), "views": list(dataset.view_names),
                    "train_episodes": len(train_paths), "held_out_episodes": [str(p) for p in held_out]}
@@ -94,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     if main:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / POLICY_CONFIG_FILE).write_text(json.dumps(policy_cfg.to_dict(), indent=2))  # for checkpoints
-    result = train(model_cfg, dataset, train_cfg, args.out, policy_config=policy_cfg)
+    result = train(model_cfg if init is None else init, dataset, train_cfg, args.out, policy_config=policy_cfg)
     final = args.out / FINAL_DIR
     if main:
         print(f"trained {result.steps} steps in {result.elapsed_s / 60:.1f} min, final loss {result.final_loss:.4f}; "
