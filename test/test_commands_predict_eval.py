@@ -129,7 +129,11 @@ def test_train_init_from_starts_from_a_trained_model(setup, tmp_path, capsys):
 
     from action_images_ros.model.pipeline import ActionImagesPipeline
 
+    from action_images_ros.config import PolicyConfig
+
     init = ActionImagesPipeline.from_pretrained(setup["model"])
+    init.set_policy_config(PolicyConfig(clip=setup["record"], control_dt_s=0.05))  # the synthetic episodes' period
+    init.save_pretrained(tmp_path / "init")
     cfg = {"model": init.model_cfg.to_dict(),
            "train": {"learning_rate": 1e-7, "batch_size": 2, "mixed_precision": "no", "ema_decay": 0.0,
                      "checkpoint_every": 1000},
@@ -137,7 +141,7 @@ def test_train_init_from_starts_from_a_trained_model(setup, tmp_path, capsys):
     (tmp_path / "ft.yaml").write_text(yaml.safe_dump(cfg))
     run = ["train", "--config", str(tmp_path / "ft.yaml"), "--data", str(setup["data"]), "--max-steps", "2",
            "--held-out", "0", "--threads", "1"]
-    assert main(run + ["--out", str(tmp_path / "ft"), "--init-from", str(setup["model"])]) == 0
+    assert main(run + ["--out", str(tmp_path / "ft"), "--init-from", str(tmp_path / "init")]) == 0
     assert main(run + ["--out", str(tmp_path / "fresh")]) == 0
     start = init.denoiser.state_dict()
 
@@ -149,8 +153,14 @@ def test_train_init_from_starts_from_a_trained_model(setup, tmp_path, capsys):
     cfg["model"]["block_out_channels"] = [8, 32]
     (tmp_path / "other.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["train", "--config", str(tmp_path / "other.yaml"), "--data", str(setup["data"]), "--max-steps", "1",
-                 "--held-out", "0", "--out", str(tmp_path / "x"), "--init-from", str(setup["model"])]) == 2
+                 "--held-out", "0", "--out", str(tmp_path / "x"), "--init-from", str(tmp_path / "init")]) == 2
     assert "differs from --config's in ['block_out_channels']" in capsys.readouterr().err
+    cfg["model"]["block_out_channels"] = [8, 16]
+    cfg["data"]["frame_stride"] = 1  # keyframes twice as close: the weights would mean something else
+    (tmp_path / "stride.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", "--config", str(tmp_path / "stride.yaml"), "--data", str(setup["data"]), "--max-steps", "1",
+                 "--held-out", "0", "--out", str(tmp_path / "y"), "--init-from", str(tmp_path / "init")]) == 2
+    assert "data settings differ from the model's: frame_stride: 2 -> 1" in capsys.readouterr().err
 
 
 def test_evaluate_video_on_held_out_clips(setup, tmp_path, capsys):

@@ -538,6 +538,18 @@ def test_moveit_hold_stops_execution_and_a_chunk_runs_as_one_trajectory(two_node
         runs = [e["kind"] for e in _kinds(standins, "execute_start")]
         assert runs == ["plan", "chunk"]  # one execution for the whole chunk
         assert spin_until(executors, lambda: grips == [0.0], 5.0)
+        # a newer chunk path stops the one running (superseded, not a failure) and runs itself
+        (standins / "exec_s").write_text("30")
+        path = np.array([[0.40 + 0.01 * k, 0.0, 0.30, *DOWN, 0.0] for k in range(3)])
+        assert backend.send_chunk(path, 3000.0 + 0.2 * np.arange(3), stamp) == 3
+        wait_for(lambda: len(_kinds(standins, "execute_start")) == 3, what="the first path executing")
+        (standins / "exec_s").write_text("0")
+        assert backend.send_chunk(path + [0.0, 0.01, 0, 0, 0, 0, 0, 0], 3000.1 + 0.2 * np.arange(3), stamp) == 3
+        ends = wait_for(lambda: _kinds(standins, "execute_end")[2:] if len(_kinds(standins, "execute_end")) >= 4
+                        else [], what="both paths ended")
+        assert [e["stopped"] for e in ends] == [True, False] and len(_kinds(standins, "stop_execution")) == 2
+        wait_for(lambda: [e for e in backend.events if e[0] == "superseded"], what="superseded")
+        assert backend.status() is None
     finally:
         for ex in executors:
             ex.shutdown()

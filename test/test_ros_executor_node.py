@@ -208,8 +208,25 @@ def test_a_backend_that_runs_paths_gets_the_chunk_once_and_no_per_tick_goals_mea
     assert not [t for t in backend.sent if arrival * 1e9 <= t <= end_ns - 1e3]
     assert [t for t in backend.sent if t > end_ns]
     assert [c for c, _ in commanded_x(harness) if arrival * 1e9 <= c <= end_ns]
-    holds = backend.holds  # a hold stops the path: the next chunk's ticks are sent again unless it is a path
-    assert harness.call(harness.pause_client, SetBool.Request(data=True)).success
+    # a path carries the gripper state in force (0 or 1) and ends before a gripper change, which goes through
+    # the per-tick envelope and its debounce
+    assert set(poses[:, 7]) == {1.0}
+    t1 = harness.now_ns()
+    closing = straight(4, dx=0.005, start=harness.arm.pose)
+    closing[:, 7] = [0.93, 0.91, 0.2, 0.1]  # decoded openness is continuous
+    harness.send_chunk(closing, stamp_ns=t1)
+    assert harness.spin(lambda: len(backend.paths) == 2, 3.0)
+    poses2, times2 = backend.paths[1]
+    assert set(poses2[:, 7]) == {1.0} and times2[-1] < t1 * 1e-9 + 2 * DT + 1e-6  # up to keyframe 2, not 3
+    # a chunk whose first step is refused (a jump far off) drops the current one: the path is stopped
+    holds = backend.holds
+    harness.send_chunk(straight(2, dx=0.5, start=harness.arm.pose))
+    assert harness.spin(lambda: backend.holds > holds, 3.0) and harness.executor_node._backend_path is None
+    # a reset stops a running path too
+    harness.send_chunk(straight(4, start=harness.arm.pose))
+    assert harness.spin(lambda: harness.executor_node._backend_path is not None, 3.0)
+    holds = backend.holds
+    assert harness.call(harness.reset_client, Trigger.Request()).success
     assert backend.holds > holds and harness.executor_node._backend_path is None
 
 

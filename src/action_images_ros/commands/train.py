@@ -33,6 +33,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "memory: bounded memory for datasets larger than RAM (set train.num_workers to hide reads)")
 
 
+def check_initial_data(policy_cfg, clip_cfg, dataset, folder: Path) -> None:
+    """The episodes and clip settings mean what they meant to the model in ``folder``: the same clip horizon,
+    stride, image size, pose source and gripper convention, the same views in the same order, the same
+    control period.
+
+    Raises:
+        ValueError: naming each setting that differs.
+    """
+    had = policy_cfg.clip or {}
+    now = {**dataclasses.asdict(clip_cfg), "views": list(dataset.view_names)}
+    keys = ("horizon", "frame_stride", "image_size", "action_source", "gripper_from_command", "views")
+    differ = [f"{k}: {had[k]!r} -> {now[k]!r}" for k in keys if k in had and k in now and
+              (list(had[k]) if isinstance(had[k], (list, tuple)) else had[k]) !=
+              (list(now[k]) if isinstance(now[k], (list, tuple)) else now[k])]
+    dts = sorted({round(float(e.control_dt), 6) for e in dataset.episodes})
+    if dts != [round(float(policy_cfg.control_dt_s), 6)]:
+        differ.append(f"control period: {policy_cfg.control_dt_s} s -> {dts} s")
+    if differ:
+        raise ValueError(f"--init-from {folder}: these data settings differ from the model's: {'; '.join(differ)}")
+
+
 def check_initial_pipeline(pipe, folder: Path, model_cfg) -> None:
     """A pipeline loaded from ``folder`` can be fine-tuned with ``model_cfg``.
 
@@ -99,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     if args.init_from is not None:
         from ..model_io import load_policy
 
-        init, _ = load_policy(args.init_from)
+        init, init_policy = load_policy(args.init_from)
+        check_initial_data(init_policy, clip_cfg, dataset, args.init_from)
     if model_cfg.use_instruction and not model_cfg.instruction_vocab and init is not None:
         # the vocabulary indexes the embedding: keep the one the weights were trained with
         model_cfg = dataclasses.replace(model_cfg, instruction_vocab=init.model_cfg.instruction_vocab)
@@ -111,6 +133,15 @@ def run(args: argparse.Namespace) -> int:
         logger.info("instruction vocabulary from the training data: %s", " ".join(model_cfg.instruction_vocab))
     if init is not None:
         check_initial_pipeline(init, args.init_from, model_cfg)
+        if model_cfg.use_instruction:
+            from ..model.conditioning import instruction_words
+
+            known = set(model_cfg.instruction_vocab)
+            unknown = sorted({e.instruction for e in dataset.episodes
+                              if not known.intersection(instruction_words(e.instruction))})
+            if unknown:
+                raise ValueError(f"--init-from {args.init_from}: the instruction(s) {unknown} have none of the words "
+                                 f"the model was trained on ({' '.join(model_cfg.instruction_vocab)})")
     logger.info("training on %d clips from %d episodes (%d held out)", len(dataset), len(train_paths), len(held_out))
     clip_record = {**dataclasses.asdict(clip_cfg), "views": list(dataset.view_names),
                    "train_episodes": len(train_paths), "held_out_episodes": [str(p) for p in held_out]}

@@ -10,7 +10,8 @@ execute; ``("path", seq, poses (N, 7), times_s (N,), frame)`` the keyframes of a
 trajectory: IK per keyframe (seeded by the previous one), the joint path time-parameterised (TOTG) at the
 cell's scaling, checked against the planning scene, executed once; ``("stop", seq)`` cancel what is
 pending and stop the running execution (``TrajectoryExecutionManager.stop_execution``); ``("quit",)``.
-Only the newest goal/path is kept: one that arrived while another was planned supersedes it.
+Only the newest goal/path is kept: one that arrived while another was planned supersedes it; a path that
+arrives while another item executes also stops that execution (``superseded``), a goal waits for it.
 Answers: ``("ready",)`` / ``("error", text)`` at start, then ``("done", seq, ok, text)``,
 ``("failed", seq, text)``, ``("superseded", seq)``.
 """
@@ -45,6 +46,8 @@ class _Worker:
         self.stopped_seq = 0  # every item with seq <= this was cancelled
         self.quit = False
         self.executing = False
+        self.running_seq = 0  # the item being executed
+        self.preempted_seq = 0  # an execution stopped because a newer chunk path came
         self.reading = False
         self.send_lock = threading.Lock()
 
@@ -65,10 +68,16 @@ class _Worker:
             kind = msg[0]
             with self.cv:
                 self.reading = False
+                preempt = False
                 if kind in ("goal", "path"):
                     if self.pending is not None:
                         self.send("superseded", self.pending[1])
                     self.pending = msg
+                    # a newer chunk path replaces the one running (the executor plans from the newest chunk);
+                    # a single goal waits for the running one to end (goals come every tick)
+                    preempt = kind == "path" and self.executing
+                    if preempt:
+                        self.preempted_seq = self.running_seq
                 elif kind == "stop":
                     if self.pending is not None:
                         self.send("superseded", self.pending[1])
@@ -77,7 +86,7 @@ class _Worker:
                 elif kind == "quit":
                     self.quit = True
                 self.cv.notify_all()
-            if kind == "stop" and executing:
+            if (kind == "stop" and executing) or (kind in ("goal", "path") and preempt):
                 self._stop_execution()
             if kind == "quit":
                 if self.executing:
@@ -119,6 +128,7 @@ class _Worker:
                 with self.cv:
                     cancelled = seq <= self.stopped_seq or self.pending is not None or self.quit
                     self.executing = not cancelled
+                    self.running_seq = seq
                 if cancelled:  # a stop or a newer goal came while planning
                     self.send("superseded", seq)
                     continue
@@ -131,6 +141,10 @@ class _Worker:
                 ok = True if result is None else bool(result)
                 with self.cv:
                     ok = ok and seq > self.stopped_seq
+                    preempted = seq == self.preempted_seq
+                if preempted:
+                    self.send("superseded", seq)
+                    continue
                 self.send("done", seq, ok, f"{what}: {getattr(result, 'status', result)}")
             except Exception as exc:  # noqa: BLE001 - a failed goal must not end the worker; the next one is tried
                 self.send("failed", seq, f"MoveIt goal failed: {type(exc).__name__}: {exc}")

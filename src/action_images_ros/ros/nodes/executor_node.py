@@ -315,6 +315,8 @@ class ExecutorNode(Node):
                 result = self.chunks.add_chunk(chunk, now_s, current, request_id=rid)
                 if result.accepted:
                     self._path_to_backend(now_s)
+                else:
+                    self._stop_stale_path()  # e.g. a chunk whose first step is refused drops the current one
                 if not result.accepted and "not an answer" in result.reason:
                     self._not_an_answer(result.reason)
                 elif not result.accepted:
@@ -327,34 +329,43 @@ class ExecutorNode(Node):
     def _path_to_backend(self, now_s: float) -> None:
         """A backend that executes a chunk as one trajectory (MoveIt) gets the chunk just accepted: the pose
         commanded now, then each step still ahead, as the executor plans them (blend included), each passing
-        the envelope's target checks against the one before (the first against the last command). While that
-        path runs, ticks publish their commands on ``~/command`` but do not send them one by one (a per-tick
-        goal would supersede the trajectory); a hold stops it (``backend.hold``)."""
-        self._backend_path = None
+        the envelope's target checks against the one before (the first against the last command), up to the
+        first step that would change the gripper (a gripper change goes through the per-tick envelope and its
+        debounce; the path carries the gripper state in force, 0 or 1). While that path runs, ticks publish
+        their commands on ``~/command`` but do not send them one by one; the ticks after its last pose do. A
+        path no longer backed by the current chunk is stopped (:meth:`_stop_stale_path`)."""
+        old, self._backend_path = self._backend_path, None
         chunk = self.chunks.current_chunk
-        if chunk is None:
-            return
-        times = np.concatenate([[now_s], chunk.times_s[chunk.times_s > now_s + 1e-9]])
-        if len(times) < 2:
-            return  # a late chunk: only its last pose is left, per tick as usual
-        reference = self.chunks.last_command
-        if reference is None:
-            reference = self.chunks.trusted_pose
-        poses = []
-        for t in times:
-            pose = self.chunks.planned_pose(t)
-            if reference is not None:
-                allowed, pose, _ = self.envelope.check_target(pose, reference)
-                if not allowed:
+        taken = 0
+        if chunk is not None:
+            times = np.concatenate([[now_s], chunk.times_s[chunk.times_s > now_s + 1e-9]])
+            reference = self.chunks.last_command
+            if reference is None:
+                reference = self.chunks.trusted_pose
+            threshold = self.envelope.config.gripper_threshold
+            grip = None if reference is None else float(reference[7] > threshold)
+            poses = []
+            for t in times if len(times) >= 2 and reference is not None else ():
+                allowed, pose, _ = self.envelope.check_target(self.chunks.planned_pose(t), reference)
+                if not allowed or float(pose[7] > threshold) != grip:
                     break
-            poses.append(pose)
-            reference = pose
-        if len(poses) < 2:
-            return
-        stamp = ns_to_stamp(int(round(now_s * 1e9)))
-        taken = int(self.backend.send_chunk(np.stack(poses), times[:len(poses)], stamp))
-        if taken >= 2:
-            self._backend_path = (chunk, float(times[taken - 1]))
+                pose[7] = grip
+                poses.append(pose)
+                reference = pose
+            if len(poses) >= 2:
+                stamp = ns_to_stamp(int(round(now_s * 1e9)))
+                taken = int(self.backend.send_chunk(np.stack(poses), times[:len(poses)], stamp))
+            if taken >= 2:
+                self._backend_path = (chunk, float(times[taken - 1]))
+        if old is not None and self._backend_path is None:
+            self.backend.hold(None)  # the running path is not what the executor plans any more: stop it
+
+    def _stop_stale_path(self) -> None:
+        """The path the backend runs belongs to a chunk that is no longer current (dropped, replaced by one sent
+        tick by tick, or reset): stop it; the ticks from now on send their own commands."""
+        if self._backend_path is not None and self._backend_path[0] is not self.chunks.current_chunk:
+            self._backend_path = None
+            self.backend.hold(None)
 
     def _backend_runs_path(self, now_s: float) -> bool:
         """The backend executes the current chunk as one trajectory up to its last pose at this tick."""
@@ -409,7 +420,7 @@ class ExecutorNode(Node):
             self._pose = None  # measured before the episode began (the arm may have been moved): never the first
             self._raw_pose = None  # pose the new episode trusts, nor where it holds
         self.chunks.reset(now_s=start_s)
-        self._backend_path = None
+        self._stop_stale_path()  # a path of the previous episode stops with it
         self.backend.reset()
         if self._frame_stamp_s is not None and self._frame_stamp_s > start_s + FUTURE_TOLERANCE_S:
             self._frame_stamp_s = None  # from before a clock that went back
@@ -553,6 +564,7 @@ class ExecutorNode(Node):
             self.get_logger().info(f"current_pose back after {time.monotonic() - self._pose_silent_since:.2f} s")
             self._pose_silent_since = None
         cmd = self.chunks.tick(now_s, current, pose_stamp_s=self._pose_stamp_s)
+        self._stop_stale_path()
         if cmd.pose is not None:  # a command, or a stall holding the last chunk's end
             if not self._backend_runs_path(now_s):
                 self.backend.send(cmd.pose, stamp)
