@@ -171,6 +171,8 @@ class PathBackend:
     """Test-only stand-in for a backend that executes a chunk as one trajectory (MoveIt's ``send_chunk``), over
     the sim backend: records the paths and the per-tick sends, takes the first ``take`` poses of a path."""
 
+    runs_paths = True
+
     def __init__(self, inner, take):
         self.inner, self.take, self.paths, self.sent, self.holds = inner, take, [], [], 0
 

@@ -458,6 +458,17 @@ class _Plan:
         i = self.chunk.horizon - 1 if self.late else self.chunk.next_index(t)
         return float(self.chunk.confidence[i])
 
+    def peek(self, t: float) -> np.ndarray:
+        """:meth:`pose` without forgetting a finished blend (a look ahead must not change what ticks command)."""
+        b = self.target(t)
+        if self.source is None:
+            return b
+        w = (t - self.switch_s) / self.blend_s
+        if w >= 1.0:
+            return b
+        a = self.source.peek(t) if isinstance(self.source, _Plan) else self.source
+        return blend_poses(a, b, w)
+
     def pose(self, t: float) -> np.ndarray:
         b = self.target(t)
         if self.source is None:
@@ -539,7 +550,7 @@ class ChunkExecutor:
         safety envelope; None without a chunk. What the arm is heading for when a requested chunk arrives."""
         if self._plan is None:
             return None
-        return self._plan.pose(min(float(t_s), self._plan.end_s)).copy()
+        return self._plan.peek(min(float(t_s), self._plan.end_s)).copy()
 
     def request_state(self, now_s: float, measured_pose: np.ndarray) -> np.ndarray:
         """``(8,)`` the state a chunk asked for at ``now_s`` should be predicted from.

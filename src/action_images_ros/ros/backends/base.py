@@ -157,6 +157,8 @@ class ExecutorBackend(abc.ABC):
     """
 
     name = ""
+    #: True for a backend whose :meth:`send_chunk` runs paths (executor_node plans one only for those)
+    runs_paths = False
 
     @abc.abstractmethod
     def send(self, pose: np.ndarray, stamp) -> None:

@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 class MoveItBackend(ExecutorBackend):
     """moveit_py plan + execute in a worker process (see the module docstring)."""
 
+    runs_paths = True
+
     name = "moveit"
 
     def __init__(self, node, config: BackendConfig) -> None:

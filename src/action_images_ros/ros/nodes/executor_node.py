@@ -337,7 +337,7 @@ class ExecutorNode(Node):
         old, self._backend_path = self._backend_path, None
         chunk = self.chunks.current_chunk
         taken = 0
-        if chunk is not None:
+        if chunk is not None and getattr(self.backend, "runs_paths", False):
             times = np.concatenate([[now_s], chunk.times_s[chunk.times_s > now_s + 1e-9]])
             reference = self.chunks.last_command
             if reference is None:
