@@ -460,24 +460,18 @@ class _Plan:
 
     def peek(self, t: float) -> np.ndarray:
         """:meth:`pose` without forgetting a finished blend (a look ahead must not change what ticks command)."""
-        b = self.target(t)
-        if self.source is None:
-            return b
-        w = (t - self.switch_s) / self.blend_s
-        if w >= 1.0:
-            return b
-        a = self.source.peek(t) if isinstance(self.source, _Plan) else self.source
-        return blend_poses(a, b, w)
+        return self.pose(t, forget=False)
 
-    def pose(self, t: float) -> np.ndarray:
+    def pose(self, t: float, forget: bool = True) -> np.ndarray:
         b = self.target(t)
         if self.source is None:
             return b
         w = (t - self.switch_s) / self.blend_s
         if w >= 1.0:
-            self.source = None  # blend over: forget the previous chunk
+            if forget:
+                self.source = None  # blend over: forget the previous chunk
             return b
-        a = self.source.pose(t) if isinstance(self.source, _Plan) else self.source
+        a = self.source.pose(t, forget) if isinstance(self.source, _Plan) else self.source
         return blend_poses(a, b, w)
 
 
