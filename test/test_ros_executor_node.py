@@ -6,6 +6,7 @@ The fake arm (``_ros_fakes.FakeArm``) follows every ``sim/command`` target at on
 """
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from action_images_ros.ros.trajectory_conversion import msg_to_trajectory, traje
 pytestmark = pytest.mark.ros
 DT = 0.2  # keyframe period of the chunks sent here (s)
 LEAD = 0.1  # models/tiny's execution lead_s: a command is the pose due one control period later
+SETTLE_S = 0.5  # how long a command with no copy on ~/hold (and no newer hold) is left undecided
 
 
 class Harness:
@@ -49,7 +51,8 @@ class Harness:
         self.answered = set()
         self.world.create_subscription(String, "executor_node/status", lambda m: self.status.append(
             json.loads(m.data)), QOS)
-        self.world.create_subscription(PoseStamped, "executor_node/command", self.commands.append, QOS)
+        self._arrivals = []  # monotonic arrival of each command: how long its hold copy has been due
+        self.world.create_subscription(PoseStamped, "executor_node/command", self._on_command, QOS)
         self.world.create_subscription(PoseStamped, "executor_node/hold", self.holds.append, QOS)
         self.world.create_subscription(MultiDOFJointTrajectory, "chunk_request", lambda m: self.requests.append(
             msg_to_trajectory(m)), latched_qos())
@@ -73,12 +76,36 @@ class Harness:
     def now_ns(self):
         return self.world.get_clock().now().nanoseconds
 
+    def _on_command(self, msg):
+        self.commands.append(msg)
+        self._arrivals.append(time.monotonic())
+
     def moves(self):
-        """The commands on ~/command that are not holds (holds are published on ~/hold too)."""
-        held = {(stamp_to_ns(m.header.stamp), m.pose.position.x, m.pose.position.y, m.pose.position.z)
-                for m in self.holds}
-        return [m for m in self.commands if (stamp_to_ns(m.header.stamp), m.pose.position.x, m.pose.position.y,
-                                             m.pose.position.z) not in held]
+        """The commands on ~/command with no copy on ~/hold so far (holds are published on both)."""
+        held = {self._key(m) for m in self.holds}
+        return [m for m in self.commands if self._key(m) not in held]
+
+    @staticmethod
+    def _key(m):
+        return stamp_to_ns(m.header.stamp), m.pose.position.x, m.pose.position.y, m.pose.position.z
+
+    def _undecided(self, upto=None):
+        """Commands that may still be holds: the two topics arrive in no set order, so a command whose copy has
+        not come is a move only once a newer hold has come (one reliable writer delivers in order) or SETTLE_S
+        after it arrived."""
+        held = {self._key(m) for m in self.holds}
+        newest_hold = max((stamp_to_ns(m.header.stamp) for m in self.holds), default=-1)
+        now = time.monotonic()
+        return [m for m, t in zip(self.commands[:upto], self._arrivals) if self._key(m) not in held
+                and stamp_to_ns(m.header.stamp) > newest_hold and now - t <= SETTLE_S]
+
+    def settled_moves(self):
+        """:meth:`moves` among the commands received so far, once none of them is undecided (to count them, or
+        to say there were none)."""
+        n = len(self.commands)
+        assert self.spin(lambda: not self._undecided(n), 5.0), "a command's hold copy never came"
+        held = {self._key(m) for m in self.holds}
+        return [m for m in self.commands[:n] if self._key(m) not in held]
 
     def outstanding(self, wait_s=3.0):
         """The newest chunk request not answered yet by :meth:`send_chunk` (waits for one; None if none came)."""
@@ -246,7 +273,7 @@ def test_unsafe_chunks_never_reach_the_arm(harness):
                             3.0), (name, harness.status[n_status:])
     for target in harness.arm.targets:  # only hold commands at the measured pose were sent
         np.testing.assert_allclose(target[:7], START[:7], atol=1e-9)
-    assert harness.moves() == []
+    assert harness.settled_moves() == []
     reasons = " | ".join(s["reason"] for s in harness.status)
     assert "outside the workspace box" in reasons and "refuse_translation_m" in reasons
     # the node is still alive: a good chunk executes
@@ -275,7 +302,7 @@ def test_pause_service_is_an_e_stop(harness):
     assert harness.call(harness.pause_client, SetBool.Request(data=True)).success
     harness.send_chunk(straight(4))
     harness.spin(lambda: False, 0.5)
-    assert harness.moves() == []
+    assert harness.settled_moves() == []
     assert any(s["event"] == "paused" for s in harness.status)
     assert harness.call(harness.pause_client, SetBool.Request(data=False)).success
     harness.send_chunk(straight(4))
@@ -288,10 +315,14 @@ def test_camera_dropout_holds_within_200ms_and_resumes(harness):
     harness.camera_on = False
     t_off = harness.now_ns()
     assert harness.spin(lambda: any("stale" in s["reason"] for s in harness.status), 2.0)
-    n_cmd = len(harness.moves())
-    assert harness.spin(lambda: False, 0.4) is False and len(harness.moves()) == n_cmd  # held
-    late = [stamp_to_ns(c.header.stamp) - t_off for c in harness.moves()]
+    harness.spin(lambda: False, 0.4)
+    # judged by stamps: commands sent before the hold may still arrive after the "stale" status (another topic)
+    moves = harness.settled_moves()
+    late = [stamp_to_ns(c.header.stamp) - t_off for c in moves]
     assert max(late) < 0.25e9  # max_frame_gap_s (0.2 s) + one tick (0.05 s)
+    holds = [stamp_to_ns(h.header.stamp) for h in harness.holds if stamp_to_ns(h.header.stamp) > t_off]
+    assert len(holds) >= 4 and max(late) + t_off < min(holds)  # held every tick since, nothing moved after
+    n_cmd = len(moves)
     harness.camera_on = True
     harness.spin(lambda: False, 0.1)
     harness.send_chunk(straight(2, dx=0.01, start=harness.arm.pose))
@@ -313,7 +344,7 @@ def test_old_future_and_malformed_chunks_are_dropped(harness):
     assert harness.spin(lambda: sum(s["event"] == "dropped" for s in harness.status) >= 3, 3.0), harness.status
     reasons = " | ".join(s["reason"] for s in harness.status if s["event"] == "dropped")
     assert "joint_names" in reasons and "future" in reasons
-    assert harness.moves() == []
+    assert harness.settled_moves() == []
 
 
 def test_reset_ignores_chunks_predicted_before_it(harness):
@@ -328,7 +359,7 @@ def test_reset_ignores_chunks_predicted_before_it(harness):
     assert harness.spin(lambda: harness.requests[-1].request_id != before.request_id, 3.0)
     harness.send_chunk(straight(3), stamp_ns=stamp)
     assert harness.spin(lambda: any("before the last reset" in s["reason"] for s in harness.status), 3.0)
-    assert harness.moves() == []
+    assert harness.settled_moves() == []
 
 
 def test_a_stopped_episode_holds_until_the_next_starts(harness):
@@ -338,10 +369,14 @@ def test_a_stopped_episode_holds_until_the_next_starts(harness):
     stop_ns = harness.now_ns()
     harness.episode_pub.publish(Header(stamp=ns_to_stamp(stop_ns), frame_id="0 stopped"))
     assert harness.spin(lambda: any(s["event"] == "stopped" for s in harness.status), 3.0)
-    n_cmd, n_req = len(harness.moves()), len(harness.requests)
+    stopped_seen_ns, n_req = harness.now_ns(), len(harness.requests)
     harness.send_chunk(straight(4))  # a chunk while stopped (predicted before the stop) does not move the arm
     harness.spin(lambda: False, 0.8)
-    assert len(harness.moves()) == n_cmd and len(harness.requests) == n_req
+    # by stamps: a command sent before the stop may arrive after its status (another topic), none is sent after
+    assert [stamp_to_ns(c.header.stamp) for c in harness.settled_moves()
+            if stamp_to_ns(c.header.stamp) > stopped_seen_ns] == []
+    assert len(harness.requests) == n_req
+    n_cmd = len(harness.settled_moves())
     ends = [s for s in harness.status if s["event"] == "episode_end"]
     assert ends and ends[-1]["stats"]["commands"] >= 3  # the stopped episode's statistics, reported once
     harness.episode_pub.publish(Header(stamp=ns_to_stamp(harness.now_ns()), frame_id="1 seed 5"))
@@ -453,9 +488,11 @@ def test_a_best_effort_pose_in_frame_base_is_received(ros_context_factory):
         h.arm.pose_pub = h.world.create_publisher(PoseStamped, "current_pose",
                                                   QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
         h.arm.frame = "base"  # the arm now publishes as franka_ros2 does (its reliable writer falls silent)
+        assert h.spin(lambda: h.arm.pose_pub.get_subscription_count() >= 1, 10.0), "the executor never matched"
         where = START + [0.02, 0.01, 0, 0, 0, 0, 0, 0]
         h.arm.pose = where.copy()
-        assert h.spin(lambda: np.allclose(h.executor_node.measured_pose()[:3], where[:3]), 5.0)
+        assert h.spin(lambda: np.allclose(h.executor_node.measured_pose()[:3], where[:3]), 5.0), \
+            (h.executor_node.measured_pose(), h.status[-3:])
     finally:
         h.close()
 
@@ -530,13 +567,13 @@ def test_a_forged_trajectory_stream_never_moves_the_arm(harness, capfd):
         harness.spin(lambda: False, 0.02)
     assert harness.spin(lambda: "not an answer" in capfd.readouterr().err or any(
         "not an answer" in s["reason"] for s in harness.status), 3.0)
-    assert harness.moves() == [] and all(abs(t[1]) < 1e-9 for t in harness.arm.targets)
+    assert harness.settled_moves() == [] and all(abs(t[1]) < 1e-9 for t in harness.arm.targets)
     assert harness.executor_node.chunks.waiting  # the real request is still open
     real = harness.send_chunk(straight(3))  # the policy's answer
     assert harness.spin(lambda: len(harness.moves()) >= 3, 5.0)
     harness.traj_pub.publish(real)  # replayed later: answers nothing
     harness.spin(lambda: False, 0.3)
-    assert all(abs(m.pose.position.y) < 1e-9 for m in harness.moves())
+    assert all(abs(m.pose.position.y) < 1e-9 for m in harness.settled_moves())
     refused = [s for s in harness.status if s["event"] == "dropped" and "not an answer" in s["reason"]]
     assert refused and any("0123456789abcdef" in s["reason"] or "'none'" in s["reason"] for s in refused)
     assert harness.executor_node.chunks.stats.not_answers >= 20  # every one (the status topic keeps only 5)

@@ -102,6 +102,7 @@ def test_whole_graph_closed_loop_service_and_camera_dropout(ros_context, model_d
         assert spin_until(exs, lambda: monitor.events["hold"] > n_hold, 5.0), monitor.summary()
         assert "stale" in monitor.reasons["hold"]
         spin_until(exs, lambda: False, 1.0)
+        assert spin_until(exs, lambda: monitor.undecided_commands() == 0, 5.0)  # every hold has its copy
         last_frame = frames[-1]
         # holds go out on executor/command too (they pass the envelope); no move after the dropout's limit,
         # and every hold after it is the same pose: the arm stays where it was commanded
@@ -113,6 +114,7 @@ def test_whole_graph_closed_loop_service_and_camera_dropout(ros_context, model_d
         np.testing.assert_allclose(held, held[:1].repeat(len(held), 0), atol=1e-9)
         n_moves = len(monitor.move_stamps_ns())
         spin_until(exs, lambda: False, 1.0)
+        assert spin_until(exs, lambda: monitor.undecided_commands() == 0, 5.0)
         assert len(monitor.move_stamps_ns()) == n_moves  # held
 
         # 4. the cameras come back: predictions and commands resume

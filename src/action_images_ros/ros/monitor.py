@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -90,6 +91,7 @@ class GraphMonitor(Node):
         commands: executor commands received.
         command_stamps_ns: their header stamps (when each was sent), moves and holds alike.
         hold_stamps_ns: the stamps of the holds among them (``executor/hold`` carries the same messages).
+        settle_s: how long a command with no copy on ``executor/hold`` (and no newer hold) stays undecided.
         predictions: prediction summaries received (dicts).
         latencies_s: frame stamp -> first command after that trajectory (s), per trajectory.
         trajectory_latencies_s: frame stamp -> the decoded trajectory received here (s).
@@ -116,6 +118,9 @@ class GraphMonitor(Node):
         self.commands = 0
         self.command_stamps_ns: list[int] = []
         self.hold_stamps_ns: set[int] = set()
+        self._command_arrivals: list[float] = []  # monotonic, per command: when its hold copy was still due
+        self._newest_hold_ns = -1
+        self.settle_s = 0.5
         self.predictions: list[dict] = []
         self.latencies_s: list[float] = []
         self.trajectory_latencies_s: list[float] = []
@@ -176,6 +181,7 @@ class GraphMonitor(Node):
         with self._lock:
             self.commands += 1
             self.command_stamps_ns.append(stamp_to_ns(msg.header.stamp))
+            self._command_arrivals.append(time.monotonic())
             self._poses.append([p.x, p.y, p.z, o.x, o.y, o.z, o.w])
             if self._pending_traj_ns is not None:
                 self.latencies_s.append((stamp_to_ns(msg.header.stamp) - self._pending_traj_ns) * 1e-9)
@@ -183,12 +189,23 @@ class GraphMonitor(Node):
 
     def _on_hold(self, msg: PoseStamped) -> None:
         with self._lock:
-            self.hold_stamps_ns.add(stamp_to_ns(msg.header.stamp))
+            stamp_ns = stamp_to_ns(msg.header.stamp)
+            self.hold_stamps_ns.add(stamp_ns)
+            self._newest_hold_ns = max(self._newest_hold_ns, stamp_ns)
 
     def move_stamps_ns(self) -> list[int]:
-        """Stamps of the commands that were not holds (a hold is matched by its stamp on ``executor/hold``)."""
+        """Stamps of the commands with no copy on ``executor/hold`` so far (a hold goes out on both). The two
+        topics arrive in no set order: count moves once :meth:`undecided_commands` is 0."""
         with self._lock:
             return [c for c in self.command_stamps_ns if c not in self.hold_stamps_ns]
+
+    def undecided_commands(self) -> int:
+        """Commands whose copy on ``executor/hold`` may still come: a command without its copy is a move once a
+        newer hold has arrived (one reliable writer delivers in order) or ``settle_s`` after it arrived."""
+        with self._lock:
+            now = time.monotonic()
+            return sum(1 for c, t in zip(self.command_stamps_ns, self._command_arrivals)
+                       if c not in self.hold_stamps_ns and c > self._newest_hold_ns and now - t <= self.settle_s)
 
     def _on_prediction(self, msg: String) -> None:
         summary = json.loads(msg.data)
