@@ -106,6 +106,20 @@ def test_gripper_from_command(tmp_path):
     assert float(cmd[2]["future_action"][0, 1, 2].min()) < 0.01 < float(meas[2]["future_action"][0, 1, 2].min())
 
 
+def test_clip_gripper_events_mark_the_clips_whose_keyframes_switch_the_gripper(tmp_path):
+    ep = synthetic_episode(steps=10, size=32)
+    ep.action[:, 7] = (np.arange(10) < 5).astype(float)  # close commanded at row 5: g = 0 from row 6
+    write_episode(ep, tmp_path / "episode_000000.h5")
+    ds = ActionClipDataset(tmp_path, ClipConfig(horizon=2, frame_stride=2, image_size=32))
+    events = ds.clip_gripper_events()
+    # independently: clip t shows rows t+2, t+4 (clamped to 9); an event if one of them has g 0 and row t g 1
+    g = np.where(np.arange(10) <= 5, 1.0, 0.0)
+    want = [any(g[min(t + k, 9)] != g[t] for k in (2, 4)) for t in range(len(ds))]
+    assert events.tolist() == want and 0 < sum(want) < len(ds)
+    assert all(bool(events[i]) == bool(abs(ds[i]["actions"][:, 7] - ds[i]["state"][7]).max() > 0.5)
+               for i in range(len(ds)))
+
+
 def test_view_selection(episode_dir):
     ds = ActionClipDataset(episode_dir, ClipConfig(image_size=32, views=("right_shoulder", "front")))
     full = ActionClipDataset(episode_dir, ClipConfig(image_size=32))

@@ -135,3 +135,35 @@ def test_balance_tasks_gives_every_task_the_same_share():
     assert 0.45 < share < 0.55, share  # 2000 draws: equal shares within ±5 points
     plain = ds.tasks[drawn(TrainConfig(batch_size=10))]
     assert 0.05 < np.mean(plain == "reach") < 0.15  # without it: the clips' own 10 %
+
+
+def test_gripper_event_weight_draws_event_clips_more_often_and_keeps_task_shares():
+    from action_images_ros.model.training import _batches
+
+    class Clips(torch.utils.data.Dataset):
+        tasks = np.array(["reach"] * 100 + ["stack"] * 900)
+        events = np.arange(1000) % 100 == 7  # 10 event clips, 1 % of them (one in reach, nine in stack)
+
+        def __len__(self):
+            return len(self.tasks)
+
+        def __getitem__(self, i):
+            return {"i": torch.tensor(i)}
+
+        def clip_tasks(self):
+            return self.tasks
+
+        def clip_gripper_events(self):
+            return self.events
+
+    ds = Clips()
+    drawn = lambda cfg: np.concatenate([next(b)["i"].numpy() for b in [_batches(ds, cfg, 0)[1]] for _ in range(400)])
+    picks = drawn(TrainConfig(batch_size=10, gripper_event_weight=20.0))
+    # 10 x 20 / (990 + 200) = 16.8 % of the draws are event clips (1 % without the weight)
+    assert 0.13 < np.mean(ds.events[picks]) < 0.21
+    picks = drawn(TrainConfig(batch_size=10, gripper_event_weight=20.0, balance_tasks=True))
+    assert 0.45 < np.mean(ds.tasks[picks] == "reach") < 0.55  # the task shares stay equal
+    reach = picks[ds.tasks[picks] == "reach"]
+    assert 0.12 < np.mean(ds.events[reach]) < 0.24  # within reach: 20 / (99 + 20) = 16.8 %
+    with pytest.raises(ValueError, match="gripper_event_weight"):
+        TrainConfig(gripper_event_weight=0.5)

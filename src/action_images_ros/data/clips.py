@@ -25,7 +25,8 @@ from torch.utils.data import Dataset
 
 from ..codec import ActionImageCodec
 from ..geometry import Camera
-from .episode import EpisodeInfo, load_episode, read_episode_info, read_episode_rows, resolve_episode_paths
+from .episode import (EpisodeInfo, load_episode, read_episode_info, read_episode_rows, read_episode_steps,
+                      resolve_episode_paths)
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +202,19 @@ class ActionClipDataset(Dataset):
         """The task name of every clip, in clip order (for task-balanced sampling)."""
         names = np.array([e.task for e in self.episodes])
         return names[self._index[:, 0]]
+
+    def clip_gripper_events(self) -> np.ndarray:
+        """Whether each clip's future keyframes open or close the gripper (their g differs from the current
+        one by more than 0.5), in clip order; reads only the episodes' poses and actions."""
+        events = []
+        for e, info in enumerate(self.episodes):
+            steps = read_episode_steps(info.path)
+            g = self._poses(steps["ee_pose"], steps["action"])[:, 7]
+            starts = self._index[self._index[:, 0] == e, 1]
+            rows = np.stack([self.future_rows(int(t), info.num_steps) for t in starts]) if len(starts) else \
+                np.zeros((0, self.config.horizon), dtype=np.int64)
+            events.append(np.any(np.abs(g[rows] - g[starts, None]) > 0.5, axis=1))
+        return np.concatenate(events)
 
     def episode_of(self, index: int) -> tuple[int, int]:
         """``(episode_index, step)`` of clip ``index``."""

@@ -392,6 +392,20 @@ def read_episode_rows(path: str | Path, rows: Sequence[int], views: Sequence[int
     return rgb[inverse], steps
 
 
+def read_episode_steps(path: str | Path) -> dict[str, np.ndarray]:
+    """The per-step ``ee_pose`` and ``action`` ``(T, 8)`` of an episode, without its images.
+
+    Raises:
+        FileNotFoundError, EpisodeFormatError: as :func:`load_episode`.
+    """
+    path = Path(path)
+    with _open(path) as f:
+        try:
+            return {name: f[name][()] for name in ("ee_pose", "action")}
+        except (OSError, RuntimeError, KeyError, TypeError) as exc:
+            raise EpisodeFormatError(path, f"cannot read ee_pose / action ({exc})") from exc
+
+
 @contextlib.contextmanager
 def _open(path: Path) -> Iterator[h5py.File]:
     """Open an episode file read-only, mapping HDF5 open errors to :class:`EpisodeFormatError`."""

@@ -205,22 +205,35 @@ class ShardedBatchSampler(torch.utils.data.Sampler):
             epoch += 1
 
 
-def _task_weights(dataset, cfg: TrainConfig) -> torch.Tensor | None:
-    """Per-clip weights giving every task of ``dataset.clip_tasks()`` the same share (``balance_tasks``)."""
-    if not cfg.balance_tasks:
+def _clip_weights(dataset, cfg: TrainConfig) -> torch.Tensor | None:
+    """Per-clip sampling weights: every task of ``dataset.clip_tasks()`` the same share (``balance_tasks``),
+    and clips with a gripper event ``gripper_event_weight`` times as likely as the others of their task;
+    None (plain shuffling) when neither is asked for."""
+    balance, event_weight = cfg.balance_tasks, cfg.gripper_event_weight
+    if not balance and event_weight == 1.0:
         return None
-    if not hasattr(dataset, "clip_tasks"):
-        raise ValueError("balance_tasks needs a dataset that knows each clip's task (ActionClipDataset)")
-    tasks = np.asarray(dataset.clip_tasks())
-    names, inverse, counts = np.unique(tasks, return_inverse=True, return_counts=True)
-    logger.info("task-balanced sampling over %s (clips %s)", list(names), counts.tolist())
-    return torch.as_tensor(1.0 / counts[inverse], dtype=torch.float64)
+    for need, method in ((balance, "clip_tasks"), (event_weight != 1.0, "clip_gripper_events")):
+        if need and not hasattr(dataset, method):
+            raise ValueError(f"balance_tasks / gripper_event_weight need a dataset with {method}() "
+                             "(ActionClipDataset)")
+    weights = np.ones(len(dataset))
+    if event_weight != 1.0:
+        events = np.asarray(dataset.clip_gripper_events(), dtype=bool)
+        weights[events] = event_weight
+        logger.info("gripper-event clips drawn x%g (%d of %d clips)", event_weight, events.sum(), len(events))
+    if balance:  # after the event weights: each task's total stays equal
+        tasks = np.asarray(dataset.clip_tasks())
+        names, inverse = np.unique(tasks, return_inverse=True)
+        totals = np.bincount(inverse, weights=weights)
+        logger.info("task-balanced sampling over %s (clips %s)", list(names), np.bincount(inverse).tolist())
+        weights = weights / totals[inverse]
+    return torch.as_tensor(weights, dtype=torch.float64)
 
 
 def _batches(dataset, cfg: TrainConfig, epoch_seed: int, rank: int = 0, num_processes: int = 1):
     """``(sampler, endless iterator of collated local micro-batches)`` for one process."""
     sampler = ShardedBatchSampler(len(dataset), cfg.batch_size, rank, num_processes,
-                                  cfg.gradient_accumulation_steps, epoch_seed, _task_weights(dataset, cfg))
+                                  cfg.gradient_accumulation_steps, epoch_seed, _clip_weights(dataset, cfg))
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
                                          persistent_workers=cfg.num_workers > 0)
     return sampler, iter(loader)
