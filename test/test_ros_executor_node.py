@@ -347,14 +347,25 @@ def test_old_future_and_malformed_chunks_are_dropped(harness):
     assert harness.settled_moves() == []
 
 
-def test_reset_ignores_chunks_predicted_before_it(harness):
+def test_reset_ignores_chunks_predicted_before_it(harness, capfd):
+    err = []
+
+    def refusals_logged() -> int:
+        err.append(capfd.readouterr().err)
+        return "".join(err).count("(not an answer)")
+
     before = harness.outstanding()  # the request of the episode that is about to end
+    harness.send_chunk(straight(3), request="0123456789abcdef", start=before.poses[0])  # a forged one first
+    assert harness.spin(lambda: refusals_logged() >= 1, 3.0)
     stamp = harness.now_ns()
     answer = harness.call(harness.reset_client, Trigger.Request())
     assert answer.success and json.loads(answer.message)["reset_s"] * 1e9 > stamp
-    # the previous episode's answer, even stamped now (in the new episode): not an answer to anything open
+    # the previous episode's answer, even stamped now (in the new episode): not an answer to anything open,
+    # logged as a late answer to one of ours although a refusal was logged under a second ago
     harness.send_chunk(straight(3), request=before.request_id, start=before.poses[0])
     assert harness.spin(lambda: any("not an answer" in s["reason"] for s in harness.status), 3.0)
+    assert harness.spin(lambda: refusals_logged() >= 2, 3.0), "".join(err)
+    assert "answers an earlier request of this executor" in "".join(err)
     # an answer to this episode's request, but predicted from frames before the reset
     assert harness.spin(lambda: harness.requests[-1].request_id != before.request_id, 3.0)
     harness.send_chunk(straight(3), stamp_ns=stamp)

@@ -30,6 +30,10 @@ class KeyedThrottle:
         self._last[key] = now
         return True
 
+    def reset(self) -> None:
+        """Every kind may log again (a new episode: its first refusal is news, whatever came before)."""
+        self._last.clear()
+
 
 def publish_rig_tf(node, cameras, base_frame: str, stamp):
     """Publish ``base_frame -> <view>_optical_frame`` for every camera on ``/tf_static`` (where tf2_ros

@@ -63,6 +63,7 @@ for ``max_frame_gap_s``.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import re
@@ -155,6 +156,7 @@ class ExecutorNode(Node):
         self._newer: float | None = None  # lockstep: the newest tick that arrived while one was deferred
         self._last_event = ""
         self._throttle = KeyedThrottle(1.0)
+        self._issued = collections.deque(maxlen=64)  # ids of this executor's recent requests (any episode)
         self._stopped = False  # the cell stopped the episode: hold until the next starts
         # 3. backend, publishers, subscriptions, services, timers
         self._backend_path = None  # (chunk, end time) the backend executes as one trajectory (send_chunk)
@@ -291,7 +293,7 @@ class ExecutorNode(Node):
                 self._status("policy_refused", "the policy answered the chunk request without a trajectory", force=True)
             else:
                 self._not_an_answer(f"empty trajectory stamped {stamp_s:.3f} s with request id {rid or 'none'!r}: "
-                                    f"not an answer to the outstanding request {self.chunks.outstanding_id!r}")
+                                    f"not an answer to the outstanding request {self.chunks.outstanding_id!r}", rid)
         else:
             try:
                 chunk, _ = msg_to_chunk(msg, expected_frame=self._base_frame)
@@ -303,7 +305,7 @@ class ExecutorNode(Node):
                 self._not_an_answer(f"chunk stamped {chunk.stamp_s:.3f} s with request id {rid or 'none'!r}: "
                                     + (f"the outstanding request is {self.chunks.outstanding_id!r}"
                                        if self.chunks.waiting else "no request is outstanding") + " (not an answer)",
-                                    count=True)
+                                    rid, count=True)
                 chunk = None
             if not self._lockstep:
                 self._take_pose()  # the newest measured pose, not the one of the last tick
@@ -318,7 +320,7 @@ class ExecutorNode(Node):
                 else:
                     self._stop_stale_path()  # e.g. a chunk whose first step is refused drops the current one
                 if not result.accepted and "not an answer" in result.reason:
-                    self._not_an_answer(result.reason)
+                    self._not_an_answer(result.reason, rid)
                 elif not result.accepted:
                     self._drop(result.reason)
         if self._deferred is not None and not self.chunks.waiting:
@@ -372,13 +374,18 @@ class ExecutorNode(Node):
         path = self._backend_path
         return path is not None and path[0] is self.chunks.current_chunk and now_s <= path[1] + 1e-9
 
-    def _not_an_answer(self, reason: str, count: bool = False) -> None:
-        """A trajectory that does not answer the outstanding request: refused, one log line a second (``count``:
-        not counted by the executor yet)."""
+    def _not_an_answer(self, reason: str, rid: str, count: bool = False) -> None:
+        """A trajectory that does not answer the outstanding request: refused, one log line a second per kind
+        (``count``: not counted by the executor yet). The policy's late answer to an earlier request of this
+        executor (routine after a reset) is a kind of its own, so it never hides a chunk nobody asked for."""
         if count:
             self.chunks.stats.not_answers += 1
             self.chunks.stats.chunks_dropped += 1
-        self._warn("not_an_answer", f"trajectory refused: {reason} (stale, replayed or forged; nothing executed)")
+        if rid and rid in self._issued:
+            self._warn("late_answer", f"trajectory refused: {reason} (it answers an earlier request of this "
+                       "executor: late or replayed; nothing executed)")
+        else:
+            self._warn("not_an_answer", f"trajectory refused: {reason} (stale, replayed or forged; nothing executed)")
         self._status("dropped", reason, force=True)
 
     def _run_newer(self) -> None:
@@ -414,6 +421,7 @@ class ExecutorNode(Node):
             self._status("episode_end", why, force=True)
         self._last_request = None
         self._last_tick_s = None
+        self._throttle.reset()  # one line per kind and second within an episode; a new one logs afresh
         pending = [t for t in (self._deferred, self._newer, self._unacked) if t is not None]
         self._deferred = self._newer = self._unacked = None
         if self._pose_stamp_s is not None and self._pose_stamp_s < start_s:
@@ -498,6 +506,7 @@ class ExecutorNode(Node):
     def _request(self, stamp_s: float, now_s: float) -> None:
         state, rid = self.chunks.request_state(now_s, self.measured_pose()), new_request_id()
         self._last_request = (stamp_s, state, rid)
+        self._issued.append(rid)
         self._publish_request()
         self.chunks.mark_requested(stamp_s, now_s, request_id=rid, state=state)
 
