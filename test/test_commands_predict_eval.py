@@ -161,6 +161,14 @@ def test_train_init_from_starts_from_a_trained_model(setup, tmp_path, capsys):
     assert main(["train", "--config", str(tmp_path / "stride.yaml"), "--data", str(setup["data"]), "--max-steps", "1",
                  "--held-out", "0", "--out", str(tmp_path / "y"), "--init-from", str(tmp_path / "init")]) == 2
     assert "data settings differ from the model's: frame_stride: 2 -> 1" in capsys.readouterr().err
+    cfg["data"]["frame_stride"] = STRIDE
+    cfg["model"]["gripper_readout"] = True  # the one change allowed: a fresh read-out on the trained weights
+    (tmp_path / "readout.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", "--config", str(tmp_path / "readout.yaml"), "--data", str(setup["data"]), "--max-steps",
+                 "2", "--held-out", "0", "--threads", "1", "--out", str(tmp_path / "ro"),
+                 "--init-from", str(tmp_path / "init")]) == 0
+    ro = ActionImagesPipeline.from_pretrained(tmp_path / "ro" / "model")
+    assert ro.gripper_readout is not None and ro.model_cfg.gripper_readout and dist("ro") < 1e-3
 
 
 def test_evaluate_video_on_held_out_clips(setup, tmp_path, capsys):

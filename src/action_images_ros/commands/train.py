@@ -54,17 +54,27 @@ def check_initial_data(policy_cfg, clip_cfg, dataset, folder: Path) -> None:
         raise ValueError(f"--init-from {folder}: these data settings differ from the model's: {'; '.join(differ)}")
 
 
-def check_initial_pipeline(pipe, folder: Path, model_cfg) -> None:
-    """A pipeline loaded from ``folder`` can be fine-tuned with ``model_cfg``.
+def initial_pipeline(pipe, folder: Path, model_cfg, num_views: int):
+    """The pipeline loaded from ``folder``, ready to fine-tune with ``model_cfg``: itself, or, where
+    ``model_cfg`` adds a gripper read-out the folder's model lacks, its modules plus a fresh read-out.
 
     Raises:
-        ValueError: its model configuration differs from ``model_cfg`` (the fields are named).
+        ValueError: its model configuration differs from ``model_cfg`` in anything else (the fields are named).
     """
+    from ..model.factory import with_gripper_readout
+
+    adds_readout = model_cfg.gripper_readout and not pipe.model_cfg.gripper_readout
     have, want = pipe.model_cfg.to_dict(), model_cfg.to_dict()
-    differ = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+    free = {"gripper_readout", "loss_gripper_weight"} if adds_readout else set()
+    differ = sorted(k for k in set(have) | set(want) if k not in free and have.get(k) != want.get(k))
     if differ:
         raise ValueError(f"--init-from {folder}: its model configuration differs from --config's in {differ}; "
-                         f"fine-tune with the configuration the model was trained with")
+                         f"fine-tune with the configuration the model was trained with (adding "
+                         f"gripper_readout: true is the one change allowed)")
+    if adds_readout:
+        logger.info("--init-from %s: a fresh gripper read-out on top of its weights", folder)
+        return with_gripper_readout(pipe, num_views, loss_gripper_weight=model_cfg.loss_gripper_weight)
+    return pipe
 
 
 def read_config(path: Path):
@@ -132,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         model_cfg = dataclasses.replace(model_cfg, instruction_vocab=vocab)
         logger.info("instruction vocabulary from the training data: %s", " ".join(model_cfg.instruction_vocab))
     if init is not None:
-        check_initial_pipeline(init, args.init_from, model_cfg)
+        init = initial_pipeline(init, args.init_from, model_cfg, len(dataset.view_names))
         if model_cfg.use_instruction:
             from ..model.conditioning import instruction_words
 

@@ -70,6 +70,17 @@ def decode_outputs(state: np.ndarray, raw: np.ndarray, position_scale: float) ->
     return np.concatenate([pos, quats, grip[:, None]], axis=1)
 
 
+def multiview_inputs(pooling: torch.nn.Module, features: torch.Tensor, state: torch.Tensor, num_views: int,
+                     name: str) -> torch.Tensor:
+    """``(B, V * C * p * p + 10)``: every view's pooled bottleneck ``features (B, V, C, h, w)``, in the rig's
+    view order, then the current pose ``state (B, 8)`` as :func:`state_features` (the input of a head)."""
+    B, V = features.shape[:2]
+    if V != num_views:
+        raise ValueError(f"the {name} was built for {num_views} views, got {V}")
+    pooled = pooling(features.flatten(0, 1).float()).reshape(B, -1)
+    return torch.cat([pooled, state_features(state.float())], dim=-1)
+
+
 class ActionHead(ModelMixin, ConfigMixin):
     """MLP from pooled multi-view bottleneck features + the current pose to ``F`` future poses (as changes)."""
 
@@ -89,9 +100,5 @@ class ActionHead(ModelMixin, ConfigMixin):
 
     def forward(self, features: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """``features (B, V, C, h, w)``, ``state (B, 8)`` -> ``(B, F, 10)`` pose changes."""
-        B, V = features.shape[:2]
-        if V != self.config.num_views:
-            raise ValueError(f"the action head was built for {self.config.num_views} views, got {V}")
-        pooled = self.pooling(features.flatten(0, 1).float()).reshape(B, -1)
-        x = torch.cat([pooled, state_features(state.float())], dim=-1)
-        return self.mlp(x).reshape(B, self.config.num_future, POSE_DIMS)
+        x = multiview_inputs(self.pooling, features, state, self.config.num_views, "action head")
+        return self.mlp(x).reshape(x.shape[0], self.config.num_future, POSE_DIMS)

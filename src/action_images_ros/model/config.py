@@ -121,6 +121,12 @@ class ModelConfig:
     #: triangulation) or "head" (the paper's ablation: regressed by a small head on the UNet's
     #: bottleneck features; the action-image stream is never generated, only the video).
     action_output: str = "images"
+    #: action images only: read each decoded keyframe's gripper with a small learned classifier
+    #: (``model.gripper_readout``) on the UNet's bottleneck features of all views and the current pose,
+    #: instead of from the drawn B-channel background. Poses still come from the codec's decode of the
+    #: action images, and the images still draw the gripper (issue 17: the drawn background sat half-way
+    #: at the keyframes that open or close, while a head on the same features read them right).
+    gripper_readout: bool = False
     prediction_type: str = "sample"  #: what the network outputs: clean "sample" (x0) or flow "velocity" (noise - x0)
     #: UNet only: predict the future as the current frame / action image plus a learned change
     #: (the output layer starts at zero, so an untrained model already predicts "no motion").
@@ -143,6 +149,7 @@ class ModelConfig:
     loss_rgb_weight: float = 1.0
     loss_action_weight: float = 4.0
     loss_blob_weight: float = 10.0  #: extra per-pixel weight on action-image blobs (x (1 + w * blob intensity))
+    loss_gripper_weight: float = 1.0  #: weight of the gripper read-out's cross-entropy (``gripper_readout``)
     sigma_logit_mean: float = 0.5  #: training noise level sigma = sigmoid(N(mean, std)); > 0 is noise-heavy
     sigma_logit_std: float = 1.0
     min_sigma: float = 0.02  #: clamp of sigma when converting a clean-sample prediction to velocity
@@ -158,6 +165,9 @@ class ModelConfig:
                  f"action_output must be one of {list(ACTION_OUTPUTS)}, got {self.action_output!r}")
         _require(self.action_output == "images" or self.denoiser_type == "unet2d",
                  "action_output 'head' reads the UNet's mid block: it needs denoiser_type 'unet2d'")
+        _require(not self.gripper_readout or (self.action_output == "images" and self.denoiser_type == "unet2d"),
+                 "gripper_readout reads the UNet's mid block at the decoded action images: it needs "
+                 "action_output 'images' and denoiser_type 'unet2d'")
         _require(self.prediction_type in PREDICTION_TYPES,
                  f"prediction_type must be one of {list(PREDICTION_TYPES)}, got {self.prediction_type!r}")
         _require(int(self.image_size) >= 16, f"image_size must be >= 16 pixels, got {self.image_size}")
@@ -195,7 +205,7 @@ class ModelConfig:
         _require(self.codec_axis_length > 0, f"codec_axis_length must be positive, got {self.codec_axis_length}")
         _require(0.0 < self.codec_open_background < 1.0,
                  f"codec_open_background must be in (0, 1), got {self.codec_open_background}")
-        for name in ("loss_rgb_weight", "loss_action_weight", "loss_blob_weight"):
+        for name in ("loss_rgb_weight", "loss_action_weight", "loss_blob_weight", "loss_gripper_weight"):
             _require(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         _require(self.loss_rgb_weight + self.loss_action_weight > 0, "at least one stream loss weight must be > 0")
         _require(self.sigma_logit_std > 0, f"sigma_logit_std must be positive, got {self.sigma_logit_std}")

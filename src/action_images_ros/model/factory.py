@@ -7,6 +7,7 @@ import logging
 from .action_head import ActionHead
 from .config import ModelConfig
 from .denoisers import build_unet2d, build_wan_miniature, load_wan_pretrained
+from .gripper_readout import GripperReadout
 from .pipeline import ActionImagesPipeline
 
 logger = logging.getLogger(__name__)
@@ -36,8 +37,33 @@ def build_pipeline(cfg: ModelConfig, scheduler=None, num_views: int = 3) -> Acti
     if cfg.action_output == "head":
         head = ActionHead(feature_channels=cfg.block_out_channels[-1], num_views=int(num_views),
                           num_future=cfg.num_future)
+    readout = gripper_readout_for(cfg, num_views) if cfg.gripper_readout else None
     pipe = ActionImagesPipeline(denoiser=denoiser, scheduler=scheduler or build_scheduler(), vae=vae,
-                                action_head=head, model_config=cfg.to_dict())
+                                action_head=head, gripper_readout=readout, model_config=cfg.to_dict())
     logger.info("built %s pipeline: denoiser %.2f M parameters", cfg.denoiser_type,
                 sum(p.numel() for p in denoiser.parameters()) / 1e6)
     return pipe
+
+
+def gripper_readout_for(cfg: ModelConfig, num_views: int) -> GripperReadout:
+    """A fresh (untrained) gripper read-out sized for ``cfg``'s UNet and ``num_views`` views."""
+    return GripperReadout(feature_channels=cfg.block_out_channels[-1], num_views=int(num_views),
+                          num_future=cfg.num_future)
+
+
+def with_gripper_readout(pipe: ActionImagesPipeline, num_views: int,
+                         loss_gripper_weight: float = 1.0) -> ActionImagesPipeline:
+    """``pipe``'s components (the same modules, not copies) plus a fresh gripper read-out: fine-tuning a
+    trained action-image model into one whose decode reads the gripper (``gripper_readout``)."""
+    import dataclasses
+
+    if pipe.gripper_readout is not None:
+        raise ValueError("the pipeline already has a gripper read-out")
+    cfg = dataclasses.replace(pipe.model_cfg, gripper_readout=True,  # validates: images, unet2d
+                              loss_gripper_weight=float(loss_gripper_weight))
+    out = ActionImagesPipeline(denoiser=pipe.denoiser, scheduler=pipe.scheduler, vae=pipe.vae,
+                               action_head=pipe.action_head, gripper_readout=gripper_readout_for(cfg, num_views),
+                               model_config=cfg.to_dict())
+    if pipe.policy_cfg is not None:
+        out.set_policy_config(pipe.policy_cfg)
+    return out.to(pipe.device)

@@ -21,6 +21,7 @@ import torch
 from .action_head import encode_targets
 from .conditioning import mode_flags
 from .config import MODES
+from .gripper_readout import gripper_targets
 
 BATCH_KEYS = ("cond_rgb", "cond_action", "future_rgb", "future_action", "K", "T_world_cam")
 
@@ -32,6 +33,7 @@ class LossParts:
     loss: torch.Tensor
     rgb: float
     action: float
+    gripper: float | None = None  #: the gripper read-out's cross-entropy (models with ``gripper_readout``)
 
 
 def sample_modes(n: int, probs: Mapping[str, float], rng: np.random.Generator) -> list[str]:
@@ -78,29 +80,34 @@ def _masked_mean(per_scene: torch.Tensor, mask: torch.Tensor, global_mask: torch
 
 
 class TrainedNetwork(torch.nn.Module):
-    """One network evaluation of a pipeline's trained modules (the denoiser, and the action head where
-    there is one), as the module a distributed wrapper (DDP, FSDP) and mixed precision wrap.
+    """One network evaluation of a pipeline's trained modules (the denoiser, and the action head or the
+    gripper read-out where there is one), as the module a distributed wrapper (DDP, FSDP) and mixed
+    precision wrap.
 
-    ``forward(x_rgb, x_act, cond, timestep, state)`` returns ``(pred_rgb, pred_act, head)``: the two
-    streams' predictions and the head's raw ``(B, F, 10)`` pose changes (None without a head). Only the
-    network runs here; conditions and the loss stay outside, in float32.
+    ``forward(x_rgb, x_act, cond, timestep, state)`` returns ``(pred_rgb, pred_act, head, gripper)``: the
+    two streams' predictions, the head's raw ``(B, F, 10)`` pose changes (None without a head) and the
+    read-out's ``(B, F)`` gripper logits (None without one). Only the network runs here; conditions and
+    the loss stay outside, in float32.
     """
 
     def __init__(self, pipe, autocast: bool | None = False) -> None:
         super().__init__()
         self.denoiser = pipe.denoiser
         self.action_head = pipe.action_head
+        self.gripper_readout = pipe.gripper_readout
         self.autocast = autocast
         self.__dict__["pipe"] = pipe  # a plain reference: the pipeline is not a module of this one
 
     def forward(self, x_rgb, x_act, cond, timestep, state=None):
         pipe = self.pipe
-        head = pipe.action_head is not None
-        out = pipe.denoise(x_rgb, x_act, cond, timestep, autocast=self.autocast, features=head)
-        if not head:
-            return out[0], out[1], None
-        with torch.autocast(out[2].device.type, enabled=False):  # the head runs in float32, as at inference
-            return out[0], out[1], pipe.head_poses(out[2].float(), state)
+        head, readout = pipe.action_head is not None, pipe.gripper_readout is not None
+        out = pipe.denoise(x_rgb, x_act, cond, timestep, autocast=self.autocast, features=head or readout)
+        if not (head or readout):
+            return out[0], out[1], None, None
+        with torch.autocast(out[2].device.type, enabled=False):  # heads run in float32, as at inference
+            feats = out[2].float()
+            return (out[0], out[1], pipe.head_poses(feats, state) if head else None,
+                    pipe.gripper_logits(feats, state) if readout else None)
 
 
 def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[str],
@@ -157,10 +164,16 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
     x_rgb = (1.0 - s) * x0_rgb + s * n_rgb
     x_act = (1.0 - s) * x0_act + s * n_act
     timestep = sigma * float(pipe.scheduler.config.num_train_timesteps)
-    head = pipe.action_head is not None
+    head, readout = pipe.action_head is not None, pipe.gripper_readout is not None
     network = network if network is not None else TrainedNetwork(pipe, autocast)
-    state = batch["state"].to(dev, torch.float32) if head else None
-    pred_rgb, pred_act, head_out = network(x_rgb, x_act, cond, timestep, state)
+    if (head or readout) and "state" not in batch:
+        raise ValueError("a model with an action head or a gripper read-out reads the current pose: "
+                         "batches need 'state' (B, 8)")
+    if (head or readout) and "actions" not in batch:
+        raise ValueError("a model with an action head or a gripper read-out trains on the future poses: "
+                         "batches need 'actions' (B, F, 8)")
+    state = batch["state"].to(dev, torch.float32) if head or readout else None
+    pred_rgb, pred_act, head_out, grip_out = network(x_rgb, x_act, cond, timestep, state)
 
     if cfg.prediction_type == "sample":
         t_rgb, t_act = x0_rgb, x0_act
@@ -179,11 +192,17 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
     l_act = _masked_mean(err_act.flatten(1).mean(1), gen_act, all_act)
     if head:
         # The baseline: the future poses regressed from the bottleneck features, in policy mode only.
-        if "actions" not in batch:
-            raise ValueError("an action-head model trains on the future poses: batches need 'actions' (B, F, 8)")
         target = encode_targets(state, batch["actions"].to(dev, torch.float32), pipe.action_head.config.position_scale)
         err_head = (head_out.float() - target) ** 2
         policy = torch.tensor([m == "policy" for m in all_modes], dtype=torch.float32, device=dev)
         l_act = _masked_mean(err_head.flatten(1).mean(1), policy[rows], policy)
     loss = cfg.loss_rgb_weight * l_rgb + cfg.loss_action_weight * l_act
-    return LossParts(loss=loss, rgb=float(l_rgb.detach()), action=float(l_act.detach()))
+    l_grip = None
+    if readout:
+        # Where the action images are generated (what the read-out decodes at inference).
+        target = gripper_targets(batch["actions"].to(dev, torch.float32))
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(grip_out.float(), target, reduction="none")
+        l_grip = _masked_mean(bce.mean(1), gen_act, all_act)
+        loss = loss + cfg.loss_gripper_weight * l_grip
+    return LossParts(loss=loss, rgb=float(l_rgb.detach()), action=float(l_act.detach()),
+                     gripper=None if l_grip is None else float(l_grip.detach()))

@@ -84,12 +84,13 @@ class ActionImagesPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "denoiser->vae"
-    _optional_components = ["vae", "action_head"]
+    _optional_components = ["vae", "action_head", "gripper_readout"]
 
     def __init__(self, denoiser, scheduler, vae=None, action_head=None, model_config: dict | None = None,
-                 policy_config: dict | None = None) -> None:
+                 policy_config: dict | None = None, gripper_readout=None) -> None:
         super().__init__()
-        self.register_modules(denoiser=denoiser, scheduler=scheduler, vae=vae, action_head=action_head)
+        self.register_modules(denoiser=denoiser, scheduler=scheduler, vae=vae, action_head=action_head,
+                              gripper_readout=gripper_readout)
         self.policy_cfg = None
         if policy_config is not None:
             self.set_policy_config(policy_config)
@@ -102,6 +103,10 @@ class ActionImagesPipeline(DiffusionPipeline):
         if (cfg.action_output == "head") != (action_head is not None):
             raise ValueError(f"the model config has action_output={cfg.action_output!r} but the pipeline "
                              f"{'has no' if action_head is None else 'has an'} action_head component; build it "
+                             f"with model.factory.build_pipeline")
+        if cfg.gripper_readout != (gripper_readout is not None):
+            raise ValueError(f"the model config has gripper_readout={cfg.gripper_readout} but the pipeline "
+                             f"{'has no' if gripper_readout is None else 'has a'} gripper_readout component; build it "
                              f"with model.factory.build_pipeline")
         if cfg.use_instruction and not cfg.instruction_vocab:
             raise ValueError("the model config has use_instruction but an empty instruction_vocab; "
@@ -148,7 +153,7 @@ class ActionImagesPipeline(DiffusionPipeline):
         if not isinstance(index, dict) or index.get("_class_name") != cls.__name__:
             found = index.get("_class_name") if isinstance(index, dict) else type(index).__name__
             raise ValueError(f"checkpoint folder {path} holds a {found}, not an {cls.__name__}")
-        for name in ("denoiser", "scheduler", "vae", "action_head"):
+        for name in ("denoiser", "scheduler", "vae", "action_head", "gripper_readout"):
             entry = index.get(name)
             if name in ("denoiser", "scheduler") and not entry:
                 raise ValueError(f"checkpoint folder {path} is corrupt: model_index.json has no {name!r} entry")
@@ -239,6 +244,10 @@ class ActionImagesPipeline(DiffusionPipeline):
         """The action head's raw ``(B, F, 10)`` pose changes from bottleneck ``features`` at ``state (B, 8)``."""
         return self.action_head(features, state.to(features.device, torch.float32))
 
+    def gripper_logits(self, features: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """The gripper read-out's ``(B, F)`` logits of "open" from bottleneck ``features`` at ``state (B, 8)``."""
+        return self.gripper_readout(features, state.to(features.device, torch.float32))
+
     def denoise(self, x_rgb: torch.Tensor, x_act: torch.Tensor, cond: Conditions, timestep: torch.Tensor,
                 autocast: bool | None = False, features: bool = False):
         """Raw network predictions for both streams (given streams substituted clean, dropped ones zeroed).
@@ -302,7 +311,7 @@ class ActionImagesPipeline(DiffusionPipeline):
                 raise ValueError(_size_message("cond_action", cact.shape, f"{rgb.shape} like cond_rgb", S))
         else:
             cact = self.codec.encode(st[None], cams)[:, 0].transpose(0, 3, 1, 2)
-        if st is None and (self.model_cfg.use_state or self.action_head is not None):
+        if st is None and (self.model_cfg.use_state or self.action_head is not None or self.gripper_readout is not None):
             if V < 2:
                 raise ValueError("pass state (8,): the current pose cannot be read from a single view's action image")
             st = self.codec.decode(cact.transpose(0, 2, 3, 1)[:, None], cams)[0][0]
@@ -429,13 +438,15 @@ class ActionImagesPipeline(DiffusionPipeline):
         # 5. Denoising loop: both streams advance together as one flat sample per scene
         numel = x_rgb[0].numel()
         head = self.action_head is not None and mode == "policy"
+        readout = self.gripper_readout is not None and mode in ACTION_MODES
         feats = None
         for t in self.progress_bar(timesteps):
             t_batch = t.reshape(1).to(dev, torch.float32)
-            out = self.denoise(x_rgb, x_act, cond, t_batch, autocast=self.model_cfg.inference_bf16, features=head)
+            out = self.denoise(x_rgb, x_act, cond, t_batch, autocast=self.model_cfg.inference_bf16,
+                               features=head or readout)
             pred_rgb, pred_act = out[0], out[1]
-            if head:
-                feats = out[2]  # the head reads the last (least noisy) step's features
+            if head or readout:
+                feats = out[2]  # the head / read-out reads the last (least noisy) step's features
             sigma = t_batch / n_train
             v = torch.cat([self.to_velocity(pred_rgb, x_rgb, sigma).reshape(1, -1),
                            self.to_velocity(pred_act, x_act, sigma).reshape(1, -1)], dim=1)
@@ -466,6 +477,9 @@ class ActionImagesPipeline(DiffusionPipeline):
         # 7. Decode actions with the codec where the mode yields them
         if mode in ACTION_MODES and not head:
             acts, conf = self.codec.decode(act_out.numpy(), cams)
+            if readout:  # poses from the images, the gripper read where they were generated
+                p_open = torch.sigmoid(self.gripper_logits(feats.float(), state_t)).float().cpu().numpy()[0]
+                acts[:, 7] = p_open
 
         # 8. Output
         self.maybe_free_model_hooks()

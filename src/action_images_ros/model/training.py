@@ -52,7 +52,7 @@ class TrainResult:
         out_dir: the run folder; the final model is in ``out_dir / "model"``.
         steps: optimiser steps done in total (over all resumes).
         elapsed_s: training wall time in total (seconds).
-        history: logged points ``{"step", "loss", "rgb", "action", "elapsed_s", "lr"}``.
+        history: logged points ``{"step", "loss", "rgb", "action", ("gripper": models with a read-out,) "elapsed_s", "lr"}``.
     """
 
     pipeline: ActionImagesPipeline
@@ -75,8 +75,9 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
 
 
 def trained_modules(pipe: ActionImagesPipeline) -> list[torch.nn.Module]:
-    """The modules training updates (and averages): the denoiser, and the action head where there is one."""
-    return [pipe.denoiser] + ([pipe.action_head] if pipe.action_head is not None else [])
+    """The modules training updates (and averages): the denoiser, and the action head and the gripper
+    read-out where there are."""
+    return [pipe.denoiser] + [m for m in (pipe.action_head, pipe.gripper_readout) if m is not None]
 
 
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, use_ema: bool = True) -> Path:
@@ -146,6 +147,8 @@ def plot_loss_curve(history: list[dict], path: str | Path) -> None:
     ax.plot(steps, [h["loss"] for h in history], label="total")
     ax.plot(steps, [h["rgb"] for h in history], label="future RGB", alpha=0.8)
     ax.plot(steps, [h["action"] for h in history], label="action images", alpha=0.8)
+    if "gripper" in history[0]:
+        ax.plot(steps, [h["gripper"] for h in history], label="gripper read-out", alpha=0.8)
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
@@ -244,7 +247,7 @@ def _check_item(dataset, cfg: ModelConfig) -> None:
         raise ValueError("the training dataset is empty")
     item = dataset[0]
     need = ("cond_rgb", "cond_action", "future_rgb", "future_action", "K", "T_world_cam")
-    head = cfg.action_output == "head"
+    head = cfg.action_output == "head" or cfg.gripper_readout
     need += ("state",) if cfg.use_state or head else ()
     need += ("actions",) if head else ()
     need += ("instruction",) if cfg.use_instruction else ()
@@ -399,13 +402,14 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
     from tqdm.auto import tqdm
 
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not (cfg.progress and main), desc="train", unit="step")
-    window: list[tuple[float, float, float]] = []
+    window: list[tuple[float, float, float, float]] = []
+    readout = pipe.gripper_readout is not None
     t_last = time.monotonic()
     metrics = (out_dir / "metrics.jsonl").open("a") if main else None
     try:
         while not _should_stop(acc, step, elapsed, cfg):
             modes = sample_modes(sampler.batch, cfg.mode_probs, np.random.default_rng([cfg.seed, step]))
-            parts_sum = np.zeros(3)
+            parts_sum = np.zeros(4)
             for micro in range(cfg.gradient_accumulation_steps):
                 batch = next(batches)
                 with acc.accumulate(network):
@@ -417,7 +421,7 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
                         acc.clip_grad_norm_(params, cfg.grad_clip)
                     opt.step()
                     opt.zero_grad(set_to_none=True)
-                parts_sum += (float(parts.loss.detach()), parts.rgb, parts.action)
+                parts_sum += (float(parts.loss.detach()), parts.rgb, parts.action, parts.gripper or 0.0)
             sched.step()
             if ema is not None:
                 ema.step(params)
@@ -430,14 +434,14 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
             if step % cfg.log_every == 0 or step == cfg.max_steps:
                 w = _mean_over_processes(acc, window)
                 window.clear()
-                point = {"step": step, "loss": float(w[0]), "rgb": float(w[1]), "action": float(w[2]),
-                         "elapsed_s": round(elapsed, 2), "lr": sched.get_last_lr()[0]}
+                point = _log_point(step, w, elapsed, sched.get_last_lr()[0], readout)
                 history.append(point)
                 if main:
                     metrics.write(json.dumps(point) + "\n")
                     metrics.flush()
                     bar.set_postfix(loss=f"{w[0]:.4f}")
-                    logger.info("step %d  loss %.4f (rgb %.4f, action %.4f)  %.0f s", step, w[0], w[1], w[2], elapsed)
+                    logger.info("step %d  loss %.4f (rgb %.4f, action %.4f%s)  %.0f s", step, w[0], w[1], w[2],
+                                f", gripper {w[3]:.4f}" if readout else "", elapsed)
             if step % cfg.checkpoint_every == 0:
                 checkpoint()
                 t_last = time.monotonic()  # checkpoint time does not count as training time
@@ -449,8 +453,7 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
     # 4. Final checkpoint (resumable) and the final model (EMA weights if enabled), written by rank 0.
     if window:
         w = _mean_over_processes(acc, window)
-        history.append({"step": step, "loss": float(w[0]), "rgb": float(w[1]), "action": float(w[2]),
-                        "elapsed_s": round(elapsed, 2), "lr": sched.get_last_lr()[0]})
+        history.append(_log_point(step, w, elapsed, sched.get_last_lr()[0], readout))
     if step % cfg.checkpoint_every != 0:  # (every rank sees the same step)
         checkpoint()
     if ema is not None:
@@ -485,17 +488,26 @@ def _whole_pipeline(pipe: ActionImagesPipeline, network) -> ActionImagesPipeline
     if not weights:  # ranks other than 0 receive nothing
         return pipe
     parts = {}
-    for name in ("denoiser", "action_head"):
+    for name in ("denoiser", "action_head", "gripper_readout"):
         module = getattr(pipe, name)
         if module is not None:
             copy = type(module).from_config(module.config)
             copy.load_state_dict({k[len(name) + 1:]: v for k, v in weights.items() if k.startswith(name + ".")})
             parts[name] = copy
     whole = ActionImagesPipeline(denoiser=parts["denoiser"], scheduler=pipe.scheduler, vae=pipe.vae,
-                                 action_head=parts.get("action_head"), model_config=pipe.model_cfg.to_dict())
+                                 action_head=parts.get("action_head"), gripper_readout=parts.get("gripper_readout"),
+                                 model_config=pipe.model_cfg.to_dict())
     if pipe.policy_cfg is not None:
         whole.set_policy_config(pipe.policy_cfg)
     return whole
+
+
+def _log_point(step: int, w: np.ndarray, elapsed: float, lr: float, readout: bool) -> dict:
+    """One row of the history / metrics.jsonl from the window's mean (loss, rgb, action, gripper)."""
+    point = {"step": step, "loss": float(w[0]), "rgb": float(w[1]), "action": float(w[2])}
+    if readout:
+        point["gripper"] = float(w[3])
+    return {**point, "elapsed_s": round(elapsed, 2), "lr": lr}
 
 
 def _should_stop(acc, step: int, elapsed: float, cfg: TrainConfig) -> bool:
@@ -508,7 +520,7 @@ def _should_stop(acc, step: int, elapsed: float, cfg: TrainConfig) -> bool:
     return bool(broadcast(torch.tensor([float(stop)], device=acc.device), from_process=0).item())
 
 
-def _mean_over_processes(acc, window: list[tuple[float, float, float]]) -> np.ndarray:
-    """The logged (loss, rgb, action) averaged over the window's steps and over the processes."""
+def _mean_over_processes(acc, window: list[tuple[float, ...]]) -> np.ndarray:
+    """The logged (loss, rgb, action, gripper) averaged over the window's steps and over the processes."""
     w = torch.tensor(np.mean(window, axis=0), dtype=torch.float64, device=acc.device)
     return acc.reduce(w, reduction="mean").cpu().numpy() if acc.num_processes > 1 else w.cpu().numpy()

@@ -1,0 +1,102 @@
+"""The gripper read-out: poses from the decoded action images, the gripper from a learned classifier."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from action_images_ros.model.config import ModelConfig
+from action_images_ros.model.factory import build_pipeline, with_gripper_readout
+from action_images_ros.model.gripper_readout import gripper_targets
+from action_images_ros.model.objective import flow_matching_loss
+from action_images_ros.model.pipeline import ActionImagesPipeline
+from action_images_ros.model.synthetic import SyntheticReachDataset
+
+S, F = 32, 2
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return SyntheticReachDataset(8, image_size=S, num_future=F, seed=7)
+
+
+@pytest.fixture(scope="module")
+def plain():
+    torch.manual_seed(0)
+    return build_pipeline(ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16), use_state=True))
+
+
+def _call(pipe, item, cams, mode="policy", **kw):
+    return pipe(cond_rgb=item["cond_rgb"], state=np.asarray(item["state"]), cameras=cams, mode=mode,
+                num_inference_steps=2, generator=torch.Generator().manual_seed(3), **kw)
+
+
+def test_the_readout_replaces_only_the_decoded_gripper(plain, dataset, tmp_path):
+    item = dataset[0]
+    ro = with_gripper_readout(plain, num_views=3)
+    assert ro.denoiser is plain.denoiser and ro.model_cfg.gripper_readout and not plain.model_cfg.gripper_readout
+    base = _call(plain, item, dataset.cameras)
+    fresh = _call(ro, item, dataset.cameras)
+    np.testing.assert_allclose(fresh.actions[:, 7], 0.5)  # zero last layer: undecided
+    with torch.no_grad():
+        ro.gripper_readout.mlp[-1].bias.copy_(torch.tensor([4.0, -4.0]))
+    out = _call(ro, item, dataset.cameras)
+    np.testing.assert_array_equal(out.future_action, base.future_action)  # the same images are generated ...
+    np.testing.assert_array_equal(out.actions[:, :7], base.actions[:, :7])  # ... and decoded to the same poses
+    np.testing.assert_allclose(out.actions[:, 7], 1.0 / (1.0 + np.exp([-4.0, 4.0])), rtol=1e-5)
+    np.testing.assert_array_equal(out.confidence, base.confidence)
+    label = _call(ro, item, dataset.cameras, mode="label", future_rgb=item["future_rgb"])
+    np.testing.assert_allclose(label.actions[:, 7], out.actions[:, 7], rtol=1e-5)  # bias only: same read
+    assert _call(ro, item, dataset.cameras, mode="video").actions is None
+
+    ro.save_pretrained(tmp_path / "m")
+    loaded = ActionImagesPipeline.from_pretrained(tmp_path / "m")
+    assert loaded.gripper_readout is not None and loaded.model_cfg.gripper_readout
+    np.testing.assert_allclose(_call(loaded, item, dataset.cameras).actions, out.actions, atol=1e-6)
+
+
+def test_the_readout_trains_on_the_recorded_gripper_where_action_images_are_generated(plain, dataset):
+    torch.manual_seed(1)
+    pipe = build_pipeline(ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16), use_state=True,
+                                      gripper_readout=True, loss_gripper_weight=2.0))
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(6)])
+    batch["actions"][::2, :, 7] = 0.0  # closed in half the scenes: something to tell apart
+    targets = gripper_targets(batch["actions"])
+    assert targets.sum() == targets.numel() / 2
+    gen = torch.Generator().manual_seed(0)
+    start = flow_matching_loss(pipe, batch, ["policy"] * 6, generator=gen)
+    assert start.gripper == pytest.approx(math.log(2.0), rel=1e-5)  # logit 0 against 0/1 targets
+    without = flow_matching_loss(plain, batch, ["policy"] * 6, generator=torch.Generator().manual_seed(0))
+    assert without.gripper is None
+    assert flow_matching_loss(pipe, batch, ["video"] * 6).gripper == 0.0  # no action images generated
+    with torch.no_grad():
+        pipe.gripper_readout.mlp[-1].bias.fill_(4.0)  # "open" everywhere: scenes 0, 2, 4 are wrong
+    world = flow_matching_loss(pipe, batch, ["world_model"] * 3 + ["policy"] * 3,
+                               generator=torch.Generator().manual_seed(0))
+    softplus = lambda x: math.log1p(math.exp(x))  # noqa: E731  cross-entropy of logit 4: -x for open, +x closed
+    # only scenes 3 (open), 4 (closed), 5 (open) generate action images
+    assert world.gripper == pytest.approx((2 * softplus(-4.0) + softplus(4.0)) / 3, rel=1e-5)
+    with torch.no_grad():
+        pipe.gripper_readout.mlp[-1].bias.zero_()
+
+    opt = torch.optim.AdamW(pipe.gripper_readout.parameters(), lr=3e-3)
+    for step in range(30):
+        parts = flow_matching_loss(pipe, batch, ["policy"] * 6, generator=torch.Generator().manual_seed(step))
+        opt.zero_grad()
+        parts.loss.backward()
+        opt.step()
+    after = flow_matching_loss(pipe, batch, ["policy"] * 6, generator=torch.Generator().manual_seed(0))
+    assert after.gripper < 0.5 * start.gripper, (start.gripper, after.gripper)
+
+
+def test_config_and_components_must_agree(plain):
+    with pytest.raises(ValueError, match="gripper_readout=True but the pipeline has no gripper_readout"):
+        ActionImagesPipeline(denoiser=plain.denoiser, scheduler=plain.scheduler,
+                             model_config={**plain.model_cfg.to_dict(), "gripper_readout": True})
+    with pytest.raises(ValueError, match="needs action_output 'images' and denoiser_type 'unet2d'"):
+        ModelConfig(action_output="head", gripper_readout=True)
+    with pytest.raises(ValueError, match="already has a gripper read-out"):
+        with_gripper_readout(with_gripper_readout(plain, 3), 3)
+    with pytest.raises(ValueError, match="loss_gripper_weight must be >= 0"):
+        ModelConfig(loss_gripper_weight=-1.0)
