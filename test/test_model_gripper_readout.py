@@ -100,3 +100,23 @@ def test_config_and_components_must_agree(plain):
         with_gripper_readout(with_gripper_readout(plain, 3), 3)
     with pytest.raises(ValueError, match="loss_gripper_weight must be >= 0"):
         ModelConfig(loss_gripper_weight=-1.0)
+
+
+def test_freeze_denoiser_trains_only_the_readout(plain, dataset, tmp_path):
+    from action_images_ros.model.config import TrainConfig
+    from action_images_ros.model.training import train
+
+    ro = with_gripper_readout(build_pipeline(plain.model_cfg), num_views=3)
+    before = {k: v.clone() for k, v in ro.denoiser.state_dict().items()}
+    tc = TrainConfig(max_steps=3, batch_size=2, progress=False, mixed_precision="no", freeze_denoiser=True,
+                     mode_probs={"policy": 1.0}, learning_rate=1e-2, warmup_steps=1)
+    res = train(ro, dataset, tc, tmp_path / "run")
+    loaded = ActionImagesPipeline.from_pretrained(tmp_path / "run" / "model")
+    for k, v in loaded.denoiser.state_dict().items():
+        assert torch.equal(v, before[k]), k  # the denoiser's weights bit for bit
+    assert float(loaded.gripper_readout.mlp[-1].weight.detach().abs().sum()) > 0  # the read-out moved from zero
+    assert all("gripper" in h for h in res.history)
+    with pytest.raises(ValueError, match="no action head or gripper read-out to train"):
+        train(build_pipeline(plain.model_cfg), dataset, tc, tmp_path / "run2")
+    with pytest.raises(ValueError, match="freeze_denoiser trains only the heads: set ema_decay: 0"):
+        TrainConfig(freeze_denoiser=True, ema_decay=0.99)

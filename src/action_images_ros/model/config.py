@@ -265,6 +265,9 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     grad_clip: float = 1.0  #: max gradient norm; 0 disables clipping
     ema_decay: float = 0.0  #: exponential moving average of the weights; 0 disables it
+    #: train only the action head / gripper read-out on a trained denoiser, whose weights stay as they are
+    #: (e.g. a read-out added with ``train --init-from``); needs ema_decay 0
+    freeze_denoiser: bool = False
     checkpoint_every: int = 200  #: steps between checkpoints
     keep_checkpoints: int = 2  #: most recent checkpoints kept on disk
     log_every: int = 10  #: steps between log lines / loss-curve points
@@ -299,6 +302,9 @@ class TrainConfig:
                  f"batch_size {self.batch_size} must be divisible by gradient_accumulation_steps "
                  f"{self.gradient_accumulation_steps}")
         _require(0.0 <= self.ema_decay < 1.0, f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        _require(not (self.freeze_denoiser and self.ema_decay > 0),
+                 "freeze_denoiser trains only the heads: set ema_decay: 0 (an average of part of the model "
+                 "would not match the exported pipeline)")
         _require(self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
         _require(self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         _require(self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}")

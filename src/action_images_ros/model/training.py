@@ -358,6 +358,10 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
     trained = trained_modules(pipe)
     for m in trained:
         m.train()
+    if cfg.freeze_denoiser:
+        if len(trained) == 1:
+            raise ValueError("freeze_denoiser: this model has no action head or gripper read-out to train")
+        pipe.denoiser.requires_grad_(False).eval()
     params = [p for m in trained for p in m.parameters() if p.requires_grad]
     if policy_config is not None:
         pipe.set_policy_config(policy_config)  # saved with every checkpoint and the final model
