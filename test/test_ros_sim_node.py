@@ -235,17 +235,19 @@ def test_episode_stop_freezes_the_world_reset_repeats_the_seed_and_old_commands_
 
 
 def test_real_time_mode_and_camera_dropout(ros_context_factory):
+    import time
+
+    t_start = time.monotonic()
     node, ctl, exs = start(ros_context_factory, {"lockstep": False})
     try:
-        import time
-
         assert spin_until(exs, lambda: len(ctl.poses) >= 2, 15.0), "real-time mode does not tick without acks"
-        n0, t0 = len(ctl.poses), time.monotonic()
+        n0 = len(ctl.poses)
         spin_until(exs, lambda: False, 1.5)
-        n1, wall = len(ctl.poses), time.monotonic() - t0
         stamps = [stamp_to_ns(p.header.stamp) for p in ctl.poses]
         assert np.all(np.diff(stamps) == DT_NS)  # consecutive ticks, one control_dt apart
-        assert 3 <= n1 - n0 <= wall / 0.1 + 3  # about real time (loose: the machine is loaded)
+        # about real time: never more ticks than wall time since the node started allows (a window counted
+        # from a later moment would also count ticks delivered late, in a burst, on a loaded machine)
+        assert len(ctl.poses) - n0 >= 3 and len(ctl.poses) <= (time.monotonic() - t_start) / 0.1 + 3
 
         # enabled = false: no images, but the clock and the pose go on
         assert node.set_parameters([Parameter("enabled", value=False)])[0].successful
