@@ -47,6 +47,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=2, help="noise seeds per clip")
     ap.add_argument("--steps", type=int, default=0, help="denoising steps (0: the model's default)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--held-out-of", type=Path, default=None,
+                    help="draw the clips from this model's held-out episodes for every --model (default: each "
+                         "model's own; e.g. a read-out fine-tuned from models/multitask on none of them)")
     args = ap.parse_args()
 
     import torch
@@ -60,7 +63,8 @@ def main() -> None:
     for model in args.model:
         pipe, policy_cfg = load_policy(model)
         record = policy_cfg.clip
-        listed = [Path(p) for p in record["held_out_episodes"] if any(f"/{t}/" in p for t in args.tasks)]
+        held_out = (load_policy(args.held_out_of)[1].clip if args.held_out_of else record)["held_out_episodes"]
+        listed = [Path(p) for p in held_out if any(f"/{t}/" in p for t in args.tasks)]
         paths = [p for p in listed if p.is_file()]
         if len(paths) < len(listed):
             print(f"{model}: {len(listed) - len(paths)} of its {len(listed)} held-out episodes of these tasks are not "
