@@ -132,7 +132,8 @@ def test_train_init_from_starts_from_a_trained_model(setup, tmp_path, capsys):
     from action_images_ros.config import PolicyConfig
 
     init = ActionImagesPipeline.from_pretrained(setup["model"])
-    init.set_policy_config(PolicyConfig(clip=setup["record"], control_dt_s=0.05))  # the synthetic episodes' period
+    init.set_policy_config(PolicyConfig(clip=setup["record"], control_dt_s=0.05,  # the synthetic episodes' period
+                                        num_inference_steps=3))
     init.save_pretrained(tmp_path / "init")
     cfg = {"model": init.model_cfg.to_dict(),
            "train": {"learning_rate": 1e-7, "batch_size": 2, "mixed_precision": "no", "ema_decay": 0.0,
@@ -169,6 +170,7 @@ def test_train_init_from_starts_from_a_trained_model(setup, tmp_path, capsys):
                  "--init-from", str(tmp_path / "init")]) == 0
     ro = ActionImagesPipeline.from_pretrained(tmp_path / "ro" / "model")
     assert ro.gripper_readout is not None and ro.model_cfg.gripper_readout and dist("ro") < 1e-3
+    assert ro.policy_cfg.num_inference_steps == 3  # sampled as the model it started from
 
 
 def test_evaluate_video_on_held_out_clips(setup, tmp_path, capsys):

@@ -159,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
     if len(control_dt) != 1:
         raise ValueError(f"the training episodes were recorded at different control periods {sorted(control_dt)} s")
     policy_cfg = PolicyConfig(clip=clip_record, control_dt_s=control_dt.pop())
+    if init is not None:  # a fine-tune samples as the model it started from (its steps were chosen by a table)
+        policy_cfg.num_inference_steps = init_policy.num_inference_steps
     if main:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / POLICY_CONFIG_FILE).write_text(json.dumps(policy_cfg.to_dict(), indent=2))  # for checkpoints
