@@ -128,3 +128,19 @@ def test_freeze_denoiser_trains_only_the_readout(plain, dataset, tmp_path):
         train(build_pipeline(plain.model_cfg), dataset, tc, tmp_path / "run2")
     with pytest.raises(ValueError, match="freeze_denoiser trains only the heads: set ema_decay: 0"):
         TrainConfig(freeze_denoiser=True, ema_decay=0.99)
+
+
+def test_keyframes_that_change_the_gripper_weigh_more(dataset):
+    pipe = build_pipeline(ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16), use_state=True,
+                                      gripper_readout=True, loss_gripper_change_weight=3.0))
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(4)])
+    assert torch.all(batch["state"][:, 7] > 0.5)  # the synthetic arm starts open
+    batch["actions"][:, :, 7] = 1.0
+    batch["actions"][::2, :, 7] = 0.0  # scenes 0 and 2 close: every keyframe of theirs changes the state
+    with torch.no_grad():
+        pipe.gripper_readout.mlp[-1].bias.fill_(4.0)
+    parts = flow_matching_loss(pipe, batch, ["policy"] * 4, generator=torch.Generator().manual_seed(0))
+    softplus = lambda x: math.log1p(math.exp(x))  # noqa: E731
+    assert parts.gripper == pytest.approx((2 * 3.0 * softplus(4.0) + 2 * softplus(-4.0)) / 4, rel=1e-5)
+    with pytest.raises(ValueError, match="loss_gripper_change_weight must be >= 1"):
+        ModelConfig(loss_gripper_change_weight=0.5)

@@ -150,6 +150,9 @@ class ModelConfig:
     loss_action_weight: float = 4.0
     loss_blob_weight: float = 10.0  #: extra per-pixel weight on action-image blobs (x (1 + w * blob intensity))
     loss_gripper_weight: float = 1.0  #: weight of the gripper read-out's cross-entropy (``gripper_readout``)
+    #: extra weight of the read-out's keyframes that open or close the gripper (their target differs from
+    #: the current state's), which are few beside the keyframes that keep it
+    loss_gripper_change_weight: float = 1.0
     sigma_logit_mean: float = 0.5  #: training noise level sigma = sigmoid(N(mean, std)); > 0 is noise-heavy
     sigma_logit_std: float = 1.0
     min_sigma: float = 0.02  #: clamp of sigma when converting a clean-sample prediction to velocity
@@ -205,6 +208,9 @@ class ModelConfig:
         _require(self.codec_axis_length > 0, f"codec_axis_length must be positive, got {self.codec_axis_length}")
         _require(0.0 < self.codec_open_background < 1.0,
                  f"codec_open_background must be in (0, 1), got {self.codec_open_background}")
+        _require(self.loss_gripper_change_weight >= 1.0,
+                 f"loss_gripper_change_weight must be >= 1 (1 = every keyframe alike), got "
+                 f"{self.loss_gripper_change_weight}")
         for name in ("loss_rgb_weight", "loss_action_weight", "loss_blob_weight", "loss_gripper_weight"):
             _require(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         _require(self.loss_rgb_weight + self.loss_action_weight > 0, "at least one stream loss weight must be > 0")

@@ -51,8 +51,8 @@ def gripper_readout_for(cfg: ModelConfig, num_views: int) -> GripperReadout:
                           num_future=cfg.num_future)
 
 
-def with_gripper_readout(pipe: ActionImagesPipeline, num_views: int,
-                         loss_gripper_weight: float = 1.0) -> ActionImagesPipeline:
+def with_gripper_readout(pipe: ActionImagesPipeline, num_views: int, loss_gripper_weight: float = 1.0,
+                         loss_gripper_change_weight: float = 1.0) -> ActionImagesPipeline:
     """``pipe``'s components (the same modules, not copies) plus a fresh gripper read-out: fine-tuning a
     trained action-image model into one whose decode reads the gripper (``gripper_readout``)."""
     import dataclasses
@@ -60,7 +60,8 @@ def with_gripper_readout(pipe: ActionImagesPipeline, num_views: int,
     if pipe.gripper_readout is not None:
         raise ValueError("the pipeline already has a gripper read-out")
     cfg = dataclasses.replace(pipe.model_cfg, gripper_readout=True,  # validates: images, unet2d
-                              loss_gripper_weight=float(loss_gripper_weight))
+                              loss_gripper_weight=float(loss_gripper_weight),
+                              loss_gripper_change_weight=float(loss_gripper_change_weight))
     out = ActionImagesPipeline(denoiser=pipe.denoiser, scheduler=pipe.scheduler, vae=pipe.vae,
                                action_head=pipe.action_head, gripper_readout=gripper_readout_for(cfg, num_views),
                                model_config=cfg.to_dict())

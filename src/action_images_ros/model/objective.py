@@ -202,6 +202,8 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
         # Where the action images are generated (what the read-out decodes at inference).
         target = gripper_targets(batch["actions"].to(dev, torch.float32))
         bce = torch.nn.functional.binary_cross_entropy_with_logits(grip_out.float(), target, reduction="none")
+        change = target != (state[:, 7:8] > 0.5).float()  # keyframes that open or close the gripper
+        bce = bce * (1.0 + (cfg.loss_gripper_change_weight - 1.0) * change.float())
         l_grip = _masked_mean(bce.mean(1), gen_act, all_act)
         loss = loss + cfg.loss_gripper_weight * l_grip
     return LossParts(loss=loss, rgb=float(l_rgb.detach()), action=float(l_act.detach()),
