@@ -81,6 +81,19 @@ def multiview_inputs(pooling: torch.nn.Module, features: torch.Tensor, state: to
     return torch.cat([pooled, state_features(state.float())], dim=-1)
 
 
+def head_mlp(num_views: int, feature_channels: int, pool: int, hidden: int, outputs: int) -> torch.nn.Sequential:
+    """The 3-layer MLP of a head over :func:`multiview_inputs`; its last layer starts at zero (an untrained
+    head outputs 0: no motion for the action head, undecided for the gripper read-out)."""
+    mlp = torch.nn.Sequential(
+        torch.nn.Linear(num_views * feature_channels * pool * pool + POSE_DIMS, hidden), torch.nn.SiLU(),
+        torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
+        torch.nn.Linear(hidden, outputs),
+    )
+    torch.nn.init.zeros_(mlp[-1].weight)
+    torch.nn.init.zeros_(mlp[-1].bias)
+    return mlp
+
+
 class ActionHead(ModelMixin, ConfigMixin):
     """MLP from pooled multi-view bottleneck features + the current pose to ``F`` future poses (as changes)."""
 
@@ -89,14 +102,7 @@ class ActionHead(ModelMixin, ConfigMixin):
                  hidden: int = 256, position_scale: float = 0.05) -> None:
         super().__init__()
         self.pooling = torch.nn.AdaptiveAvgPool2d(pool)
-        in_features = num_views * feature_channels * pool * pool + POSE_DIMS
-        self.mlp = torch.nn.Sequential(
-            torch.nn.Linear(in_features, hidden), torch.nn.SiLU(),
-            torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
-            torch.nn.Linear(hidden, num_future * POSE_DIMS),
-        )
-        torch.nn.init.zeros_(self.mlp[-1].weight)
-        torch.nn.init.zeros_(self.mlp[-1].bias)
+        self.mlp = head_mlp(num_views, feature_channels, pool, hidden, num_future * POSE_DIMS)
 
     def forward(self, features: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """``features (B, V, C, h, w)``, ``state (B, 8)`` -> ``(B, F, 10)`` pose changes."""

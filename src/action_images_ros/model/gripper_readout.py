@@ -21,7 +21,7 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
-from .action_head import POSE_DIMS, multiview_inputs
+from .action_head import head_mlp, multiview_inputs
 
 
 class GripperReadout(ModelMixin, ConfigMixin):
@@ -32,14 +32,7 @@ class GripperReadout(ModelMixin, ConfigMixin):
                  hidden: int = 128) -> None:
         super().__init__()
         self.pooling = torch.nn.AdaptiveAvgPool2d(pool)
-        in_features = num_views * feature_channels * pool * pool + POSE_DIMS
-        self.mlp = torch.nn.Sequential(
-            torch.nn.Linear(in_features, hidden), torch.nn.SiLU(),
-            torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
-            torch.nn.Linear(hidden, num_future),
-        )
-        torch.nn.init.zeros_(self.mlp[-1].weight)
-        torch.nn.init.zeros_(self.mlp[-1].bias)
+        self.mlp = head_mlp(num_views, feature_channels, pool, hidden, num_future)
 
     def forward(self, features: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """``features (B, V, C, h, w)``, ``state (B, 8)`` -> ``(B, F)`` logits of "open"."""
