@@ -113,55 +113,49 @@ def test_train_rejects_mismatched_data(cfg, tmp_path):
         train(cfg, ds, TrainConfig(max_steps=1, progress=False), tmp_path / "run")
 
 
-def test_balance_tasks_gives_every_task_the_same_share():
+class _Clips(torch.utils.data.Dataset):
+    """1000 clips that know their task (10 % reach) and whether they hold a gripper event (1 %: one in reach,
+    nine in stack); items are their own index."""
+
+    tasks = np.array(["reach"] * 100 + ["stack"] * 900)
+    events = np.arange(1000) % 100 == 7
+
+    def __len__(self):
+        return len(self.tasks)
+
+    def __getitem__(self, i):
+        return {"i": torch.tensor(i)}
+
+    def clip_tasks(self):
+        return self.tasks
+
+    def clip_gripper_events(self):
+        return self.events
+
+
+def _drawn(ds, cfg: TrainConfig, batches: int) -> np.ndarray:
+    """The clip indices of the first ``batches`` batches the training loop draws."""
     from action_images_ros.model.training import _batches
 
-    class Clips(torch.utils.data.Dataset):
-        tasks = np.array(["reach"] * 100 + ["stack"] * 900)
+    loader = _batches(ds, cfg, 0)[1]
+    return np.concatenate([next(loader)["i"].numpy() for _ in range(batches)])
 
-        def __len__(self):
-            return len(self.tasks)
 
-        def __getitem__(self, i):
-            return {"i": torch.tensor(i)}
-
-        def clip_tasks(self):
-            return self.tasks
-
-    ds = Clips()
-    drawn = lambda cfg: np.concatenate([next(b)["i"].numpy() for b in [_batches(ds, cfg, 0)[1]] for _ in range(200)])
-    balanced = ds.tasks[drawn(TrainConfig(batch_size=10, balance_tasks=True))]
+def test_balance_tasks_gives_every_task_the_same_share():
+    ds = _Clips()
+    balanced = ds.tasks[_drawn(ds, TrainConfig(batch_size=10, balance_tasks=True), 200)]
     share = np.mean(balanced == "reach")
     assert 0.45 < share < 0.55, share  # 2000 draws: equal shares within ±5 points
-    plain = ds.tasks[drawn(TrainConfig(batch_size=10))]
+    plain = ds.tasks[_drawn(ds, TrainConfig(batch_size=10), 200)]
     assert 0.05 < np.mean(plain == "reach") < 0.15  # without it: the clips' own 10 %
 
 
 def test_gripper_event_weight_draws_event_clips_more_often_and_keeps_task_shares():
-    from action_images_ros.model.training import _batches
-
-    class Clips(torch.utils.data.Dataset):
-        tasks = np.array(["reach"] * 100 + ["stack"] * 900)
-        events = np.arange(1000) % 100 == 7  # 10 event clips, 1 % of them (one in reach, nine in stack)
-
-        def __len__(self):
-            return len(self.tasks)
-
-        def __getitem__(self, i):
-            return {"i": torch.tensor(i)}
-
-        def clip_tasks(self):
-            return self.tasks
-
-        def clip_gripper_events(self):
-            return self.events
-
-    ds = Clips()
-    drawn = lambda cfg: np.concatenate([next(b)["i"].numpy() for b in [_batches(ds, cfg, 0)[1]] for _ in range(400)])
-    picks = drawn(TrainConfig(batch_size=10, gripper_event_weight=20.0))
+    ds = _Clips()
+    picks = _drawn(ds, TrainConfig(batch_size=10, gripper_event_weight=20.0), 400)
     # 10 x 20 / (990 + 200) = 16.8 % of the draws are event clips (1 % without the weight)
     assert 0.13 < np.mean(ds.events[picks]) < 0.21
-    picks = drawn(TrainConfig(batch_size=10, gripper_event_weight=20.0, balance_tasks=True))
+    picks = _drawn(ds, TrainConfig(batch_size=10, gripper_event_weight=20.0, balance_tasks=True), 400)
     assert 0.45 < np.mean(ds.tasks[picks] == "reach") < 0.55  # the task shares stay equal
     reach = picks[ds.tasks[picks] == "reach"]
     assert 0.12 < np.mean(ds.events[reach]) < 0.24  # within reach: 20 / (99 + 20) = 16.8 %

@@ -247,9 +247,9 @@ def _check_item(dataset, cfg: ModelConfig) -> None:
         raise ValueError("the training dataset is empty")
     item = dataset[0]
     need = ("cond_rgb", "cond_action", "future_rgb", "future_action", "K", "T_world_cam")
-    head = cfg.action_output == "head" or cfg.gripper_readout
-    need += ("state",) if cfg.use_state or head else ()
-    need += ("actions",) if head else ()
+    heads = cfg.action_output == "head" or cfg.gripper_readout  # they read the pose, train on the future poses
+    need += ("state",) if cfg.use_state or heads else ()
+    need += ("actions",) if heads else ()
     need += ("instruction",) if cfg.use_instruction else ()
     missing = [k for k in need if k not in item]
     if missing:
