@@ -83,7 +83,7 @@ def start(ros_context_factory, model, **params):
     node = create_node(context=ros_context_factory(), cli_args=args)
     cams = FakeCameras(ros_context_factory())
     exs = executors_for(node, cams.node)
-    assert spin_until(exs, lambda: cams.client.service_is_ready() and all(
+    assert spin_until(exs, lambda: cams.client.service_is_ready() and cams.pose_pub.get_subscription_count() and all(
         p.get_subscription_count() for p in cams.img_pubs.values()), 10.0), "discovery"
     return node, cams, exs
 
@@ -96,10 +96,15 @@ def stop(node, cams, exs):
 
 
 def fresh_frames(node, cams, exs, timeout_s=10.0):
-    """Publish a frame set and wait until the policy holds it (judged by its stamp, not a wall-clock window)."""
-    stamp = cams.publish()
-    assert spin_until(exs, lambda: node._latest is not None and node._latest[0] >= stamp, timeout_s), "no frames"
-    return stamp
+    """Publish a frame set and the arm pose and wait until the policy holds both (judged by their stamps, not a
+    wall-clock window). current_pose is best effort, so a set whose pose was not taken is published again."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stamp = cams.publish()
+        if spin_until(exs, lambda: node._latest is not None and node._latest[0] >= stamp
+                      and node._pose_stamp_ns is not None and node._pose_stamp_ns >= stamp, 1.0):
+            return stamp
+        assert time.monotonic() < deadline, "the policy did not take a frame set and a pose"
 
 
 def call(cams, exs, timeout_s=60.0):
