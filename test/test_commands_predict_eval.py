@@ -11,12 +11,12 @@ import torch
 
 from _data_synthetic import synthetic_episode
 from action_images_ros.cli import main
-from action_images_ros.commands.evaluate_video import choose_clips, select_episodes
+from action_images_ros.commands.evaluate_video import choose_clips, choose_clips_per_task, select_episodes
 from action_images_ros.commands.predict import check_step
 from action_images_ros.data.episode import load_episode, write_episode
 from action_images_ros.model.config import ModelConfig
 from action_images_ros.model.factory import build_pipeline
-from action_images_ros.model.video_metrics import PSNR_MAX_DB, fvd_status, psnr_per_image, ssim
+from action_images_ros.model.video_metrics import PSNR_MAX_DB, fvd_status, motion_mask, psnr_per_image, ssim
 from action_images_ros.config import LEGACY_CLIP_CONFIG_FILE as CLIP_CONFIG_FILE  # an old-style model folder
 
 S, F, STRIDE, T = 32, 2, 2, 10
@@ -192,6 +192,17 @@ def test_evaluate_video_on_held_out_clips(setup, tmp_path, capsys):
     # The synthetic arm moves ~80 mm per keyframe: standing still must be wrong by about that much.
     assert m["actions"]["no_motion"]["position_mm_median"] > 10.0
     assert m["skipped"]["fvd"]
+    # The moving region is scored too, and per task (the synthetic episodes are all one task).
+    assert "moving region" in printed
+    for mode in ("policy", "no_motion"):
+        f = m["frames"][mode]
+        assert np.isfinite(f["psnr_db_moving_mean"]) and -1 <= f["ssim_moving_mean"] <= 1
+        assert 0 < f["moving_fraction"] <= 1
+        # where the arm moves, standing still is worse than over the (mostly static) whole frame
+    assert m["frames"]["no_motion"]["psnr_db_moving_mean"] < m["frames"]["no_motion"]["psnr_db_mean"]
+    [(task, per)] = m["per_task"].items()
+    assert task in printed and per["clips"] == 3
+    assert per["frames"]["policy"]["psnr_db_mean"] == pytest.approx(m["frames"]["policy"]["psnr_db_mean"])
 
 
 def test_select_episodes(setup, tmp_path):
@@ -218,7 +229,56 @@ def test_choose_clips_is_deterministic_without_repeats():
         choose_clips(5, 0, seed=0)
 
 
+def test_choose_clips_per_task_draws_from_every_task():
+    tasks = np.array(["reach"] * 50 + ["place"] * 7 + ["stack"] * 30)
+    got = choose_clips_per_task(tasks, 10, seed=1)
+    assert np.array_equal(got, np.sort(got)) and len(set(got.tolist())) == len(got)
+    counts = {t: int((tasks[got] == t).sum()) for t in ("reach", "place", "stack")}
+    assert counts == {"reach": 10, "place": 7, "stack": 10}
+    assert np.array_equal(got, choose_clips_per_task(tasks, 10, seed=1))
+
+
 # --------------------------------------------------------------------------- SSIM / PSNR
+def test_motion_mask_covers_where_things_move_at_any_frame():
+    cur = np.zeros((2, 20, 20, 3))
+    fut = np.zeros((2, 3, 20, 20, 3))
+    cur[0, 2:4, 2:4] = 1.0  # view 0: a square at (2, 2) ...
+    fut[0, 2, 10:12, 10:12] = 1.0  # ... is at (10, 10) in the last frame
+    m = motion_mask(cur, fut, dilate_px=1)
+    assert m.shape == (2, 20, 20) and not m[1].any()  # view 1 does not move
+    expect = np.zeros((20, 20), bool)
+    expect[1:5, 1:5] = expect[9:13, 9:13] = True  # both positions (it left one, reached the other), grown 1 px
+    np.testing.assert_array_equal(m[0], expect)
+    fut[0, 0, 15, 15] = 0.05  # below the threshold
+    np.testing.assert_array_equal(motion_mask(cur, fut, dilate_px=1)[0], expect)
+    with pytest.raises(ValueError, match="same views"):
+        motion_mask(cur, fut[:1])
+
+
+def test_masked_psnr_and_ssim_score_only_the_region():
+    rng = np.random.default_rng(2)
+    true = rng.uniform(size=(2, 24, 24, 3))
+    pred = true.copy()
+    pred[:, :8, :8] = np.clip(pred[:, :8, :8] + 0.2, 0, 1)  # the error is all in one corner
+    mask = np.zeros((2, 24, 24), bool)
+    mask[0, :12, :12] = True  # image 1: empty mask
+    got = psnr_per_image(pred, true, mask=mask)
+    mse = np.mean((pred[0, :12, :12] - true[0, :12, :12]) ** 2)  # independent: the MSE over the region
+    assert got[0] == pytest.approx(10 * np.log10(1 / mse)) and np.isnan(got[1])
+    assert got[0] < psnr_per_image(pred, true)[0]  # the region holds the error, the frame dilutes it
+    np.testing.assert_allclose(psnr_per_image(pred, true, mask=np.ones((2, 24, 24), bool)), psnr_per_image(pred, true))
+    np.testing.assert_allclose(ssim(pred, true, mask=np.ones((24, 24), bool)), ssim(pred, true))
+    s = ssim(pred, true, mask=mask)
+    assert s[0] < ssim(pred, true)[0] and np.isnan(s[1])
+    far = np.zeros((24, 24), bool)
+    far[14:20, 14:20] = True  # away from the error (beyond the 5-px window): identical there
+    assert ssim(pred, true, mask=far)[0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="boolean"):
+        psnr_per_image(pred, true, mask=mask.astype(float))
+    with pytest.raises(ValueError, match="does not match"):
+        ssim(pred, true, mask=mask[:, :10])
+
+
 def test_ssim_identical_is_one_and_falls_with_noise():
     rng = np.random.default_rng(0)
     img = rng.uniform(size=(2, 32, 32, 3))

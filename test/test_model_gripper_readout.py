@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from action_images_ros.model.config import ModelConfig
-from action_images_ros.model.factory import build_pipeline, with_gripper_readout
+from action_images_ros.model.factory import build_pipeline, with_gripper_readout, without_gripper_readout
 from action_images_ros.model.gripper_readout import gripper_targets
 from action_images_ros.model.objective import flow_matching_loss
 from action_images_ros.model.pipeline import ActionImagesPipeline
@@ -62,6 +62,13 @@ def test_the_readout_replaces_only_the_decoded_gripper(plain, dataset, tmp_path)
     loaded = ActionImagesPipeline.from_pretrained(tmp_path / "m")
     assert loaded.gripper_readout is not None and loaded.model_cfg.gripper_readout
     np.testing.assert_allclose(_call(loaded, item, dataset.cameras).actions, out.actions, atol=1e-6)
+
+    # the ablation on the same weights: the drawn gripper again, everything else unchanged
+    drawn = without_gripper_readout(loaded)
+    assert drawn.denoiser is loaded.denoiser and drawn.gripper_readout is None
+    np.testing.assert_allclose(_call(drawn, item, dataset.cameras).actions, base.actions, atol=1e-6)
+    with pytest.raises(ValueError, match="no gripper read-out"):
+        without_gripper_readout(drawn)
 
 
 def test_the_readout_trains_on_the_recorded_gripper_where_action_images_are_generated(plain, dataset):

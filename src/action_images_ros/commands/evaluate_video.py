@@ -50,6 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--held-out", type=float, default=0.1,
                    help="held-out fraction used to reproduce the split when the model lists no held-out episodes")
     p.add_argument("--clips", type=int, default=32, help="number of clips to evaluate (default 32)")
+    p.add_argument("--per-task", action="store_true",
+                   help="draw --clips clips from each task of the episodes instead of --clips in all (each task's "
+                        "figures are reported either way)")
     p.add_argument("--steps", type=int, default=6, help="denoising steps per call (default 6)")
     p.add_argument("--seed", type=int, default=0, help="seeds the clip choice and the sampler's noise (default 0)")
     p.add_argument("--out", type=Path, default=None, help="folder for metrics.json (default outputs/evaluate_video)")
@@ -111,6 +114,15 @@ def choose_clips(num_clips: int, wanted: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(num_clips, size=min(wanted, num_clips), replace=False))
 
 
+def choose_clips_per_task(tasks: np.ndarray, wanted: int, seed: int) -> np.ndarray:
+    """``min(wanted, clips of the task)`` clips of every task in ``tasks`` (the task of each clip), drawn as
+    :func:`choose_clips` does within each task; sorted clip indices."""
+    tasks = np.asarray(tasks)
+    picked = [np.flatnonzero(tasks == t)[choose_clips(int((tasks == t).sum()), wanted, seed)]
+              for t in sorted(set(tasks.tolist()))]
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=int)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
@@ -129,21 +141,26 @@ def run(args: argparse.Namespace) -> int:
     clip = clip_config_for(pipe, record)
     paths = select_episodes(args.data, record, args.all_episodes, args.held_out)
     dataset = ActionClipDataset(paths, clip)
-    indices = choose_clips(len(dataset), args.clips, args.seed)
+    tasks = dataset.clip_tasks()
+    indices = (choose_clips_per_task(tasks, args.clips, args.seed) if args.per_task
+               else choose_clips(len(dataset), args.clips, args.seed))
     lpips_reason = lpips_status()
 
     collected: dict = {}  # group -> method -> measure -> list of per-clip arrays
+    by_task: dict = {}  # task -> the same
     clips_used = []
     for i, index in enumerate(tqdm(indices, desc="evaluate-video", unit="clip")):
         truth = clip_truth(dataset, int(index))
         e, t = dataset.episode_of(int(index))
-        clips_used.append({"episode": str(dataset.episodes[e].path), "step": t})
+        task = str(tasks[int(index)])
+        clips_used.append({"episode": str(dataset.episodes[e].path), "step": t, "task": task})
         scores = score_clip(pipe, truth, num_inference_steps=args.steps, seed=args.seed * 1_000_003 + i,
                             with_lpips=lpips_reason is None)
-        for group, methods in scores.items():
-            for method, measures in methods.items():
-                for name, value in measures.items():
-                    collected.setdefault(group, {}).setdefault(method, {}).setdefault(name, []).append(value)
+        for acc in (collected, by_task.setdefault(task, {})):
+            for group, methods in scores.items():
+                for method, measures in methods.items():
+                    for name, value in measures.items():
+                        acc.setdefault(group, {}).setdefault(method, {}).setdefault(name, []).append(value)
 
     metrics = {
         "model": str(args.model),
@@ -160,6 +177,10 @@ def run(args: argparse.Namespace) -> int:
         "frames": {m: _frame_summary(acc) for m, acc in collected["frames"].items()},
         "actions": {m: _action_summary(acc) for m, acc in collected["actions"].items()},
         "latency_ms_median": {m: 1000.0 * float(np.median(v["call"])) for m, v in collected["latency_s"].items()},
+        "per_task": {task: {"clips": len(acc["frames"]["policy"]["psnr"]),
+                            "frames": {m: _frame_summary(a) for m, a in acc["frames"].items()},
+                            "actions": {m: _action_summary(a) for m, a in acc["actions"].items()}}
+                     for task, acc in sorted(by_task.items())},
         "skipped": {"lpips": lpips_reason, "fvd": fvd_status(clip.horizon + 1)},
         "clip_list": clips_used,
     }
@@ -172,12 +193,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _frame_summary(acc: dict[str, list]) -> dict:
-    """Means over clips, views and frames, and per future keyframe."""
+    """Means over clips, views and frames, and per future keyframe; the moving-region figures average over
+    the (view, frame) pairs where something moves."""
     psnr = np.stack(acc["psnr"])  # (N, V, F)
     ssim = np.stack(acc["ssim"])
     out = {"psnr_db_mean": float(psnr.mean()), "ssim_mean": float(ssim.mean()),
            "psnr_db_per_keyframe": psnr.mean(axis=(0, 1)).tolist(),
            "ssim_per_keyframe": ssim.mean(axis=(0, 1)).tolist()}
+    if "psnr_moving" in acc:
+        moving_psnr, moving_ssim = np.stack(acc["psnr_moving"]), np.stack(acc["ssim_moving"])
+        seen = np.isfinite(moving_psnr)
+        out.update({"psnr_db_moving_mean": float(moving_psnr[seen].mean()) if seen.any() else None,
+                    "ssim_moving_mean": float(np.nanmean(moving_ssim)) if np.isfinite(moving_ssim).any() else None,
+                    "moving_fraction": float(seen.mean())})
     if "lpips" in acc:
         out["lpips_mean"] = float(np.mean(acc["lpips"]))
     return out
@@ -224,8 +252,25 @@ def format_table(metrics: dict) -> str:
               f"no-motion {_join(b['psnr_db_per_keyframe'], 2)}",
               f"  policy pos mm    {_join(pa['position_mm_median_per_keyframe'], 1):32s} "
               f"no-motion {_join(ba['position_mm_median_per_keyframe'], 1)}"]
+    lines += ["moving region (where the arm and what it moves are; whole frame in brackets), and per task:"]
+    lines += [_moving_line("all tasks", metrics["frames"], metrics["actions"], metrics["clips"])]
+    lines += [_moving_line(task, t["frames"], t["actions"], t["clips"]) for task, t in metrics.get("per_task", {}).items()]
     lines += [reason for reason in metrics["skipped"].values() if reason]
     return "\n".join(lines)
+
+
+def _moving_line(name: str, frames: dict, actions: dict, clips: int) -> str:
+    def video(m):
+        f = frames.get(m)
+        if not f or f.get("psnr_db_moving_mean") is None:
+            return "-"
+        return (f"{f['psnr_db_moving_mean']:.2f} dB / {f['ssim_moving_mean']:.3f} "
+                f"({f['psnr_db_mean']:.2f} / {f['ssim_mean']:.3f})")
+
+    a = actions.get("policy")
+    act = (f"pos {a['position_mm_median']:.1f} mm, rot {a['rotation_deg_median']:.2f} deg, grip {a['gripper_accuracy']:.3f}"
+           if a else "")
+    return f"  {name:14s} {clips:4d} clips  policy {video('policy'):34s} no-motion {video('no_motion'):34s} {act}"
 
 
 def _join(values: list[float], digits: int) -> str:

@@ -24,7 +24,7 @@ import torch
 from ..data.clips import ActionClipDataset, ClipConfig
 from ..geometry import Camera
 from ..model.metrics import action_errors
-from ..model.video_metrics import lpips_distance, psnr_per_image, ssim
+from ..model.video_metrics import lpips_distance, motion_mask, psnr_per_image, ssim
 from ..policy import PolicyRunner
 
 #: The no-motion baseline, scored like a mode.
@@ -174,9 +174,15 @@ def no_motion(truth: ClipTruth) -> ModeResult:
 
 
 def frame_scores(result: ModeResult, truth: ClipTruth) -> dict[str, np.ndarray]:
-    """``psnr`` (dB) and ``ssim`` per view and future frame, each ``(V, F)``, of generated vs recorded frames."""
+    """Generated vs recorded frames, each ``(V, F)``: ``psnr`` (dB) and ``ssim`` over the whole frame, and
+    ``psnr_moving`` / ``ssim_moving`` over the clip's moving region only (:func:`motion_mask`: where the arm
+    and the objects it moves are at any frame; NaN for a view where nothing moves)."""
+    current = truth.cond_rgb.astype(np.float64) / 255.0
+    moving = motion_mask(current, truth.future_rgb)[:, None]  # (V, 1, S, S): the same region for every keyframe
     return {"psnr": psnr_per_image(result.future_rgb, truth.future_rgb),
-            "ssim": ssim(result.future_rgb, truth.future_rgb)}
+            "ssim": ssim(result.future_rgb, truth.future_rgb),
+            "psnr_moving": psnr_per_image(result.future_rgb, truth.future_rgb, mask=moving),
+            "ssim_moving": ssim(result.future_rgb, truth.future_rgb, mask=moving)}
 
 
 def action_scores(result: ModeResult, truth: ClipTruth) -> dict[str, np.ndarray]:

@@ -68,3 +68,19 @@ def with_gripper_readout(pipe: ActionImagesPipeline, num_views: int, loss_grippe
     if pipe.policy_cfg is not None:
         out.set_policy_config(pipe.policy_cfg)
     return out.to(pipe.device)
+
+
+def without_gripper_readout(pipe: ActionImagesPipeline) -> ActionImagesPipeline:
+    """``pipe``'s components (the same modules) without its gripper read-out: each keyframe's gripper is read
+    from the drawn action images again, as the codec decodes them. The read-out's ablation on the same
+    weights: the images, poses and confidence stay exactly those of ``pipe``."""
+    import dataclasses
+
+    if pipe.gripper_readout is None:
+        raise ValueError("the pipeline has no gripper read-out to drop")
+    cfg = dataclasses.replace(pipe.model_cfg, gripper_readout=False)
+    out = ActionImagesPipeline(denoiser=pipe.denoiser, scheduler=pipe.scheduler, vae=pipe.vae,
+                               action_head=pipe.action_head, gripper_readout=None, model_config=cfg.to_dict())
+    if pipe.policy_cfg is not None:
+        out.set_policy_config(pipe.policy_cfg)
+    return out.to(pipe.device)

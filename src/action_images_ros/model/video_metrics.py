@@ -10,6 +10,9 @@ plus the availability check of the learned ones (LPIPS, FVD), which need network
   use_sample_covariance=False, data_range=1)``, the usual "SSIM" of video papers
   (checked against scikit-image 0.26: equal to 1e-15).
 * :func:`psnr_per_image` -- PSNR of each image, capped so identical frames stay finite.
+* :func:`motion_mask` -- the moving region of a recorded clip (where the arm and the objects it moves are
+  at any of its frames), and the ``mask`` argument of :func:`ssim` and :func:`psnr_per_image` that scores
+  only there: most of a frame is a static table that a no-motion guess gets right.
 * :func:`lpips_status` / :func:`fvd_status` -- whether the learned metrics can run here
   (never downloads anything), with the reason when they cannot.
 """
@@ -44,7 +47,8 @@ def _pair(pred: np.ndarray, true: np.ndarray, name: str) -> tuple[np.ndarray, np
     return pred, true
 
 
-def ssim(pred: np.ndarray, true: np.ndarray, data_range: float = 1.0, sigma: float = SSIM_SIGMA) -> np.ndarray:
+def ssim(pred: np.ndarray, true: np.ndarray, data_range: float = 1.0, sigma: float = SSIM_SIGMA,
+         mask: np.ndarray | None = None) -> np.ndarray:
     """Mean structural similarity of each image pair.
 
     Args:
@@ -52,6 +56,9 @@ def ssim(pred: np.ndarray, true: np.ndarray, data_range: float = 1.0, sigma: flo
             ``H`` and ``W`` must exceed the window (``2 * int(3.5 sigma + 0.5) + 1``, 11 px).
         data_range: the value span of the images (1 for [0, 1] floats, 255 for uint8 values).
         sigma: standard deviation of the Gaussian window in pixels.
+
+        mask: optional boolean ``(..., H, W)`` broadcastable to the images' leading shape: average the SSIM
+            map only over these pixels of the valid interior (NaN for an image whose mask is empty there).
 
     Returns:
         float64 array of shape ``(...)``: SSIM per image in ``[-1, 1]`` (1 = identical).
@@ -79,20 +86,72 @@ def ssim(pred: np.ndarray, true: np.ndarray, data_range: float = 1.0, sigma: flo
     den = (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
     smap = num / den
     inner = smap[..., radius:H - radius, radius:W - radius, :]
-    return inner.mean(axis=(-3, -2, -1))
+    if mask is None:
+        return inner.mean(axis=(-3, -2, -1))
+    m = _mask_for(mask, pred.shape)[..., radius:H - radius, radius:W - radius, :]
+    return _masked_mean(inner, m)
+
+
+def _mask_for(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``mask (..., H, W)`` as a float weight broadcast to images of ``shape (..., H, W, C)``."""
+    mask = np.asarray(mask)
+    if mask.dtype != bool:
+        raise ValueError(f"mask must be boolean, got {mask.dtype}")
+    if mask.shape[-2:] != tuple(shape[-3:-1]):
+        raise ValueError(f"mask of shape {mask.shape} does not match images of {shape[-3]}x{shape[-2]} px")
+    return np.broadcast_to(mask[..., None], shape[:-1] + (1,)).astype(np.float64)
+
+
+def _masked_mean(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Mean of ``values (..., H, W, C)`` over the pixels where ``weight (..., H, W, 1)`` is 1; NaN where none is."""
+    total = (values * weight).sum(axis=(-3, -2, -1))
+    count = np.broadcast_to(weight, values.shape).sum(axis=(-3, -2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1.0), np.nan)
+
+
+def motion_mask(current: np.ndarray, future: np.ndarray, threshold: float = 0.1, dilate_px: int = 2) -> np.ndarray:
+    """Where a recorded clip moves: the pixels of each view whose colour changes by more than ``threshold``
+    (max over channels, images in [0, 1]) between the current frame and any future frame, grown by
+    ``dilate_px``. This covers the arm and any object it moves at every frame of the clip.
+
+    Args:
+        current: ``(V, H, W, C)`` the current frames.
+        future: ``(V, F, H, W, C)`` the recorded future frames.
+
+    Returns:
+        boolean ``(V, H, W)``.
+    """
+    from scipy.ndimage import binary_dilation
+
+    current = np.asarray(current, dtype=np.float64)
+    future = np.asarray(future, dtype=np.float64)
+    if current.ndim != 4 or future.ndim != 5 or future.shape[:1] + future.shape[2:] != current.shape:
+        raise ValueError(f"motion_mask needs current (V, H, W, C) and future (V, F, H, W, C) of the same views "
+                         f"and size, got {current.shape} and {future.shape}")
+    if threshold <= 0 or dilate_px < 0:
+        raise ValueError(f"threshold must be > 0 and dilate_px >= 0, got {threshold} and {dilate_px}")
+    moved = (np.abs(future - current[:, None]).max(axis=-1) > threshold).any(axis=1)
+    if dilate_px:
+        k = np.ones((1, 2 * dilate_px + 1, 2 * dilate_px + 1), dtype=bool)
+        moved = binary_dilation(moved, structure=k)
+    return moved
 
 
 def psnr_per_image(pred: np.ndarray, true: np.ndarray, data_range: float = 1.0,
-                   max_db: float = PSNR_MAX_DB) -> np.ndarray:
+                   max_db: float = PSNR_MAX_DB, mask: np.ndarray | None = None) -> np.ndarray:
     """Peak signal-to-noise ratio (dB) of each image pair ``(..., H, W, C)`` -> ``(...)``.
 
     Identical images would give infinity; the value is capped at ``max_db`` instead
     (60 dB by default, i.e. MSE 1e-6 of the squared data range) so means stay finite.
+    With a boolean ``mask (..., H, W)`` the mean squared error is taken over those pixels only
+    (NaN for an image whose mask is empty).
     """
     pred, true = _pair(pred, true, "psnr_per_image")
     if data_range <= 0:
         raise ValueError(f"data_range must be positive, got {data_range}")
-    mse = np.mean((pred - true) ** 2, axis=(-3, -2, -1))
+    sq = (pred - true) ** 2
+    mse = sq.mean(axis=(-3, -2, -1)) if mask is None else _masked_mean(sq, _mask_for(mask, pred.shape))
     floor = data_range**2 * 10.0 ** (-max_db / 10.0)
     return 10.0 * np.log10(data_range**2 / np.maximum(mse, floor))
 
