@@ -53,6 +53,21 @@ class UNet2DBackbone:
                              f"image_size={cfg.image_size}")
         self.cfg = cfg
         self.denoiser = denoiser
+        #: ``network(x, t, features) -> (out, mid or None)``: the UNet call, eager torch by default;
+        #: ``model.runtimes`` swaps in a compiled or ONNX Runtime one (eager stays the reference).
+        self.network = self.eager_network
+
+    def eager_network(self, x: torch.Tensor, t: torch.Tensor, features: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The UNet on ``x (N, C, H, W)`` at ``t (N,)``: its output, and with ``features`` its mid-block output."""
+        captured: list[torch.Tensor] = []
+        hook = (self.denoiser.mid_block.register_forward_hook(lambda _m, _i, o: captured.append(o))
+                if features else None)
+        try:
+            out = self.denoiser(x, t).sample
+        finally:
+            if hook is not None:
+                hook.remove()
+        return out, (captured[-1] if features else None)
 
     def stream_shape(self, batch: int, views: int) -> tuple[int, ...]:
         s = self.cfg.image_size
@@ -87,21 +102,13 @@ class UNet2DBackbone:
         parts.append(cond.flags[:, None, :, None, None].expand(B, V, -1, H, W).reshape(n, -1, H, W))
         t = timestep.reshape(B, 1).expand(B, V).reshape(n)
         dtype = self.denoiser.dtype
-        captured: list[torch.Tensor] = []
-        hook = (self.denoiser.mid_block.register_forward_hook(lambda _m, _i, o: captured.append(o))
-                if features else None)
-        try:
-            out = self.denoiser(torch.cat(parts, dim=1).to(dtype), t.to(dtype)).sample.float()
-        finally:
-            if hook is not None:
-                hook.remove()
-        out = out.reshape(B, V, 2, F, 3, H, W)
+        out, mid = self.network(torch.cat(parts, dim=1).to(dtype), t.to(dtype), features)
+        out = out.float().reshape(B, V, 2, F, 3, H, W)
         rgb, act = out[:, :, 0], out[:, :, 1]
         if self.cfg.residual_to_current:
             rgb = rgb + cond.cond_rgb[:, :, None]
             act = act + cond.cond_action[:, :, None]
         if features:
-            mid = captured[-1]
             return rgb, act, mid.reshape((B, V) + tuple(mid.shape[1:]))
         return rgb, act
 

@@ -1,0 +1,94 @@
+"""Policy-call latency of one model under each UNet runtime and precision, timed in one run, with how far
+each one's decoded actions are from eager float32 (the reference path).
+
+    PYTHONPATH=src .venv/bin/python bench/bench_runtimes.py --model models/multitask --threads 2 [--compile]
+
+Rows: eager float32; eager bf16 autocast (what a model with ``inference_bf16`` runs where the CPU has native
+bf16); ONNX Runtime float32; with ``--compile`` also ``torch.compile`` in both precisions (its compile time
+is printed apart). The call is the whole pipeline as ``bench_model.py`` times it (checks, conditioning,
+sampler, codec decode, gripper read-out). Runtimes: ``src/action_images_ros/model/runtimes.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import time
+
+import numpy as np
+import torch
+
+from action_images_ros.model.pipeline import ActionImagesPipeline
+from action_images_ros.model.precision import bf16_is_fast
+from action_images_ros.model.runtimes import use_runtime
+from action_images_ros.model.synthetic import SyntheticReachDataset
+
+
+def call_once(pipe, item, steps: int):
+    kw = dict(cond_rgb=item["cond_rgb"], cond_action=item["cond_action"], K=item["K"],
+              T_world_cam=item["T_world_cam"], mode="policy", num_inference_steps=steps,
+              generator=torch.Generator().manual_seed(0))
+    if pipe.model_cfg.use_instruction:
+        kw["instruction"] = "reach the red target"
+    if pipe.model_cfg.use_state:
+        kw["state"] = np.asarray(item["state"])
+    return pipe(**kw)
+
+
+def time_calls(pipe, item, steps: int, repeats: int) -> np.ndarray:
+    """Seconds per policy call, ``repeats`` times after two warm-up calls."""
+    out = []
+    for i in range(repeats + 2):
+        t0 = time.perf_counter()
+        call_once(pipe, item, steps)
+        if i >= 2:
+            out.append(time.perf_counter() - t0)
+    return np.array(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="models/multitask")
+    ap.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile (compiles for minutes)")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    pipe = ActionImagesPipeline.from_pretrained(args.model)
+    pipe.denoiser.eval()
+    cfg = pipe.model_cfg
+    item = SyntheticReachDataset(1, cfg.image_size, cfg.num_future, num_views=3)[0]
+    print(f"{args.model}: {cfg.image_size} px, F={cfg.num_future}, {args.threads} threads, CPU bf16 native: "
+          f"{bf16_is_fast('cpu')}; median of {args.repeats} calls after 2 warm-up calls")
+    variants = [("eager", False), ("eager", True), ("onnxruntime", False)]
+    if args.compile:
+        variants += [("compile", False), ("compile", True)]
+    fp32 = dataclasses.replace(cfg, inference_bf16=False)
+    ref = {s: None for s in args.steps}
+    head = f"{'runtime':24s}" + "".join(f"{f'{s} step' + ('s' if s > 1 else ''):>10s}" for s in args.steps)
+    print(head + "   decoded actions vs eager float32 (max over steps)")
+    for runtime, bf16 in variants:
+        pipe.model_cfg = dataclasses.replace(fp32, inference_bf16=bf16)
+        t0 = time.perf_counter()
+        use_runtime(pipe, runtime)
+        call_once(pipe, item, args.steps[0])  # export / compile happen here
+        setup_s = time.perf_counter() - t0
+        cells, pos_mm, grip = [], 0.0, 0.0
+        for s in args.steps:
+            out = call_once(pipe, item, s)
+            if ref[s] is None:
+                ref[s] = out.actions
+            pos_mm = max(pos_mm, 1000 * float(np.abs(out.actions[:, :3] - ref[s][:, :3]).max()))
+            grip = max(grip, float(np.abs(out.actions[:, 7] - ref[s][:, 7]).max()))
+            cells.append(f"{1000 * np.median(time_calls(pipe, item, s, args.repeats)):8.0f}ms")
+        name = f"{runtime} {'bf16' if bf16 and bf16_is_fast('cpu') else 'float32'}"
+        print(f"{name:24s}" + "".join(f"{c:>10s}" for c in cells)
+              + f"   position {pos_mm:.2f} mm, gripper {grip:.3f}; first call {setup_s:.1f} s")
+    pipe.model_cfg = cfg
+
+
+if __name__ == "__main__":
+    main()

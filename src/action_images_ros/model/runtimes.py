@@ -1,0 +1,127 @@
+"""Where the UNet of a pixel-space pipeline runs at inference: eager torch (the reference) or a faster runtime.
+
+* ``eager``: the network as trained, under the model's ``inference_bf16`` autocast where the CPU has
+  native bf16 (``model.precision``). Every other runtime is checked against it
+  (``test/test_model_runtimes.py``: the same decoded actions).
+* ``onnxruntime``: the UNet and its mid-block output exported once to ONNX (torch's TorchScript-based
+  exporter; a batch axis of any size) and run by ONNX Runtime's CPU provider with the process's torch
+  thread count, in float32 (ONNX Runtime's CPU provider has no bf16 convolutions).
+* ``compile``: ``torch.compile`` (Inductor) of the same call, in the same precision as eager. Its first
+  call compiles for about two minutes on a 2-core CPU, so it suits a long-running policy node more than a CLI.
+
+Only the network call is swapped (``UNet2DBackbone.network``); the conditioning, the sampler, the codec
+and the gripper read-out run as before. ``bench/bench_runtimes.py`` times them against each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+RUNTIMES = ("eager", "onnxruntime", "compile")
+
+
+class _MidTap(torch.nn.Module):
+    """Stands in for the UNet's mid block while an exported or compiled call runs and keeps its output."""
+
+    def __init__(self, block: torch.nn.Module) -> None:
+        super().__init__()
+        self.block = block
+        self.last: torch.Tensor | None = None
+
+    def forward(self, *args, **kwargs):
+        out = self.block(*args, **kwargs)
+        self.last = out
+        return out
+
+
+class UNetWithFeatures(torch.nn.Module):
+    """``(x, t) -> (UNet output, mid-block output)`` as one module, for exporters and compilers that take a
+    module with tensor outputs (a forward hook is not part of an exported graph)."""
+
+    def __init__(self, unet: torch.nn.Module) -> None:
+        super().__init__()
+        self.unet = unet
+        self.tap = _MidTap(unet.mid_block)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        block = self.unet.mid_block
+        self.unet.mid_block = self.tap
+        try:
+            out = self.unet(x, t).sample
+        finally:
+            self.unet.mid_block = block
+        return out, self.tap.last
+
+
+def use_runtime(pipe, name: str, example_batch: int = 3) -> None:
+    """Run ``pipe``'s UNet through runtime ``name`` (one of :data:`RUNTIMES`) from now on.
+
+    ``example_batch`` sizes the tracing input (views x scenes of a policy call); any batch runs after.
+
+    Raises:
+        ValueError: an unknown runtime, or a pipeline that is not the pixel-space UNet.
+        ImportError: ``onnxruntime`` is not installed.
+    """
+    if name not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {list(RUNTIMES)}, got {name!r}")
+    backbone = pipe.backbone
+    if not hasattr(backbone, "eager_network"):
+        raise ValueError(f"runtime {name!r} needs the pixel-space UNet2D denoiser, not {pipe.model_cfg.denoiser_type!r}")
+    if name == "eager":
+        backbone.network = backbone.eager_network
+        return
+    pipe.denoiser.eval()
+    module = UNetWithFeatures(pipe.denoiser).eval()
+    if name == "compile":
+        compiled = torch.compile(module, dynamic=False)
+
+        def network(x, t, features):
+            out, mid = compiled(x, t)  # under the caller's autocast, as eager
+            return out, (mid if features else None)
+
+        backbone.network = network
+        return
+    backbone.network = _onnxruntime_network(module, pipe.model_cfg, pipe.denoiser.config.in_channels, example_batch)
+
+
+def _onnxruntime_network(module: UNetWithFeatures, cfg, in_channels: int, example_batch: int):
+    import onnxruntime as ort
+
+    s = cfg.image_size
+    x = torch.zeros(example_batch, in_channels, s, s)
+    t = torch.full((example_batch,), 500.0)
+    with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), warnings_quiet():
+        path = Path(tmp) / "unet.onnx"
+        torch.onnx.export(module, (x, t), str(path), input_names=["x", "t"], output_names=["out", "mid"],
+                          dynamic_axes={"x": {0: "n"}, "t": {0: "n"}, "out": {0: "n"}, "mid": {0: "n"}},
+                          dynamo=False)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    logger.info("UNet exported to ONNX Runtime (%d threads)", options.intra_op_num_threads)
+
+    def network(x, t, features):
+        out, mid = session.run(None, {"x": x.detach().float().cpu().numpy(),
+                                      "t": t.detach().float().cpu().numpy()})
+        return torch.from_numpy(np.ascontiguousarray(out)), (torch.from_numpy(mid) if features else None)
+
+    return network
+
+
+@contextlib.contextmanager
+def warnings_quiet():
+    """The exporter warns about every traced shape assertion of diffusers' blocks; they hold for any batch."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield

@@ -1,0 +1,70 @@
+"""Faster runtimes of the UNet give the actions eager torch gives (the reference path)."""
+
+import numpy as np
+import pytest
+import torch
+
+from action_images_ros.model.config import ModelConfig
+from action_images_ros.model.factory import build_pipeline, with_gripper_readout
+from action_images_ros.model.runtimes import RUNTIMES, use_runtime
+from action_images_ros.model.synthetic import SyntheticReachDataset
+
+S, F = 32, 2
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return SyntheticReachDataset(2, image_size=S, num_future=F, seed=11)
+
+
+def _pipe(inference_bf16=False):
+    torch.manual_seed(0)
+    cfg = ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16), use_state=True,
+                      inference_bf16=inference_bf16)
+    pipe = with_gripper_readout(build_pipeline(cfg), num_views=3)  # the read-out needs the mid-block features
+    with torch.no_grad():  # a fresh model starts at "no change" (zero output layers): make both outputs random
+        for p in list(pipe.denoiser.conv_out.parameters()) + list(pipe.gripper_readout.parameters()):
+            p.normal_(0.0, 0.05)
+    return pipe.to("cpu")
+
+
+def _call(pipe, item, cams):
+    return pipe(cond_rgb=item["cond_rgb"], state=np.asarray(item["state"]), cameras=cams, mode="policy",
+                num_inference_steps=3, generator=torch.Generator().manual_seed(5))
+
+
+def _agree(got, ref, atol_image):
+    np.testing.assert_allclose(got.future_action, ref.future_action, atol=atol_image)
+    np.testing.assert_allclose(got.future_rgb, ref.future_rgb, atol=atol_image)
+    np.testing.assert_allclose(got.actions[:, :3], ref.actions[:, :3], atol=1e-4)  # metres
+    np.testing.assert_allclose(got.actions[:, 7], ref.actions[:, 7], atol=1e-4)  # the read-out's gripper
+    np.testing.assert_allclose(got.confidence, ref.confidence, atol=1e-3)
+
+
+def test_onnxruntime_gives_the_eager_actions(dataset):
+    pipe = _pipe()
+    item = dataset[0]
+    ref = _call(pipe, item, dataset.cameras)
+    assert ref.actions is not None and np.ptp(ref.future_action) > 0.1  # a non-trivial drawing to compare
+    use_runtime(pipe, "onnxruntime")
+    assert pipe.backbone.network != pipe.backbone.eager_network
+    _agree(_call(pipe, item, dataset.cameras), ref, atol_image=1e-4)
+    other = dataset[1]  # another input after the export: the graph is not frozen to the tracing example
+    ort_other = _call(pipe, other, dataset.cameras)
+    use_runtime(pipe, "eager")  # and back to the reference
+    _agree(ort_other, _call(pipe, other, dataset.cameras), atol_image=1e-4)
+
+
+def test_bad_runtime_names_are_refused():
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        use_runtime(_pipe(), "tensorrt")
+    assert RUNTIMES[0] == "eager"
+
+
+@pytest.mark.slow
+def test_compile_gives_the_eager_actions(dataset):
+    pipe = _pipe()
+    item = dataset[0]
+    ref = _call(pipe, item, dataset.cameras)
+    use_runtime(pipe, "compile")
+    _agree(_call(pipe, item, dataset.cameras), ref, atol_image=1e-4)
