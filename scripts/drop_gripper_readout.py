@@ -19,10 +19,12 @@ def main() -> None:
     p.add_argument("out", type=Path, help="folder to write the copy to")
     args = p.parse_args()
     from action_images_ros.model.factory import without_gripper_readout
-    from action_images_ros.model.pipeline import ActionImagesPipeline
+    from action_images_ros.model_io import load_policy
 
-    pipe = ActionImagesPipeline.from_pretrained(args.model)
-    without_gripper_readout(pipe).save_pretrained(args.out)
+    pipe, policy_cfg = load_policy(args.model)  # the policy settings too, wherever the folder keeps them
+    copy = without_gripper_readout(pipe)
+    copy.set_policy_config(policy_cfg)
+    copy.save_pretrained(args.out)
     print(f"{args.model} without its gripper read-out: {args.out}")
 
 

@@ -49,16 +49,29 @@ def test_onnxruntime_gives_the_eager_actions(dataset):
     use_runtime(pipe, "onnxruntime")
     assert pipe.backbone.network != pipe.backbone.eager_network
     _agree(_call(pipe, item, dataset.cameras), ref, atol_image=1e-4)
+    # a batch other than the tracing example's (3 views): 5 images straight through the network
+    x = torch.randn(5, pipe.denoiser.config.in_channels, S, S)
+    t = torch.linspace(10.0, 990.0, 5)
+    out, mid = pipe.backbone.network(x, t, True)
+    with torch.no_grad():
+        ref_out, ref_mid = pipe.backbone.eager_network(x, t, True)
+    np.testing.assert_allclose(out.numpy(), ref_out.numpy(), atol=1e-4)
+    np.testing.assert_allclose(mid.numpy(), ref_mid.numpy(), atol=1e-4)
     other = dataset[1]  # another input after the export: the graph is not frozen to the tracing example
     ort_other = _call(pipe, other, dataset.cameras)
     use_runtime(pipe, "eager")  # and back to the reference
     _agree(ort_other, _call(pipe, other, dataset.cameras), atol_image=1e-4)
 
 
-def test_bad_runtime_names_are_refused():
+def test_bad_runtime_names_and_pipelines_are_refused():
     with pytest.raises(ValueError, match="runtime must be one of"):
         use_runtime(_pipe(), "tensorrt")
     assert RUNTIMES[0] == "eager"
+    half = _pipe()
+    half.denoiser.to(torch.bfloat16)
+    with pytest.raises(ValueError, match="float32 pipeline on the CPU"):
+        use_runtime(half, "onnxruntime")
+    assert half.backbone.network == half.backbone.eager_network
 
 
 @pytest.mark.slow

@@ -116,10 +116,11 @@ def choose_clips(num_clips: int, wanted: int, seed: int) -> np.ndarray:
 
 def choose_clips_per_task(tasks: np.ndarray, wanted: int, seed: int) -> np.ndarray:
     """``min(wanted, clips of the task)`` clips of every task in ``tasks`` (the task of each clip), drawn as
-    :func:`choose_clips` does within each task; sorted clip indices."""
+    :func:`choose_clips` does within each task (the k-th task in name order with ``seed + k``); sorted clip
+    indices."""
     tasks = np.asarray(tasks)
-    picked = [np.flatnonzero(tasks == t)[choose_clips(int((tasks == t).sum()), wanted, seed)]
-              for t in sorted(set(tasks.tolist()))]
+    picked = [np.flatnonzero(tasks == t)[choose_clips(int((tasks == t).sum()), wanted, seed + k)]
+              for k, t in enumerate(sorted(set(tasks.tolist())))]
     return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=int)
 
 
@@ -202,9 +203,11 @@ def _frame_summary(acc: dict[str, list]) -> dict:
            "ssim_per_keyframe": ssim.mean(axis=(0, 1)).tolist()}
     if "psnr_moving" in acc:
         moving_psnr, moving_ssim = np.stack(acc["psnr_moving"]), np.stack(acc["ssim_moving"])
-        seen = np.isfinite(moving_psnr)
+        # one set of (clip, view, keyframe) images for both: SSIM scores only the window's interior, so a
+        # region that moves only at the border has a PSNR but no SSIM
+        seen = np.isfinite(moving_psnr) & np.isfinite(moving_ssim)
         out.update({"psnr_db_moving_mean": float(moving_psnr[seen].mean()) if seen.any() else None,
-                    "ssim_moving_mean": float(np.nanmean(moving_ssim)) if np.isfinite(moving_ssim).any() else None,
+                    "ssim_moving_mean": float(moving_ssim[seen].mean()) if seen.any() else None,
                     "moving_fraction": float(seen.mean())})
     if "lpips" in acc:
         out["lpips_mean"] = float(np.mean(acc["lpips"]))

@@ -4,8 +4,11 @@
   native bf16 (``model.precision``). Every other runtime is checked against it
   (``test/test_model_runtimes.py``: the same decoded actions).
 * ``onnxruntime``: the UNet and its mid-block output exported once to ONNX (torch's TorchScript-based
-  exporter; a batch axis of any size) and run by ONNX Runtime's CPU provider with the process's torch
-  thread count, in float32 (ONNX Runtime's CPU provider has no bf16 convolutions).
+  exporter; a batch axis of any size) and run by ONNX Runtime's CPU provider in float32 (it has no bf16
+  convolutions), with torch's thread count at the time of the export and its threads not spinning
+  between calls (torch's own pool runs the sampler and decoder between them). The graph holds a copy of
+  the weights at that time: call :func:`use_runtime` again after loading or training new ones. A float32
+  pipeline on the CPU only.
 * ``compile``: ``torch.compile`` (Inductor) of the same call, in the same precision as eager. Its first
   call compiles for about two minutes on a 2-core CPU, so it suits a long-running policy node more than a CLI.
 
@@ -81,14 +84,25 @@ def use_runtime(pipe, name: str, example_batch: int = 3) -> None:
     pipe.denoiser.eval()
     module = UNetWithFeatures(pipe.denoiser).eval()
     if name == "compile":
-        compiled = torch.compile(module, dynamic=False)
+        compiled = torch.compile(module, dynamic=False)  # recompiles for each new batch size (views x scenes)
 
         def network(x, t, features):
             out, mid = compiled(x, t)  # under the caller's autocast, as eager
             return out, (mid if features else None)
 
+        s = pipe.model_cfg.image_size
+        try:  # compile now, not in the first policy call; a failure leaves the eager network in place
+            with torch.no_grad():
+                network(torch.zeros(example_batch, pipe.denoiser.config.in_channels, s, s),
+                        torch.full((example_batch,), 500.0), False)
+        except Exception:
+            backbone.network = backbone.eager_network
+            raise
         backbone.network = network
         return
+    if pipe.device.type != "cpu" or pipe.denoiser.dtype != torch.float32:
+        raise ValueError(f"the onnxruntime runtime runs a float32 pipeline on the CPU; this one is "
+                         f"{pipe.denoiser.dtype} on {pipe.device}")
     backbone.network = _onnxruntime_network(module, pipe.model_cfg, pipe.denoiser.config.in_channels, example_batch)
 
 
@@ -106,6 +120,7 @@ def _onnxruntime_network(module: UNetWithFeatures, cfg, in_channels: int, exampl
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     logger.info("UNet exported to ONNX Runtime (%d threads)", options.intra_op_num_threads)
 
@@ -119,9 +134,11 @@ def _onnxruntime_network(module: UNetWithFeatures, cfg, in_channels: int, exampl
 
 @contextlib.contextmanager
 def warnings_quiet():
-    """The exporter warns about every traced shape assertion of diffusers' blocks; they hold for any batch."""
+    """The tracer warns about every shape assertion of diffusers' blocks (channel counts, and a batch >= 64
+    branch a policy call never takes); a batch other than the example's is checked by the tests."""
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
         yield

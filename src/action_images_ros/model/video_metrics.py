@@ -113,7 +113,9 @@ def _masked_mean(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
 def motion_mask(current: np.ndarray, future: np.ndarray, threshold: float = 0.1, dilate_px: int = 2) -> np.ndarray:
     """Where a recorded clip moves: the pixels of each view whose colour changes by more than ``threshold``
     (max over channels, images in [0, 1]) between the current frame and any future frame, grown by
-    ``dilate_px``. This covers the arm and any object it moves at every frame of the clip.
+    ``dilate_px``. This covers the arm and any object it moves at every frame of the clip. It is where a
+    no-motion guess is wrong by construction, and motion a model invents elsewhere is not scored in it:
+    report it beside the whole-frame figures, not instead of them.
 
     Args:
         current: ``(V, H, W, C)`` the current frames.
