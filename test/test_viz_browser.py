@@ -156,9 +156,13 @@ def test_live_view_in_a_browser_shows_action_images_where_the_keyframes_project(
 
     last = last_logged_stamp(rrd, views[0])  # the newest prediction in the file (the graph stopped mid-way)
     assert last in stamps, (last, stamps)
+    def whole(im):  # that prediction's action images, and its overlays drawn too (panels load one by one)
+        return shown(im) == last and all((last, v) in seen["overlay"] and find_image(
+            im, seen["overlay"][(last, v)], i)[0] > 0.9 for i, v in enumerate(views))
+
     with WebViewer(rrd) as viewer:  # the layout follows the latest time: wait until it shows that prediction
         t0 = time.monotonic()
-        shot = screenshot(viewer.url, width=WIDTH, height=HEIGHT, settle_s=240.0, until=lambda im: shown(im) == last)
+        shot = screenshot(viewer.url, width=WIDTH, height=HEIGHT, settle_s=240.0, until=whole)
         shot_s = time.monotonic() - t0
     cv2.imwrite(str(tmp_path / "view.png"), cv2.cvtColor(shot, cv2.COLOR_RGB2BGR))
     stamp = shown(shot)
