@@ -83,6 +83,9 @@ def use_runtime(pipe, name: str, example_batch: int = 3) -> None:
         return
     pipe.denoiser.eval()
     module = UNetWithFeatures(pipe.denoiser).eval()
+    s = pipe.model_cfg.image_size  # the tracing / warm-up input: a mid-noise call on example_batch images
+    example = (torch.zeros(example_batch, pipe.denoiser.config.in_channels, s, s),
+               torch.full((example_batch,), 500.0))
     if name == "compile":
         compiled = torch.compile(module, dynamic=False)  # recompiles for each new batch size (views x scenes)
 
@@ -90,11 +93,9 @@ def use_runtime(pipe, name: str, example_batch: int = 3) -> None:
             out, mid = compiled(x, t)  # under the caller's autocast, as eager
             return out, (mid if features else None)
 
-        s = pipe.model_cfg.image_size
         try:  # compile now, not in the first policy call; a failure leaves the eager network in place
             with torch.no_grad():
-                network(torch.zeros(example_batch, pipe.denoiser.config.in_channels, s, s),
-                        torch.full((example_batch,), 500.0), False)
+                network(*example, False)
         except Exception:
             backbone.network = backbone.eager_network
             raise
@@ -103,18 +104,15 @@ def use_runtime(pipe, name: str, example_batch: int = 3) -> None:
     if pipe.device.type != "cpu" or pipe.denoiser.dtype != torch.float32:
         raise ValueError(f"the onnxruntime runtime runs a float32 pipeline on the CPU; this one is "
                          f"{pipe.denoiser.dtype} on {pipe.device}")
-    backbone.network = _onnxruntime_network(module, pipe.model_cfg, pipe.denoiser.config.in_channels, example_batch)
+    backbone.network = _onnxruntime_network(module, example)
 
 
-def _onnxruntime_network(module: UNetWithFeatures, cfg, in_channels: int, example_batch: int):
+def _onnxruntime_network(module: UNetWithFeatures, example: tuple[torch.Tensor, torch.Tensor]):
     import onnxruntime as ort
 
-    s = cfg.image_size
-    x = torch.zeros(example_batch, in_channels, s, s)
-    t = torch.full((example_batch,), 500.0)
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), warnings_quiet():
         path = Path(tmp) / "unet.onnx"
-        torch.onnx.export(module, (x, t), str(path), input_names=["x", "t"], output_names=["out", "mid"],
+        torch.onnx.export(module, example, str(path), input_names=["x", "t"], output_names=["out", "mid"],
                           dynamic_axes={"x": {0: "n"}, "t": {0: "n"}, "out": {0: "n"}, "mid": {0: "n"}},
                           dynamo=False)
         options = ort.SessionOptions()
