@@ -151,3 +151,45 @@ def test_keyframes_that_change_the_gripper_weigh_more(dataset):
     assert parts.gripper == pytest.approx((2 * 3.0 * softplus(4.0) + 2 * softplus(-4.0)) / 4, rel=1e-5)
     with pytest.raises(ValueError, match="loss_gripper_change_weight must be >= 1"):
         ModelConfig(loss_gripper_change_weight=0.5)
+
+
+def _randomised_readout(at: str, share: float = 1.0):
+    torch.manual_seed(2)
+    pipe = build_pipeline(ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16), use_state=True,
+                                      gripper_readout=True, gripper_readout_at=at, readout_pure_noise_share=share))
+    with torch.no_grad():  # a read-out that depends on its features (a fresh one says 0.5 whatever it reads)
+        pipe.gripper_readout.mlp[-1].weight.normal_(0.0, 1.0)
+    return pipe
+
+
+@pytest.mark.parametrize("share", [1.0, 0.5])
+def test_a_first_step_readout_learns_from_pure_noise_not_the_recorded_action_images(dataset, share):
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(6)])
+    other = dict(batch, future_action=torch.rand_like(batch["future_action"]))  # same poses, other images
+    for at, same in (("first_step", True), ("last_step", False)):
+        pipe = _randomised_readout(at, share)
+        a, b = (flow_matching_loss(pipe, x, ["policy"] * 6, generator=torch.Generator().manual_seed(0))
+                for x in (batch, other))
+        assert a.action != b.action  # the denoising loss sees the recorded action images at every level
+        # at pure noise the read-out's input holds nothing of them: it can only learn from the scene
+        assert (a.gripper == b.gripper) is same, (at, a.gripper, b.gripper)
+
+
+def test_a_first_step_readout_reads_the_first_denoising_step(dataset):
+    item = dataset[1]
+    for at, same in (("first_step", True), ("last_step", False)):
+        pipe = _randomised_readout(at)
+        grip = [pipe(cond_rgb=item["cond_rgb"], state=np.asarray(item["state"]), cameras=dataset.cameras,
+                     num_inference_steps=n, generator=torch.Generator().manual_seed(3)).actions[:, 7]
+                for n in (1, 3)]
+        # both samplers start from the same noise at t = 1000; only their last steps differ
+        assert np.array_equal(grip[0], grip[1]) is same, (at, grip)
+    with pytest.raises(ValueError, match="gripper_readout_at must be one of"):
+        ModelConfig(gripper_readout=True, gripper_readout_at="middle")
+    with pytest.raises(ValueError, match="readout_pure_noise_share must be in"):
+        ModelConfig(readout_pure_noise_share=0.0)
+    plain = build_pipeline(ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16), use_state=True))
+    ro = with_gripper_readout(plain, 3, gripper_readout_at="first_step", readout_pure_noise_share=1.0)
+    assert ro.model_cfg.gripper_readout_at == "first_step" and ro.model_cfg.readout_pure_noise_share == 1.0
+    with pytest.raises(ValueError, match="not read-out settings"):
+        with_gripper_readout(plain, 3, block_out_channels=(8, 8))

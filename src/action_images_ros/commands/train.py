@@ -61,11 +61,11 @@ def initial_pipeline(pipe, folder: Path, model_cfg, num_views: int):
     Raises:
         ValueError: its model configuration differs from ``model_cfg`` in anything else (the fields are named).
     """
-    from ..model.factory import with_gripper_readout
+    from ..model.factory import READOUT_SETTINGS, with_gripper_readout
 
     adds_readout = model_cfg.gripper_readout and not pipe.model_cfg.gripper_readout
     have, want = pipe.model_cfg.to_dict(), model_cfg.to_dict()
-    free = {"gripper_readout", "loss_gripper_weight", "loss_gripper_change_weight"} if adds_readout else set()
+    free = {"gripper_readout", *READOUT_SETTINGS} if adds_readout else set()
     differ = sorted(k for k in set(have) | set(want) if k not in free and have.get(k) != want.get(k))
     if differ:
         raise ValueError(f"--init-from {folder}: its model configuration differs from --config's in {differ}; "
@@ -73,8 +73,7 @@ def initial_pipeline(pipe, folder: Path, model_cfg, num_views: int):
                          f"gripper_readout: true is the one change allowed)")
     if adds_readout:
         logger.info("--init-from %s: a fresh gripper read-out on top of its weights", folder)
-        return with_gripper_readout(pipe, num_views, loss_gripper_weight=model_cfg.loss_gripper_weight,
-                                    loss_gripper_change_weight=model_cfg.loss_gripper_change_weight)
+        return with_gripper_readout(pipe, num_views, **{k: getattr(model_cfg, k) for k in READOUT_SETTINGS})
     return pipe
 
 

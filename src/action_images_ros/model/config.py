@@ -19,6 +19,8 @@ DENOISER_TYPES = ("unet2d", "wan")
 PREDICTION_TYPES = ("sample", "velocity")
 MODES = ("policy", "world_model", "label", "video")
 ACTION_OUTPUTS = ("images", "head")
+#: the denoising step whose features the gripper read-out reads (``ModelConfig.gripper_readout_at``)
+READOUT_STEPS = ("last_step", "first_step")
 #: bf16 only: the network's own autocast is bf16 at inference, and fp16 would need a gradient scaler
 MIXED_PRECISIONS = ("no", "bf16")
 
@@ -127,6 +129,15 @@ class ModelConfig:
     #: action images, and the images still draw the gripper (issue 17: the drawn background sat half-way
     #: at the keyframes that open or close, while a head on the same features read them right).
     gripper_readout: bool = False
+    #: which denoising step's features the read-out reads. "last_step": the step that produced the
+    #: decoded images; trained at every noise level, it learns to copy the gripper from the nearly clean
+    #: action images in its input (the B background), and at inference copies the model's own drawing.
+    #: "first_step": pure noise in the generated streams, so only the observation, the pose and the
+    #: instruction can tell it (as for the action head); trained on rows drawn at sigma = 1.
+    gripper_readout_at: str = "last_step"
+    #: "first_step" read-outs: share of training rows drawn at pure noise (sigma = 1), the rows the
+    #: read-out's loss is taken on (1.0 when only the read-out trains, ``train.freeze_denoiser``)
+    readout_pure_noise_share: float = 0.25
     prediction_type: str = "sample"  #: what the network outputs: clean "sample" (x0) or flow "velocity" (noise - x0)
     #: UNet only: predict the future as the current frame / action image plus a learned change
     #: (the output layer starts at zero, so an untrained model already predicts "no motion").
@@ -171,6 +182,10 @@ class ModelConfig:
         _require(not self.gripper_readout or (self.action_output == "images" and self.denoiser_type == "unet2d"),
                  "gripper_readout reads the UNet's mid block at the decoded action images: it needs "
                  "action_output 'images' and denoiser_type 'unet2d'")
+        _require(self.gripper_readout_at in READOUT_STEPS,
+                 f"gripper_readout_at must be one of {list(READOUT_STEPS)}, got {self.gripper_readout_at!r}")
+        _require(0.0 < float(self.readout_pure_noise_share) <= 1.0,
+                 f"readout_pure_noise_share must be in (0, 1], got {self.readout_pure_noise_share}")
         _require(self.prediction_type in PREDICTION_TYPES,
                  f"prediction_type must be one of {list(PREDICTION_TYPES)}, got {self.prediction_type!r}")
         _require(int(self.image_size) >= 16, f"image_size must be >= 16 pixels, got {self.image_size}")

@@ -51,17 +51,25 @@ def gripper_readout_for(cfg: ModelConfig, num_views: int) -> GripperReadout:
                           num_future=cfg.num_future)
 
 
-def with_gripper_readout(pipe: ActionImagesPipeline, num_views: int, loss_gripper_weight: float = 1.0,
-                         loss_gripper_change_weight: float = 1.0) -> ActionImagesPipeline:
+#: the model settings that belong to the gripper read-out alone (free to set when one is added)
+READOUT_SETTINGS = ("loss_gripper_weight", "loss_gripper_change_weight", "gripper_readout_at",
+                    "readout_pure_noise_share")
+
+
+def with_gripper_readout(pipe: ActionImagesPipeline, num_views: int, **settings) -> ActionImagesPipeline:
     """``pipe``'s components (the same modules, not copies) plus a fresh gripper read-out: fine-tuning a
-    trained action-image model into one whose decode reads the gripper (``gripper_readout``)."""
+    trained action-image model into one whose decode reads the gripper (``gripper_readout``).
+
+    ``settings``: the read-out's own model settings (:data:`READOUT_SETTINGS`), defaults otherwise.
+    """
     import dataclasses
 
     if pipe.gripper_readout is not None:
         raise ValueError("the pipeline already has a gripper read-out")
-    cfg = dataclasses.replace(pipe.model_cfg, gripper_readout=True,  # validates: images, unet2d
-                              loss_gripper_weight=float(loss_gripper_weight),
-                              loss_gripper_change_weight=float(loss_gripper_change_weight))
+    unknown = sorted(set(settings) - set(READOUT_SETTINGS))
+    if unknown:
+        raise ValueError(f"not read-out settings: {unknown}; known: {list(READOUT_SETTINGS)}")
+    cfg = dataclasses.replace(pipe.model_cfg, gripper_readout=True, **settings)  # validates: images, unet2d
     out = ActionImagesPipeline(denoiser=pipe.denoiser, scheduler=pipe.scheduler, vae=pipe.vae,
                                action_head=pipe.action_head, gripper_readout=gripper_readout_for(cfg, num_views),
                                model_config=cfg.to_dict())

@@ -157,7 +157,15 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
     cond.given_rgb, cond.given_action = x0_rgb, x0_act
 
     rows = slice(offset, offset + B)
-    sigma = sample_sigmas(N, cfg.sigma_logit_mean, cfg.sigma_logit_std, generator)[rows].to(dev)
+    sigma = sample_sigmas(N, cfg.sigma_logit_mean, cfg.sigma_logit_std, generator)
+    first_step = pipe.gripper_readout is not None and cfg.gripper_readout_at == "first_step"
+    if first_step:
+        # The first-step read-out learns where it is read: rows drawn at pure noise (what the sampler
+        # starts from, t = num_train_timesteps), which the denoising loss sees too.
+        pure_all = torch.rand(N, generator=generator) < cfg.readout_pure_noise_share
+        sigma = torch.where(pure_all, torch.ones_like(sigma), sigma)
+        pure_all = pure_all.to(dev, torch.float32)
+    sigma = sigma[rows].to(dev)
     n_rgb = torch.randn((N,) + x0_rgb.shape[1:], generator=generator)[rows].to(dev)
     n_act = torch.randn((N,) + x0_act.shape[1:], generator=generator)[rows].to(dev)
     s = sigma.view((-1,) + (1,) * (x0_rgb.ndim - 1))
@@ -204,7 +212,10 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
         bce = torch.nn.functional.binary_cross_entropy_with_logits(grip_out.float(), target, reduction="none")
         change = target != (state[:, 7:8] > 0.5).float()  # keyframes that open or close the gripper
         bce = bce * (1.0 + (cfg.loss_gripper_change_weight - 1.0) * change.float())
-        l_grip = _masked_mean(bce.mean(1), gen_act, all_act)
+        if first_step:
+            l_grip = _masked_mean(bce.mean(1), gen_act * pure_all[rows], all_act * pure_all)
+        else:
+            l_grip = _masked_mean(bce.mean(1), gen_act, all_act)
         loss = loss + cfg.loss_gripper_weight * l_grip
     return LossParts(loss=loss, rgb=float(l_rgb.detach()), action=float(l_act.detach()),
                      gripper=None if l_grip is None else float(l_grip.detach()))

@@ -441,13 +441,16 @@ class ActionImagesPipeline(DiffusionPipeline):
         head = self.action_head is not None and mode == "policy"
         readout = self.gripper_readout is not None and mode in ACTION_MODES
         feats = None
-        for t in self.progress_bar(timesteps):
+        first_step_readout = readout and self.model_cfg.gripper_readout_at == "first_step"
+        for i, t in enumerate(self.progress_bar(timesteps)):
             t_batch = t.reshape(1).to(dev, torch.float32)
-            out = self.denoise(x_rgb, x_act, cond, t_batch, autocast=self.model_cfg.inference_bf16,
-                               features=head or readout)
+            read = head or (readout and (i == 0 or not first_step_readout))
+            out = self.denoise(x_rgb, x_act, cond, t_batch, autocast=self.model_cfg.inference_bf16, features=read)
             pred_rgb, pred_act = out[0], out[1]
-            if head or readout:
-                feats = out[2]  # the head / read-out reads the last (least noisy) step's features
+            if read:
+                # the head / a last-step read-out reads the last (least noisy) step's features, a
+                # first-step read-out those of pure noise (ModelConfig.gripper_readout_at)
+                feats = out[2]
             sigma = t_batch / n_train
             v = torch.cat([self.to_velocity(pred_rgb, x_rgb, sigma).reshape(1, -1),
                            self.to_velocity(pred_act, x_act, sigma).reshape(1, -1)], dim=1)
