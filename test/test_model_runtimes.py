@@ -81,3 +81,24 @@ def test_compile_gives_the_eager_actions(dataset):
     ref = _call(pipe, item, dataset.cameras)
     use_runtime(pipe, "compile")
     _agree(_call(pipe, item, dataset.cameras), ref, atol_image=1e-4)
+
+
+def test_load_policy_sets_the_runtime_and_falls_back_to_eager_where_it_cannot(tmp_path, monkeypatch, caplog):
+    import logging
+    import sys
+
+    from action_images_ros.config import PolicyConfig
+    from action_images_ros.model_io import load_policy
+
+    pipe = _pipe()
+    pipe.set_policy_config(PolicyConfig(control_dt_s=0.05))
+    pipe.save_pretrained(tmp_path / "m")
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        load_policy(tmp_path / "m", runtime="tensorrt")
+    ort, _ = load_policy(tmp_path / "m", runtime="onnxruntime")
+    assert ort.backbone.network != ort.backbone.eager_network
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # not installed: import fails
+    with caplog.at_level(logging.WARNING, logger="action_images_ros.model_io"):
+        eager, _ = load_policy(tmp_path / "m", runtime="onnxruntime")
+    assert eager.backbone.network == eager.backbone.eager_network
+    assert "runtime 'onnxruntime' is not available" in caplog.text and "ModuleNotFoundError" in caplog.text

@@ -29,6 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "of time t reaches the executor at t + latency while the arm keeps moving (0 = lockstep)")
     p.add_argument("--execution", default="",
                    help="execution settings changed for this run, a YAML mapping, e.g. \"{blend_s: 0.0}\"")
+    p.add_argument("--runtime", default="eager", choices=("eager", "onnxruntime", "compile"),
+                   help="where the network runs (docs/multitask.md, Runtimes; eager torch is the reference)")
     p.add_argument("--graph", action="store_true", help="run the episodes through the ROS node graph (lockstep)")
     p.add_argument("--processes", action="store_true", help="with --graph: one process per node")
     p.add_argument("--image-size", type=int, default=128, help="render size of the simulated cameras")
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     summary.update(model=str(args.model), safety=str(args.safety), latency_s=args.latency,
                    execution_overrides=args.execution, condition=args.condition, probe=args.probe,
                    rig=None if args.rig is None else str(args.rig),
-                   steps=args.steps, per_episode=[
+                   steps=args.steps, runtime=args.runtime, per_episode=[
                        {"seed": o.seed, "success": o.success, "failure": o.failure,
                         "facts": o.trace.facts() if o.trace is not None else None, "steps": o.steps,
                         "predictions": o.predictions,
@@ -103,7 +105,7 @@ def _run_direct(args: argparse.Namespace, out: Path) -> list:
         raise ValueError(f"--policy-rig and --condition {condition.name} both set the policy's rig; use one")
     torch.set_num_threads(args.threads or 2)
     safety_cfg = load_safety_config(args.safety)
-    pipe, policy_cfg = load_policy(args.model)
+    pipe, policy_cfg = load_policy(args.model, runtime=args.runtime)
     execution = execution_config_for(str(args.model), args.execution, safety_cfg.min_confidence)
     env = make_env(args.task, image_size=args.image_size, rig_path=args.rig, scene=SceneConfig(**condition.scene))
     views = policy_cfg.views
@@ -152,7 +154,7 @@ def _run_graph(args: argparse.Namespace) -> list:
         raise ValueError("--latency applies to the direct path; the graph runs in lockstep (for a slow policy on "
                          "the real-time cell: action-images run --lockstep false --policy-delay-s ...)")
     options = GraphOptions(model=str(args.model), task=args.task, seed=args.seed_offset, lockstep=True)
-    params = {"policy_node": {"torch_threads": args.threads} if args.threads else {},
+    params = {"policy_node": {"runtime": args.runtime, **({"torch_threads": args.threads} if args.threads else {})},
               "executor_node": {"safety_config": str(args.safety.resolve())},
               "sim_node": {"image_width": args.image_size, "image_height": args.image_size}}
     if args.steps:

@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=2.0, help="frames per second of the videos (default 2)")
     p.add_argument("--scale", type=int, default=4, help="integer enlargement of the videos (default 4)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--runtime", default="eager", choices=("eager", "onnxruntime", "compile"),
+                   help="where the network runs (eager torch is the reference)")
 
 
 def check_step(episode: Path, step: int):
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     info = check_step(args.episode, args.step)
-    pipe, policy_cfg = load_policy(args.model)
+    pipe, policy_cfg = load_policy(args.model, runtime=args.runtime)
     record = policy_cfg.clip
     clip = clip_config_for(pipe, record, only_success=False)  # any episode may be inspected
     dataset = ActionClipDataset([args.episode], clip)

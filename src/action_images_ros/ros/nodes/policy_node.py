@@ -132,6 +132,7 @@ class PolicyNode(Node):
             "injected_delay_s": 0.0,
             "seed": 0,
             "torch_threads": 1,
+            "runtime": "eager",
             "service_timeout_s": 30.0,
             "instruction": "",
             "marker_axis_length": 0.05,
@@ -146,6 +147,10 @@ class PolicyNode(Node):
                 raise ValueError(f"{name} must be > 0, got {p[name]}")
         if not 0.0 <= p["injected_delay_s"] <= 10.0:
             raise ValueError(f"injected_delay_s must be in [0, 10] s, got {p['injected_delay_s']}")
+        from ...model.runtimes import RUNTIMES
+
+        if p["runtime"] not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {list(RUNTIMES)}, got {p['runtime']!r}")
         if p["torch_threads"] < 0:
             raise ValueError(f"torch_threads must be >= 0 (0 = torch's default), got {p['torch_threads']}")
         self._p = p
@@ -410,7 +415,7 @@ class PolicyNode(Node):
                 import torch
 
                 torch.set_num_threads(int(self._p["torch_threads"]))
-            pipeline, _ = load_policy(path, device=self._p["device"])
+            pipeline, _ = load_policy(path, device=self._p["device"], runtime=self._p["runtime"])
         except (FileNotFoundError, ValueError, OSError, RuntimeError) as exc:
             self._model_error = f"cannot load the model from {path}: {exc}"
             self.get_logger().error(self._model_error + " (the node keeps running; fix the 'model' parameter "
