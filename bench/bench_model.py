@@ -25,16 +25,24 @@ from action_images_ros.model.precision import bf16_is_fast
 from action_images_ros.model.synthetic import SyntheticReachDataset
 
 
-def time_calls(pipe, item, steps: int, repeats: int, sync=None) -> np.ndarray:
-    """Seconds per policy call, ``repeats`` times after two warm-up calls."""
+def policy_call(pipe, item, steps: int, seed: int = 0):
+    """One ``policy`` call on a synthetic item, given what the robot gives: the views, the rig and the pose."""
     kw = dict(cond_rgb=item["cond_rgb"], cond_action=item["cond_action"], K=item["K"],
-              T_world_cam=item["T_world_cam"], mode="policy", num_inference_steps=steps)
+              T_world_cam=item["T_world_cam"], mode="policy", num_inference_steps=steps,
+              generator=torch.Generator().manual_seed(seed))
     if pipe.model_cfg.use_instruction:  # a trained model that follows instructions (models/tiny)
         kw["instruction"] = "reach the red target"
+    if "state" in item:
+        kw["state"] = np.asarray(item["state"])
+    return pipe(**kw)
+
+
+def time_calls(pipe, item, steps: int, repeats: int, sync=None) -> np.ndarray:
+    """Seconds per policy call, ``repeats`` times after two warm-up calls."""
     out = []
     for i in range(repeats + 2):
         t0 = time.perf_counter()
-        pipe(generator=torch.Generator().manual_seed(i), **kw)
+        policy_call(pipe, item, steps, seed=i)
         if sync:
             sync()
         if i >= 2:

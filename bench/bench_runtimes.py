@@ -23,28 +23,7 @@ from action_images_ros.model.pipeline import ActionImagesPipeline
 from action_images_ros.model.precision import bf16_is_fast
 from action_images_ros.model.runtimes import use_runtime
 from action_images_ros.model.synthetic import SyntheticReachDataset
-
-
-def call_once(pipe, item, steps: int):
-    kw = dict(cond_rgb=item["cond_rgb"], cond_action=item["cond_action"], K=item["K"],
-              T_world_cam=item["T_world_cam"], mode="policy", num_inference_steps=steps,
-              generator=torch.Generator().manual_seed(0))
-    if pipe.model_cfg.use_instruction:
-        kw["instruction"] = "reach the red target"
-    if pipe.model_cfg.use_state:
-        kw["state"] = np.asarray(item["state"])
-    return pipe(**kw)
-
-
-def time_calls(pipe, item, steps: int, repeats: int) -> np.ndarray:
-    """Seconds per policy call, ``repeats`` times after two warm-up calls."""
-    out = []
-    for i in range(repeats + 2):
-        t0 = time.perf_counter()
-        call_once(pipe, item, steps)
-        if i >= 2:
-            out.append(time.perf_counter() - t0)
-    return np.array(out)
+from bench_model import policy_call, time_calls  # noqa: E402  (run as bench/bench_runtimes.py)
 
 
 def main() -> None:
@@ -74,11 +53,11 @@ def main() -> None:
         pipe.model_cfg = dataclasses.replace(fp32, inference_bf16=bf16)
         t0 = time.perf_counter()
         use_runtime(pipe, runtime)
-        call_once(pipe, item, args.steps[0])  # export / compile happen here
+        policy_call(pipe, item, args.steps[0])  # export / compile happen here
         setup_s = time.perf_counter() - t0
         cells, pos_mm, grip = [], 0.0, 0.0
         for s in args.steps:
-            out = call_once(pipe, item, s)
+            out = policy_call(pipe, item, s)
             if ref[s] is None:
                 ref[s] = out.actions
             pos_mm = max(pos_mm, 1000 * float(np.abs(out.actions[:, :3] - ref[s][:, :3]).max()))
