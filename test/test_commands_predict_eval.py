@@ -163,7 +163,14 @@ def test_train_init_from_starts_from_a_trained_model(setup, tmp_path, capsys):
                  "--held-out", "0", "--out", str(tmp_path / "y"), "--init-from", str(tmp_path / "init")]) == 2
     assert "data settings differ from the model's: frame_stride: 2 -> 1" in capsys.readouterr().err
     cfg["data"]["frame_stride"] = STRIDE
-    cfg["model"]["gripper_readout"] = True  # the one change allowed: a fresh read-out on the trained weights
+    cfg["model"]["loss_blob_weight"] = 3.0  # a training setting: the same network, reweighted losses
+    (tmp_path / "weights.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", "--config", str(tmp_path / "weights.yaml"), "--data", str(setup["data"]), "--max-steps",
+                 "2", "--held-out", "0", "--threads", "1", "--out", str(tmp_path / "rw"),
+                 "--init-from", str(tmp_path / "init")]) == 0
+    rw = ActionImagesPipeline.from_pretrained(tmp_path / "rw" / "model")
+    assert rw.model_cfg.loss_blob_weight == 3.0 and dist("rw") < 1e-3
+    cfg["model"]["gripper_readout"] = True  # a fresh read-out on the trained weights
     (tmp_path / "readout.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["train", "--config", str(tmp_path / "readout.yaml"), "--data", str(setup["data"]), "--max-steps",
                  "2", "--held-out", "0", "--threads", "1", "--out", str(tmp_path / "ro"),

@@ -55,25 +55,31 @@ def check_initial_data(policy_cfg, clip_cfg, dataset, folder: Path) -> None:
 
 
 def initial_pipeline(pipe, folder: Path, model_cfg, num_views: int):
-    """The pipeline loaded from ``folder``, ready to fine-tune with ``model_cfg``: itself, or, where
-    ``model_cfg`` adds a gripper read-out the folder's model lacks, its modules plus a fresh read-out.
+    """The pipeline loaded from ``folder``, ready to fine-tune with ``model_cfg``: its modules with
+    ``model_cfg``'s training-objective settings (loss weights, noise levels) and, where ``model_cfg`` adds
+    a gripper read-out the folder's model lacks, a fresh read-out.
 
     Raises:
         ValueError: its model configuration differs from ``model_cfg`` in anything else (the fields are named).
     """
-    from ..model.factory import READOUT_SETTINGS, with_gripper_readout
+    from ..model.factory import READOUT_SETTINGS, TRAINING_SETTINGS, with_gripper_readout, with_training_settings
 
     adds_readout = model_cfg.gripper_readout and not pipe.model_cfg.gripper_readout
     have, want = pipe.model_cfg.to_dict(), model_cfg.to_dict()
-    free = {"gripper_readout", *READOUT_SETTINGS} if adds_readout else set()
+    free = {*TRAINING_SETTINGS, *({"gripper_readout", *READOUT_SETTINGS} if adds_readout else ())}
     differ = sorted(k for k in set(have) | set(want) if k not in free and have.get(k) != want.get(k))
     if differ:
         raise ValueError(f"--init-from {folder}: its model configuration differs from --config's in {differ}; "
                          f"fine-tune with the configuration the model was trained with (adding "
-                         f"gripper_readout: true is the one change allowed)")
+                         f"loss weights, noise levels and adding gripper_readout: true are the changes allowed)")
     if adds_readout:
         logger.info("--init-from %s: a fresh gripper read-out on top of its weights", folder)
-        return with_gripper_readout(pipe, num_views, **{k: getattr(model_cfg, k) for k in READOUT_SETTINGS})
+        pipe = with_gripper_readout(pipe, num_views, **{k: getattr(model_cfg, k) for k in READOUT_SETTINGS})
+        have = pipe.model_cfg.to_dict()
+    changed = {k: getattr(model_cfg, k) for k in TRAINING_SETTINGS if have.get(k) != want.get(k)}
+    if changed:
+        logger.info("--init-from %s: fine-tuning with other training settings %s", folder, changed)
+        return with_training_settings(pipe, **changed)
     return pipe
 
 

@@ -56,6 +56,29 @@ READOUT_SETTINGS = ("loss_gripper_weight", "loss_gripper_change_weight", "grippe
                     "readout_pure_noise_share")
 
 
+#: model settings that shape only the training objective (loss weights, noise levels), not the network
+#: or its inference: fine-tuning may change them
+TRAINING_SETTINGS = ("loss_rgb_weight", "loss_action_weight", "loss_blob_weight", "loss_gripper_weight",
+                     "loss_gripper_change_weight", "sigma_logit_mean", "sigma_logit_std", "readout_pure_noise_share")
+
+
+def with_training_settings(pipe: ActionImagesPipeline, **settings) -> ActionImagesPipeline:
+    """``pipe``'s components (the same modules) with other training-objective settings
+    (:data:`TRAINING_SETTINGS`): how a fine-tune reweights its losses without touching the network."""
+    import dataclasses
+
+    unknown = sorted(set(settings) - set(TRAINING_SETTINGS))
+    if unknown:
+        raise ValueError(f"not training settings: {unknown}; known: {list(TRAINING_SETTINGS)}")
+    cfg = dataclasses.replace(pipe.model_cfg, **settings)
+    out = ActionImagesPipeline(denoiser=pipe.denoiser, scheduler=pipe.scheduler, vae=pipe.vae,
+                               action_head=pipe.action_head, gripper_readout=pipe.gripper_readout,
+                               model_config=cfg.to_dict())
+    if pipe.policy_cfg is not None:
+        out.set_policy_config(pipe.policy_cfg)
+    return out.to(pipe.device)
+
+
 def with_gripper_readout(pipe: ActionImagesPipeline, num_views: int, **settings) -> ActionImagesPipeline:
     """``pipe``'s components (the same modules, not copies) plus a fresh gripper read-out: fine-tuning a
     trained action-image model into one whose decode reads the gripper (``gripper_readout``).
