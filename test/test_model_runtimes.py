@@ -72,6 +72,12 @@ def test_bad_runtime_names_and_pipelines_are_refused():
     with pytest.raises(ValueError, match="float32 pipeline on the CPU"):
         use_runtime(half, "onnxruntime")
     assert half.backbone.network == half.backbone.eager_network
+    # Only the UNet's call can be swapped; another denoiser runs eager torch, the fallback included.
+    wan = build_pipeline(ModelConfig(denoiser_type="wan", image_size=32, num_future=4, prediction_type="velocity"))
+    with pytest.raises(ValueError, match="needs the pixel-space UNet2D denoiser"):
+        use_runtime(wan, "onnxruntime")
+    use_runtime(wan, "eager")
+    assert wan.runtime == "eager"
 
 
 @pytest.mark.slow
@@ -96,9 +102,9 @@ def test_load_policy_sets_the_runtime_and_falls_back_to_eager_where_it_cannot(tm
     with pytest.raises(ValueError, match="runtime must be one of"):
         load_policy(tmp_path / "m", runtime="tensorrt")
     ort, _ = load_policy(tmp_path / "m", runtime="onnxruntime")
-    assert ort.backbone.network != ort.backbone.eager_network
+    assert ort.backbone.network != ort.backbone.eager_network and ort.runtime == "onnxruntime"
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # not installed: import fails
     with caplog.at_level(logging.WARNING, logger="action_images_ros.model_io"):
         eager, _ = load_policy(tmp_path / "m", runtime="onnxruntime")
-    assert eager.backbone.network == eager.backbone.eager_network
+    assert eager.backbone.network == eager.backbone.eager_network and eager.runtime == "eager"
     assert "runtime 'onnxruntime' is not available" in caplog.text and "ModuleNotFoundError" in caplog.text

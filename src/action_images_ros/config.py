@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 #: The clip record of checkpoints written before ``policy_config`` (read, never written).
 LEGACY_CLIP_CONFIG_FILE = "clip_config.json"
 
+#: where a policy's network runs (model/runtimes.py); eager torch is the reference
+RUNTIMES = ("eager", "onnxruntime", "compile")
+
 
 @dataclasses.dataclass
 class PolicyConfig:

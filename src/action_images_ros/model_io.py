@@ -14,7 +14,8 @@ def load_policy(model_dir: str | Path, device: str = "cpu", runtime: str = "eage
     """``(pipeline, PolicyConfig)`` from a folder written by ``action-images train``.
 
     The policy settings come from the folder's ``model_index.json`` (``policy_config``), or from
-    the ``clip_config.json`` of older folders; ``pipeline.policy_cfg`` is set either way.
+    the ``clip_config.json`` of older folders; ``pipeline.policy_cfg`` is set either way, and
+    ``pipeline.runtime`` names the runtime in use.
 
     ``runtime``: where the network runs (:data:`~action_images_ros.model.runtimes.RUNTIMES`; eager torch
     is the reference). ONNX Runtime runs the network in float32 whatever the model's ``inference_bf16``.
@@ -39,11 +40,10 @@ def load_policy(model_dir: str | Path, device: str = "cpu", runtime: str = "eage
     pipe.to(device)
     policy_cfg: PolicyConfig = pipe.policy_cfg or load_policy_config(path)[0]
     pipe.policy_cfg = policy_cfg
-    if runtime != "eager":
-        try:
-            use_runtime(pipe, runtime)
-        except Exception as exc:  # noqa: BLE001  any failure of a faster runtime falls back to the reference
-            logger.warning("runtime %r is not available for %s (%s: %s); running eager torch", runtime, path,
-                           type(exc).__name__, exc)
-            use_runtime(pipe, "eager")
+    try:
+        use_runtime(pipe, runtime)
+    except Exception as exc:  # noqa: BLE001  any failure of a faster runtime falls back to the reference
+        logger.warning("runtime %r is not available for %s (%s: %s); running eager torch", runtime, path,
+                       type(exc).__name__, exc)
+        use_runtime(pipe, "eager")
     return pipe, policy_cfg

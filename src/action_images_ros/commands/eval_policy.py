@@ -14,6 +14,8 @@ import json
 import logging
 from pathlib import Path
 
+from ..config import RUNTIMES
+
 HELP = "run a policy closed loop in the simulated cell (direct or through the ROS graph); print the success rate"
 logger = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "of time t reaches the executor at t + latency while the arm keeps moving (0 = lockstep)")
     p.add_argument("--execution", default="",
                    help="execution settings changed for this run, a YAML mapping, e.g. \"{blend_s: 0.0}\"")
-    p.add_argument("--runtime", default="eager", choices=("eager", "onnxruntime", "compile"),
+    p.add_argument("--runtime", default="eager", choices=RUNTIMES,
                    help="where the network runs (docs/multitask.md, Runtimes; eager torch is the reference)")
     p.add_argument("--graph", action="store_true", help="run the episodes through the ROS node graph (lockstep)")
     p.add_argument("--processes", action="store_true", help="with --graph: one process per node")
@@ -67,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     summary.update(model=str(args.model), safety=str(args.safety), latency_s=args.latency,
                    execution_overrides=args.execution, condition=args.condition, probe=args.probe,
                    rig=None if args.rig is None else str(args.rig),
-                   steps=args.steps, runtime=args.runtime, per_episode=[
+                   steps=args.steps, runtime=args.runtime, runtime_in_use=getattr(args, "runtime_in_use", None),
+                   per_episode=[
                        {"seed": o.seed, "success": o.success, "failure": o.failure,
                         "facts": o.trace.facts() if o.trace is not None else None, "steps": o.steps,
                         "predictions": o.predictions,
@@ -106,6 +109,7 @@ def _run_direct(args: argparse.Namespace, out: Path) -> list:
     torch.set_num_threads(args.threads or 2)
     safety_cfg = load_safety_config(args.safety)
     pipe, policy_cfg = load_policy(args.model, runtime=args.runtime)
+    args.runtime_in_use = pipe.runtime  # after a fallback: eager (the graph's node logs its own)
     execution = execution_config_for(str(args.model), args.execution, safety_cfg.min_confidence)
     env = make_env(args.task, image_size=args.image_size, rig_path=args.rig, scene=SceneConfig(**condition.scene))
     views = policy_cfg.views

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import RUNTIMES
+
 HELP = ("generate the future video + action images for one step of an episode; write videos, overlays, "
         "a contact sheet and the decoded 7-DoF trajectory")
 logger = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=2.0, help="frames per second of the videos (default 2)")
     p.add_argument("--scale", type=int, default=4, help="integer enlargement of the videos (default 4)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--runtime", default="eager", choices=("eager", "onnxruntime", "compile"),
+    p.add_argument("--runtime", default="eager", choices=RUNTIMES,
                    help="where the network runs (eager torch is the reference)")
 
 

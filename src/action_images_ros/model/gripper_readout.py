@@ -8,11 +8,14 @@ those events right 85-92 % of the time (docs/multitask.md, ``bench/bench_gripper
 
 With ``ModelConfig.gripper_readout`` the poses of the keyframes still come from the codec's
 triangulation of the generated action images; only their gripper opening is replaced by this
-classifier's probability of "open". It reads every view's mid-block features of the last denoising
-step (the step that produced the decoded images), average-pooled, and the current pose, like the
-action head (:mod:`.action_head`), and outputs one logit per keyframe. Trained with a binary
-cross-entropy against the recorded opening (open = above 0.5) on the scenes whose action images are
-generated. The last layer starts at zero: an untrained read-out says 0.5 (undecided).
+classifier's probability of "open". It reads every view's mid-block features, average-pooled, and the
+current pose, like the action head (:mod:`.action_head`), and outputs one logit per keyframe. Which
+denoising step's features is ``ModelConfig.gripper_readout_at``: ``last_step`` (the step that produced
+the decoded images; trained on every noise level) or ``first_step`` (pure noise in the generated
+streams; trained only on the rows drawn at sigma = 1, ``readout_pure_noise_share``), where there is no
+drawn gripper to copy. Trained with a binary cross-entropy against the recorded opening (open = above
+0.5) on the scenes whose action images are generated. The last layer starts at zero: an untrained
+read-out says 0.5 (undecided).
 """
 
 from __future__ import annotations

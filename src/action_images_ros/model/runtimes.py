@@ -28,7 +28,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-RUNTIMES = ("eager", "onnxruntime", "compile")
+from ..config import RUNTIMES  # noqa: E402  one list, read by the CLIs without importing torch
 
 
 class _MidTap(torch.nn.Module):
@@ -65,7 +65,8 @@ class UNetWithFeatures(torch.nn.Module):
 
 
 def use_runtime(pipe, name: str, example_batch: int = 3) -> None:
-    """Run ``pipe``'s UNet through runtime ``name`` (one of :data:`RUNTIMES`) from now on.
+    """Run ``pipe``'s UNet through runtime ``name`` (one of :data:`RUNTIMES`) from now on;
+    ``pipe.runtime`` names the one in use.
 
     ``example_batch`` sizes the tracing input (views x scenes of a policy call); any batch runs after.
 
@@ -76,11 +77,13 @@ def use_runtime(pipe, name: str, example_batch: int = 3) -> None:
     if name not in RUNTIMES:
         raise ValueError(f"runtime must be one of {list(RUNTIMES)}, got {name!r}")
     backbone = pipe.backbone
+    if name == "eager":  # every backbone runs eager torch; only the UNet's call can be swapped
+        if hasattr(backbone, "eager_network"):
+            backbone.network = backbone.eager_network
+        pipe.runtime = name
+        return
     if not hasattr(backbone, "eager_network"):
         raise ValueError(f"runtime {name!r} needs the pixel-space UNet2D denoiser, not {pipe.model_cfg.denoiser_type!r}")
-    if name == "eager":
-        backbone.network = backbone.eager_network
-        return
     pipe.denoiser.eval()
     module = UNetWithFeatures(pipe.denoiser).eval()
     s = pipe.model_cfg.image_size  # the tracing / warm-up input: a mid-noise call on example_batch images
@@ -99,12 +102,12 @@ def use_runtime(pipe, name: str, example_batch: int = 3) -> None:
         except Exception:
             backbone.network = backbone.eager_network
             raise
-        backbone.network = network
+        backbone.network, pipe.runtime = network, name
         return
     if pipe.device.type != "cpu" or pipe.denoiser.dtype != torch.float32:
         raise ValueError(f"the onnxruntime runtime runs a float32 pipeline on the CPU; this one is "
                          f"{pipe.denoiser.dtype} on {pipe.device}")
-    backbone.network = _onnxruntime_network(module, example)
+    backbone.network, pipe.runtime = _onnxruntime_network(module, example), name
 
 
 def _onnxruntime_network(module: UNetWithFeatures, example: tuple[torch.Tensor, torch.Tensor]):

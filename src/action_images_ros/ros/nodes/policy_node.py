@@ -424,7 +424,7 @@ class PolicyNode(Node):
         self._pipeline, self._model_error = pipeline, None
         self.get_logger().info(f"model loaded from {path} ({pipeline.model_cfg.image_size} px, "
                                f"{pipeline.model_cfg.num_future} keyframes {pipeline.policy_cfg.keyframe_dt_s:g} s "
-                               f"apart, {self._steps()} denoising steps)")
+                               f"apart, {self._steps()} denoising steps, runtime {pipeline.runtime})")
 
     def _steps(self) -> int:
         return int(self._p["num_inference_steps"]) or self._pipeline.policy_cfg.num_inference_steps
