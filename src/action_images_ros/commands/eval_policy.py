@@ -64,12 +64,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     out = args.out or Path("outputs") / f"eval_{args.task}{'_graph' if args.graph else ''}"
     out.mkdir(parents=True, exist_ok=True)
-    outcomes = _run_graph(args) if args.graph else _run_direct(args, out)
+    # the graph's policy node logs the runtime it runs; the direct path records it
+    outcomes, runtime_in_use = (_run_graph(args), None) if args.graph else _run_direct(args, out)
     summary = summarize(args.task, outcomes, "graph" if args.graph else "direct")
     summary.update(model=str(args.model), safety=str(args.safety), latency_s=args.latency,
                    execution_overrides=args.execution, condition=args.condition, probe=args.probe,
                    rig=None if args.rig is None else str(args.rig),
-                   steps=args.steps, runtime=args.runtime, runtime_in_use=getattr(args, "runtime_in_use", None),
+                   steps=args.steps, runtime=args.runtime, runtime_in_use=runtime_in_use,
                    per_episode=[
                        {"seed": o.seed, "success": o.success, "failure": o.failure,
                         "facts": o.trace.facts() if o.trace is not None else None, "steps": o.steps,
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_direct(args: argparse.Namespace, out: Path) -> list:
+def _run_direct(args: argparse.Namespace, out: Path) -> tuple[list, str]:
     import torch
     from tqdm import tqdm
 
@@ -109,7 +110,6 @@ def _run_direct(args: argparse.Namespace, out: Path) -> list:
     torch.set_num_threads(args.threads or 2)
     safety_cfg = load_safety_config(args.safety)
     pipe, policy_cfg = load_policy(args.model, runtime=args.runtime)
-    args.runtime_in_use = pipe.runtime  # after a fallback: eager (the graph's node logs its own)
     execution = execution_config_for(str(args.model), args.execution, safety_cfg.min_confidence)
     env = make_env(args.task, image_size=args.image_size, rig_path=args.rig, scene=SceneConfig(**condition.scene))
     views = policy_cfg.views
@@ -142,7 +142,7 @@ def _run_direct(args: argparse.Namespace, out: Path) -> list:
                 _write_video(out / f"failed_seed{seed}.gif", res.frames)
     finally:
         env.close()
-    return outcomes
+    return outcomes, pipe.runtime  # after a fallback: eager
 
 
 def _run_graph(args: argparse.Namespace) -> list:

@@ -62,21 +62,29 @@ TRAINING_SETTINGS = ("loss_rgb_weight", "loss_action_weight", "loss_blob_weight"
                      "loss_gripper_change_weight", "sigma_logit_mean", "sigma_logit_std", "readout_pure_noise_share")
 
 
+def _only(settings: dict, known: tuple, what: str) -> None:
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise ValueError(f"not {what}: {unknown}; known: {list(known)}")
+
+
+def _rebuilt(pipe: ActionImagesPipeline, cfg: ModelConfig, gripper_readout) -> ActionImagesPipeline:
+    """``pipe``'s modules (the same, not copies) under model configuration ``cfg``, with ``gripper_readout``."""
+    out = ActionImagesPipeline(denoiser=pipe.denoiser, scheduler=pipe.scheduler, vae=pipe.vae,
+                               action_head=pipe.action_head, gripper_readout=gripper_readout,
+                               model_config=cfg.to_dict())
+    if pipe.policy_cfg is not None:
+        out.set_policy_config(pipe.policy_cfg)
+    return out.to(pipe.device)
+
+
 def with_training_settings(pipe: ActionImagesPipeline, **settings) -> ActionImagesPipeline:
     """``pipe``'s components (the same modules) with other training-objective settings
     (:data:`TRAINING_SETTINGS`): how a fine-tune reweights its losses without touching the network."""
     import dataclasses
 
-    unknown = sorted(set(settings) - set(TRAINING_SETTINGS))
-    if unknown:
-        raise ValueError(f"not training settings: {unknown}; known: {list(TRAINING_SETTINGS)}")
-    cfg = dataclasses.replace(pipe.model_cfg, **settings)
-    out = ActionImagesPipeline(denoiser=pipe.denoiser, scheduler=pipe.scheduler, vae=pipe.vae,
-                               action_head=pipe.action_head, gripper_readout=pipe.gripper_readout,
-                               model_config=cfg.to_dict())
-    if pipe.policy_cfg is not None:
-        out.set_policy_config(pipe.policy_cfg)
-    return out.to(pipe.device)
+    _only(settings, TRAINING_SETTINGS, "training settings")
+    return _rebuilt(pipe, dataclasses.replace(pipe.model_cfg, **settings), pipe.gripper_readout)
 
 
 def with_gripper_readout(pipe: ActionImagesPipeline, num_views: int, **settings) -> ActionImagesPipeline:
@@ -89,16 +97,9 @@ def with_gripper_readout(pipe: ActionImagesPipeline, num_views: int, **settings)
 
     if pipe.gripper_readout is not None:
         raise ValueError("the pipeline already has a gripper read-out")
-    unknown = sorted(set(settings) - set(READOUT_SETTINGS))
-    if unknown:
-        raise ValueError(f"not read-out settings: {unknown}; known: {list(READOUT_SETTINGS)}")
+    _only(settings, READOUT_SETTINGS, "read-out settings")
     cfg = dataclasses.replace(pipe.model_cfg, gripper_readout=True, **settings)  # validates: images, unet2d
-    out = ActionImagesPipeline(denoiser=pipe.denoiser, scheduler=pipe.scheduler, vae=pipe.vae,
-                               action_head=pipe.action_head, gripper_readout=gripper_readout_for(cfg, num_views),
-                               model_config=cfg.to_dict())
-    if pipe.policy_cfg is not None:
-        out.set_policy_config(pipe.policy_cfg)
-    return out.to(pipe.device)
+    return _rebuilt(pipe, cfg, gripper_readout_for(cfg, num_views))
 
 
 def without_gripper_readout(pipe: ActionImagesPipeline) -> ActionImagesPipeline:
@@ -109,9 +110,4 @@ def without_gripper_readout(pipe: ActionImagesPipeline) -> ActionImagesPipeline:
 
     if pipe.gripper_readout is None:
         raise ValueError("the pipeline has no gripper read-out to drop")
-    cfg = dataclasses.replace(pipe.model_cfg, gripper_readout=False)
-    out = ActionImagesPipeline(denoiser=pipe.denoiser, scheduler=pipe.scheduler, vae=pipe.vae,
-                               action_head=pipe.action_head, gripper_readout=None, model_config=cfg.to_dict())
-    if pipe.policy_cfg is not None:
-        out.set_policy_config(pipe.policy_cfg)
-    return out.to(pipe.device)
+    return _rebuilt(pipe, dataclasses.replace(pipe.model_cfg, gripper_readout=False), None)

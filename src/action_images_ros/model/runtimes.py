@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config import RUNTIMES  # one list, read by the CLIs without importing torch
+
 logger = logging.getLogger(__name__)
-
-from ..config import RUNTIMES  # noqa: E402  one list, read by the CLIs without importing torch
-
 
 class _MidTap(torch.nn.Module):
     """Stands in for the UNet's mid block while an exported or compiled call runs and keeps its output."""

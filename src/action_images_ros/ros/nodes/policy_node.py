@@ -147,7 +147,7 @@ class PolicyNode(Node):
                 raise ValueError(f"{name} must be > 0, got {p[name]}")
         if not 0.0 <= p["injected_delay_s"] <= 10.0:
             raise ValueError(f"injected_delay_s must be in [0, 10] s, got {p['injected_delay_s']}")
-        from ...model.runtimes import RUNTIMES
+        from ...config import RUNTIMES
 
         if p["runtime"] not in RUNTIMES:
             raise ValueError(f"runtime must be one of {list(RUNTIMES)}, got {p['runtime']!r}")
