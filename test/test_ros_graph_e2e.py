@@ -150,7 +150,7 @@ def test_graph_episodes_with_resets_agree_with_the_direct_path():
     args = parser.parse_args(["--model", REPO_MODEL, "--task", "reach_target", "--episodes", "3",
                               "--seed-offset", "100010", "--graph", "--no-videos", "--threads", "2"])
     graph = _run_graph(args)
-    direct = _run_direct(args, Path("/tmp"))
+    direct, _ = _run_direct(args, Path("/tmp"))  # (outcomes, runtime in use)
     assert [o.seed for o in graph] == [o.seed for o in direct] == [100_010, 100_011, 100_012]
     assert all(o.steps > 0 and o.predictions > 0 for o in graph)
     assert [o.success for o in graph] == [o.success for o in direct]
