@@ -150,6 +150,16 @@ def test_balance_tasks_gives_every_task_the_same_share():
     assert 0.05 < np.mean(plain == "reach") < 0.15  # without it: the clips' own 10 %
 
 
+def test_task_shares_give_each_task_its_share_and_must_name_every_task():
+    ds = _Clips()  # 10 % reach clips, 90 % other
+    tasks = ds.tasks[_drawn(ds, TrainConfig(batch_size=10, task_shares={"reach": 3, "stack": 1}), 200)]
+    assert 0.70 < np.mean(tasks == "reach") < 0.80, np.mean(tasks == "reach")  # 3 / (3 + 1)
+    with pytest.raises(ValueError, match="does not name"):
+        _drawn(ds, TrainConfig(batch_size=10, task_shares={"reach": 1}), 1)
+    with pytest.raises(ValueError, match="positive"):
+        TrainConfig(task_shares={"reach": 0.0})
+
+
 def test_gripper_event_weight_draws_event_clips_more_often_and_keeps_task_shares():
     ds = _Clips()
     picks = _drawn(ds, TrainConfig(batch_size=10, gripper_event_weight=20.0), 400)

@@ -297,6 +297,10 @@ class TrainConfig:
     #: draw clips so that every task has the same share of the batches on average, instead of a
     #: share in proportion to its clips (long tasks such as place or stack have twice reach's clips)
     balance_tasks: bool = False
+    #: instead of equal shares: each task's share of the drawn clips, e.g. ``{reach_target: 1, pick_cube: 1,
+    #: place_cube: 2, stack_cubes: 2}`` (normalised; every task of the data must be named). For a fine-tune
+    #: that spends its steps where the skill is missing; implies balance_tasks
+    task_shares: dict[str, float] | None = None
     #: draw clips whose future keyframes open or close the gripper this many times as often as the others
     #: (1 = no change). Measured: 31-32 % of place/stack clips already hold an event (4 keyframes x
     #: stride 2 look 8 steps ahead), so this is a weak lever there (docs/multitask.md)
@@ -332,6 +336,10 @@ class TrainConfig:
         _require(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
         _require(self.gripper_event_weight >= 1.0,
                  f"gripper_event_weight must be >= 1 (1 = plain sampling), got {self.gripper_event_weight}")
+        if self.task_shares is not None:
+            self.task_shares = {str(k): float(v) for k, v in dict(self.task_shares).items()}
+            _require(bool(self.task_shares) and all(v > 0 for v in self.task_shares.values()),
+                     f"task_shares must name tasks with positive shares, got {self.task_shares}")
         self.mode_probs = {str(k): float(v) for k, v in dict(self.mode_probs).items()}
         unknown = sorted(set(self.mode_probs) - set(MODES))
         _require(not unknown, f"mode_probs: unknown mode(s) {unknown}; modes are {list(MODES)}")

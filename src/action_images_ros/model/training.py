@@ -209,15 +209,15 @@ class ShardedBatchSampler(torch.utils.data.Sampler):
 
 
 def _clip_weights(dataset, cfg: TrainConfig) -> torch.Tensor | None:
-    """Per-clip sampling weights: every task of ``dataset.clip_tasks()`` the same share (``balance_tasks``),
-    and clips with a gripper event ``gripper_event_weight`` times as likely as the others of their task;
+    """Per-clip sampling weights: every task of ``dataset.clip_tasks()`` the same share (``balance_tasks``)
+    or the share ``task_shares`` gives it, and clips with a gripper event ``gripper_event_weight`` times as likely as the others of their task;
     None (plain shuffling) when neither is asked for."""
-    balance, event_weight = cfg.balance_tasks, cfg.gripper_event_weight
+    balance, event_weight = cfg.balance_tasks or cfg.task_shares is not None, cfg.gripper_event_weight
     if not balance and event_weight == 1.0:
         return None
     for need, method in ((balance, "clip_tasks"), (event_weight != 1.0, "clip_gripper_events")):
         if need and not hasattr(dataset, method):
-            raise ValueError(f"balance_tasks / gripper_event_weight need a dataset with {method}() "
+            raise ValueError(f"balance_tasks / task_shares / gripper_event_weight need a dataset with {method}() "
                              "(ActionClipDataset)")
     weights = np.ones(len(dataset))
     if event_weight != 1.0:
@@ -228,8 +228,15 @@ def _clip_weights(dataset, cfg: TrainConfig) -> torch.Tensor | None:
         tasks = np.asarray(dataset.clip_tasks())
         names, inverse = np.unique(tasks, return_inverse=True)
         totals = np.bincount(inverse, weights=weights)
-        logger.info("task-balanced sampling over %s (clips %s)", list(names), np.bincount(inverse).tolist())
-        weights = weights / totals[inverse]
+        shares = np.ones(len(names))
+        if cfg.task_shares is not None:
+            missing = sorted(set(names.tolist()) - set(cfg.task_shares))
+            if missing:
+                raise ValueError(f"task_shares {cfg.task_shares} does not name the data's task(s) {missing}")
+            shares = np.array([cfg.task_shares[str(n)] for n in names])
+        logger.info("task shares %s over %s (clips %s)", np.round(shares / shares.sum(), 3).tolist(),
+                    list(names), np.bincount(inverse).tolist())
+        weights = weights / totals[inverse] * shares[inverse]
     return torch.as_tensor(weights, dtype=torch.float64)
 
 
