@@ -57,21 +57,27 @@ def check_initial_data(policy_cfg, clip_cfg, dataset, folder: Path) -> None:
 def initial_pipeline(pipe, folder: Path, model_cfg, num_views: int):
     """The pipeline loaded from ``folder``, ready to fine-tune with ``model_cfg``: its modules with
     ``model_cfg``'s training-objective settings (loss weights, noise levels) and, where ``model_cfg`` adds
-    a gripper read-out the folder's model lacks, a fresh read-out.
+    a gripper read-out or a view mixer the folder's model lacks, a fresh one.
 
     Raises:
         ValueError: its model configuration differs from ``model_cfg`` in anything else (the fields are named).
     """
-    from ..model.factory import READOUT_SETTINGS, TRAINING_SETTINGS, with_gripper_readout, with_training_settings
+    from ..model.factory import (READOUT_SETTINGS, TRAINING_SETTINGS, with_gripper_readout, with_training_settings,
+                                 with_view_mixer)
 
     adds_readout = model_cfg.gripper_readout and not pipe.model_cfg.gripper_readout
+    adds_mixer = model_cfg.view_mixer and not pipe.model_cfg.view_mixer
     have, want = pipe.model_cfg.to_dict(), model_cfg.to_dict()
-    free = {*TRAINING_SETTINGS, *({"gripper_readout", *READOUT_SETTINGS} if adds_readout else ())}
+    free = {*TRAINING_SETTINGS, *({"gripper_readout", *READOUT_SETTINGS} if adds_readout else ()),
+            *({"view_mixer"} if adds_mixer else ())}
     differ = sorted(k for k in set(have) | set(want) if k not in free and have.get(k) != want.get(k))
     if differ:
         raise ValueError(f"--init-from {folder}: its model configuration differs from --config's in {differ}; "
-                         f"fine-tune with the configuration the model was trained with (adding "
-                         f"loss weights, noise levels and adding gripper_readout: true are the changes allowed)")
+                         f"fine-tune with the configuration the model was trained with (loss weights, noise "
+                         f"levels, adding gripper_readout: true and adding view_mixer: true are the changes allowed)")
+    if adds_mixer:
+        logger.info("--init-from %s: a fresh view mixer (the identity until trained) on top of its weights", folder)
+        pipe = with_view_mixer(pipe, num_views)
     if adds_readout:
         logger.info("--init-from %s: a fresh gripper read-out on top of its weights", folder)
         pipe = with_gripper_readout(pipe, num_views, **{k: getattr(model_cfg, k) for k in READOUT_SETTINGS})

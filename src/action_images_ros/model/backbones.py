@@ -39,7 +39,8 @@ class UNet2DBackbone:
 
     pixel_space = True
 
-    def __init__(self, cfg: ModelConfig, denoiser: torch.nn.Module, vae: torch.nn.Module | None) -> None:
+    def __init__(self, cfg: ModelConfig, denoiser: torch.nn.Module, vae: torch.nn.Module | None,
+                 view_mixer: torch.nn.Module | None = None) -> None:
         cin, cout = unet_channels(cfg)
         got = (denoiser.config.in_channels, denoiser.config.out_channels)
         if got != (cin, cout):
@@ -53,6 +54,8 @@ class UNet2DBackbone:
                              f"image_size={cfg.image_size}")
         self.cfg = cfg
         self.denoiser = denoiser
+        #: ``model.view_mixer.ViewMixer`` applied to the mid-block output inside every UNet call, or None
+        self.view_mixer = view_mixer
         #: ``network(x, t, features) -> (out, mid or None)``: the UNet call, eager torch by default;
         #: ``model.runtimes`` swaps in a compiled or ONNX Runtime one (eager stays the reference).
         self.network = self.eager_network
@@ -60,12 +63,16 @@ class UNet2DBackbone:
     def eager_network(self, x: torch.Tensor, t: torch.Tensor, features: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The UNet on ``x (N, C, H, W)`` at ``t (N,)``: its output, and with ``features`` its mid-block output."""
         captured: list[torch.Tensor] = []
-        hook = (self.denoiser.mid_block.register_forward_hook(lambda _m, _i, o: captured.append(o))
-                if features else None)
+        block = self.denoiser.mid_block
+        # Hooks run in registration order, each on the previous one's output: the features are the mixed ones.
+        hooks = ([block.register_forward_hook(lambda _m, _i, o: self.view_mixer(o))] if self.view_mixer is not None
+                 else [])
+        if features:
+            hooks.append(block.register_forward_hook(lambda _m, _i, o: captured.append(o)))
         try:
             out = self.denoiser(x, t).sample
         finally:
-            if hook is not None:
+            for hook in hooks:
                 hook.remove()
         return out, (captured[-1] if features else None)
 
@@ -231,10 +238,11 @@ class WanBackbone:
         return out[:, :, :, 1:seg], out[:, :, :, seg + 1:]
 
 
-def make_backbone(cfg: ModelConfig, denoiser: torch.nn.Module, vae: torch.nn.Module | None):
-    """The backbone adapter for ``cfg.denoiser_type``."""
+def make_backbone(cfg: ModelConfig, denoiser: torch.nn.Module, vae: torch.nn.Module | None,
+                  view_mixer: torch.nn.Module | None = None):
+    """The backbone adapter for ``cfg.denoiser_type`` (``view_mixer``: unet2d only)."""
     if cfg.denoiser_type == "unet2d":
-        return UNet2DBackbone(cfg, denoiser, vae)
+        return UNet2DBackbone(cfg, denoiser, vae, view_mixer)
     if cfg.denoiser_type == "wan":
         return WanBackbone(cfg, denoiser, vae)
     raise ValueError(f"unknown denoiser_type {cfg.denoiser_type!r}")

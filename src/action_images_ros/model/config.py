@@ -138,6 +138,10 @@ class ModelConfig:
     #: "first_step" read-outs: share of training rows drawn at pure noise (sigma = 1), the rows the
     #: read-out's loss is taken on (1.0 when only the read-out trains, ``train.freeze_denoiser``)
     readout_pure_noise_share: float = 0.25
+    #: unet2d only: one self-attention layer over all views' bottleneck tokens (``model.view_mixer``), so
+    #: the views draw one pose instead of each its own guess (issue 17: the decoder dropped a disagreeing
+    #: view in 8 of 10 carrying predictions of a held-out place episode). Starts as the identity.
+    view_mixer: bool = False
     prediction_type: str = "sample"  #: what the network outputs: clean "sample" (x0) or flow "velocity" (noise - x0)
     #: UNet only: predict the future as the current frame / action image plus a learned change
     #: (the output layer starts at zero, so an untrained model already predicts "no motion").
@@ -182,6 +186,9 @@ class ModelConfig:
         _require(not self.gripper_readout or (self.action_output == "images" and self.denoiser_type == "unet2d"),
                  "gripper_readout reads the UNet's mid block at the decoded action images: it needs "
                  "action_output 'images' and denoiser_type 'unet2d'")
+        _require(not self.view_mixer or self.denoiser_type == "unet2d",
+                 "view_mixer mixes the UNet's per-view bottlenecks: it needs denoiser_type 'unet2d' (the wan "
+                 "transformer already attends over all views)")
         _require(self.gripper_readout_at in READOUT_STEPS,
                  f"gripper_readout_at must be one of {list(READOUT_STEPS)}, got {self.gripper_readout_at!r}")
         _require(0.0 < float(self.readout_pure_noise_share) <= 1.0,

@@ -9,6 +9,7 @@ from .config import ModelConfig
 from .denoisers import build_unet2d, build_wan_miniature, load_wan_pretrained
 from .gripper_readout import GripperReadout
 from .pipeline import ActionImagesPipeline
+from .view_mixer import ViewMixer
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,10 @@ def build_pipeline(cfg: ModelConfig, scheduler=None, num_views: int = 3) -> Acti
         head = ActionHead(feature_channels=cfg.block_out_channels[-1], num_views=int(num_views),
                           num_future=cfg.num_future)
     readout = gripper_readout_for(cfg, num_views) if cfg.gripper_readout else None
+    mixer = view_mixer_for(cfg, num_views) if cfg.view_mixer else None
     pipe = ActionImagesPipeline(denoiser=denoiser, scheduler=scheduler or build_scheduler(), vae=vae,
-                                action_head=head, gripper_readout=readout, model_config=cfg.to_dict())
+                                action_head=head, gripper_readout=readout, view_mixer=mixer,
+                                model_config=cfg.to_dict())
     logger.info("built %s pipeline: denoiser %.2f M parameters", cfg.denoiser_type,
                 sum(p.numel() for p in denoiser.parameters()) / 1e6)
     return pipe
@@ -49,6 +52,12 @@ def gripper_readout_for(cfg: ModelConfig, num_views: int) -> GripperReadout:
     """A fresh (untrained) gripper read-out sized for ``cfg``'s UNet and ``num_views`` views."""
     return GripperReadout(feature_channels=cfg.block_out_channels[-1], num_views=int(num_views),
                           num_future=cfg.num_future)
+
+
+def view_mixer_for(cfg: ModelConfig, num_views: int) -> ViewMixer:
+    """A fresh view mixer (the identity until trained) for ``cfg``'s UNet bottleneck and ``num_views`` views."""
+    side = cfg.image_size // 2 ** (len(cfg.block_out_channels) - 1)  # each level but the last halves it
+    return ViewMixer(channels=cfg.block_out_channels[-1], num_views=int(num_views), tokens_per_view=side * side)
 
 
 #: the model settings that belong to the gripper read-out alone (free to set when one is added)
@@ -68,10 +77,16 @@ def _only(settings: dict, known: tuple, what: str) -> None:
         raise ValueError(f"not {what}: {unknown}; known: {list(known)}")
 
 
-def _rebuilt(pipe: ActionImagesPipeline, cfg: ModelConfig, gripper_readout) -> ActionImagesPipeline:
-    """``pipe``'s modules (the same, not copies) under model configuration ``cfg``, with ``gripper_readout``."""
+_SAME = object()
+
+
+def _rebuilt(pipe: ActionImagesPipeline, cfg: ModelConfig, gripper_readout,
+             view_mixer=_SAME) -> ActionImagesPipeline:
+    """``pipe``'s modules (the same, not copies) under model configuration ``cfg``, with ``gripper_readout``
+    (and ``view_mixer``, by default ``pipe``'s own)."""
     out = ActionImagesPipeline(denoiser=pipe.denoiser, scheduler=pipe.scheduler, vae=pipe.vae,
                                action_head=pipe.action_head, gripper_readout=gripper_readout,
+                               view_mixer=pipe.view_mixer if view_mixer is _SAME else view_mixer,
                                model_config=cfg.to_dict())
     if pipe.policy_cfg is not None:
         out.set_policy_config(pipe.policy_cfg)
@@ -111,3 +126,14 @@ def without_gripper_readout(pipe: ActionImagesPipeline) -> ActionImagesPipeline:
     if pipe.gripper_readout is None:
         raise ValueError("the pipeline has no gripper read-out to drop")
     return _rebuilt(pipe, dataclasses.replace(pipe.model_cfg, gripper_readout=False), None)
+
+
+def with_view_mixer(pipe: ActionImagesPipeline, num_views: int) -> ActionImagesPipeline:
+    """``pipe``'s components (the same modules) plus a fresh view mixer, which starts as the identity: the
+    images, poses and confidence stay exactly ``pipe``'s until fine-tuning trains it (``view_mixer``)."""
+    import dataclasses
+
+    if pipe.view_mixer is not None:
+        raise ValueError("the pipeline already has a view mixer")
+    cfg = dataclasses.replace(pipe.model_cfg, view_mixer=True)  # validates: unet2d
+    return _rebuilt(pipe, cfg, pipe.gripper_readout, view_mixer_for(cfg, num_views))

@@ -93,6 +93,7 @@ class TrainedNetwork(torch.nn.Module):
     def __init__(self, pipe, autocast: bool | None = False) -> None:
         super().__init__()
         self.denoiser = pipe.denoiser
+        self.view_mixer = pipe.view_mixer  # registered here so that DDP / FSDP see its parameters
         self.action_head = pipe.action_head
         self.gripper_readout = pipe.gripper_readout
         self.autocast = autocast

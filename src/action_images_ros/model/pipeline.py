@@ -85,13 +85,13 @@ class ActionImagesPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "denoiser->vae"
-    _optional_components = ["vae", "action_head", "gripper_readout"]
+    _optional_components = ["vae", "action_head", "gripper_readout", "view_mixer"]
 
     def __init__(self, denoiser, scheduler, vae=None, action_head=None, model_config: dict | None = None,
-                 policy_config: dict | None = None, gripper_readout=None) -> None:
+                 policy_config: dict | None = None, gripper_readout=None, view_mixer=None) -> None:
         super().__init__()
         self.register_modules(denoiser=denoiser, scheduler=scheduler, vae=vae, action_head=action_head,
-                              gripper_readout=gripper_readout)
+                              gripper_readout=gripper_readout, view_mixer=view_mixer)
         self.policy_cfg = None
         if policy_config is not None:
             self.set_policy_config(policy_config)
@@ -108,6 +108,10 @@ class ActionImagesPipeline(DiffusionPipeline):
         if cfg.gripper_readout != (gripper_readout is not None):
             raise ValueError(f"the model config has gripper_readout={cfg.gripper_readout} but the pipeline "
                              f"{'has no' if gripper_readout is None else 'has a'} gripper_readout component; build it "
+                             f"with model.factory.build_pipeline")
+        if cfg.view_mixer != (view_mixer is not None):
+            raise ValueError(f"the model config has view_mixer={cfg.view_mixer} but the pipeline "
+                             f"{'has no' if view_mixer is None else 'has a'} view_mixer component; build it "
                              f"with model.factory.build_pipeline")
         if cfg.use_instruction and not cfg.instruction_vocab:
             raise ValueError("the model config has use_instruction but an empty instruction_vocab; "
@@ -154,7 +158,7 @@ class ActionImagesPipeline(DiffusionPipeline):
         if not isinstance(index, dict) or index.get("_class_name") != cls.__name__:
             found = index.get("_class_name") if isinstance(index, dict) else type(index).__name__
             raise ValueError(f"checkpoint folder {path} holds a {found}, not an {cls.__name__}")
-        for name in ("denoiser", "scheduler", "vae", "action_head", "gripper_readout"):
+        for name in ("denoiser", "scheduler", "vae", "action_head", "gripper_readout", "view_mixer"):
             entry = index.get(name)
             if name in ("denoiser", "scheduler") and not entry:
                 raise ValueError(f"checkpoint folder {path} is corrupt: model_index.json has no {name!r} entry")
@@ -172,9 +176,9 @@ class ActionImagesPipeline(DiffusionPipeline):
     @property
     def backbone(self):
         """The denoiser-family adapter (rebuilt if a component was replaced)."""
-        key = (id(self.denoiser), id(self.vae))
+        key = (id(self.denoiser), id(self.vae), id(self.view_mixer))
         if self._backbone is None or key != self._backbone_key:
-            self._backbone = make_backbone(self.model_cfg, self.denoiser, self.vae)
+            self._backbone = make_backbone(self.model_cfg, self.denoiser, self.vae, self.view_mixer)
             self._backbone_key = key
         return self._backbone
 

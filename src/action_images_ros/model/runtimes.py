@@ -31,15 +31,19 @@ from ..config import RUNTIMES  # one list, read by the CLIs without importing to
 logger = logging.getLogger(__name__)
 
 class _MidTap(torch.nn.Module):
-    """Stands in for the UNet's mid block while an exported or compiled call runs and keeps its output."""
+    """Stands in for the UNet's mid block while an exported or compiled call runs: applies the view mixer
+    (when the model has one, as ``UNet2DBackbone.eager_network`` does) and keeps the output."""
 
-    def __init__(self, block: torch.nn.Module) -> None:
+    def __init__(self, block: torch.nn.Module, view_mixer: torch.nn.Module | None = None) -> None:
         super().__init__()
         self.block = block
+        self.view_mixer = view_mixer
         self.last: torch.Tensor | None = None
 
     def forward(self, *args, **kwargs):
         out = self.block(*args, **kwargs)
+        if self.view_mixer is not None:
+            out = self.view_mixer(out)
         self.last = out
         return out
 
@@ -48,10 +52,10 @@ class UNetWithFeatures(torch.nn.Module):
     """``(x, t) -> (UNet output, mid-block output)`` as one module, for exporters and compilers that take a
     module with tensor outputs (a forward hook is not part of an exported graph)."""
 
-    def __init__(self, unet: torch.nn.Module) -> None:
+    def __init__(self, unet: torch.nn.Module, view_mixer: torch.nn.Module | None = None) -> None:
         super().__init__()
         self.unet = unet
-        self.tap = _MidTap(unet.mid_block)
+        self.tap = _MidTap(unet.mid_block, view_mixer)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         block = self.unet.mid_block
@@ -84,7 +88,9 @@ def use_runtime(pipe, name: str, example_batch: int = 3) -> None:
     if not hasattr(backbone, "eager_network"):
         raise ValueError(f"runtime {name!r} needs the pixel-space UNet2D denoiser, not {pipe.model_cfg.denoiser_type!r}")
     pipe.denoiser.eval()
-    module = UNetWithFeatures(pipe.denoiser).eval()
+    if backbone.view_mixer is not None:
+        backbone.view_mixer.eval()
+    module = UNetWithFeatures(pipe.denoiser, backbone.view_mixer).eval()
     s = pipe.model_cfg.image_size  # the tracing / warm-up input: a mid-noise call on example_batch images
     example = (torch.zeros(example_batch, pipe.denoiser.config.in_channels, s, s),
                torch.full((example_batch,), 500.0))

@@ -75,9 +75,9 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
 
 
 def trained_modules(pipe: ActionImagesPipeline) -> list[torch.nn.Module]:
-    """The modules training updates (and averages): the denoiser, and the action head and the gripper
-    read-out where there are."""
-    return [pipe.denoiser] + [m for m in (pipe.action_head, pipe.gripper_readout) if m is not None]
+    """The modules training updates (and averages): the denoiser, and the view mixer, the action head and
+    the gripper read-out where there are."""
+    return [pipe.denoiser] + [m for m in (pipe.view_mixer, pipe.action_head, pipe.gripper_readout) if m is not None]
 
 
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, use_ema: bool = True) -> Path:
@@ -366,9 +366,11 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
     for m in trained:
         m.train()
     if cfg.freeze_denoiser:
-        if len(trained) == 1:
+        if pipe.action_head is None and pipe.gripper_readout is None:
             raise ValueError("freeze_denoiser: this model has no action head or gripper read-out to train")
-        pipe.denoiser.requires_grad_(False).eval()
+        for m in (pipe.denoiser, pipe.view_mixer):  # the mixer is part of the network that draws the images
+            if m is not None:
+                m.requires_grad_(False).eval()
     params = [p for m in trained for p in m.parameters() if p.requires_grad]
     if policy_config is not None:
         pipe.set_policy_config(policy_config)  # saved with every checkpoint and the final model
@@ -499,7 +501,7 @@ def _whole_pipeline(pipe: ActionImagesPipeline, network) -> ActionImagesPipeline
     if not weights:  # ranks other than 0 receive nothing
         return pipe
     parts = {}
-    for name in ("denoiser", "action_head", "gripper_readout"):
+    for name in ("denoiser", "view_mixer", "action_head", "gripper_readout"):
         module = getattr(pipe, name)
         if module is not None:
             copy = type(module).from_config(module.config)
@@ -507,7 +509,7 @@ def _whole_pipeline(pipe: ActionImagesPipeline, network) -> ActionImagesPipeline
             parts[name] = copy
     whole = ActionImagesPipeline(denoiser=parts["denoiser"], scheduler=pipe.scheduler, vae=pipe.vae,
                                  action_head=parts.get("action_head"), gripper_readout=parts.get("gripper_readout"),
-                                 model_config=pipe.model_cfg.to_dict())
+                                 view_mixer=parts.get("view_mixer"), model_config=pipe.model_cfg.to_dict())
     if pipe.policy_cfg is not None:
         whole.set_policy_config(pipe.policy_cfg)
     return whole
