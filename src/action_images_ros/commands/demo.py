@@ -2,7 +2,7 @@
 
 1. The action-image codec round trip on the simulated 3-camera rig (errors + contact sheet).
 2. With a shipped checkpoint in ``models/tiny``: the whole ROS 2 node graph (sim_node ->
-   policy_node -> executor_node) closed loop on ``reach_target`` in lockstep on simulated time
+   policy_node -> executor_node) closed loop on ``reach_target`` (``--task``) in lockstep on simulated time
    (a loaded machine changes only the wall time), recording what RViz would show (per-view
    action-image overlays) to a video and the Rerun view of the run to ``demo.rrd`` (viz_node;
    ``docs/viewer.md``). Exits non-zero when the task is not achieved.
@@ -21,6 +21,9 @@ HELP = "codec round trip, then the ROS 2 graph closed loop in the simulated cell
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("outputs/demo"))
     p.add_argument("--model", type=Path, default=Path("models/tiny"))
+    p.add_argument("--task", default="reach_target",
+                   help="simulated task of the closed loop; a two-stage one (place_cube, stack_cubes) needs a "
+                        "four-task model such as models/fourtask")
     p.add_argument("--duration", type=float, default=30.0, help="simulated seconds of closed-loop control")
 
 
@@ -36,10 +39,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"== 2. skipped: no trained checkpoint in {args.model} "
               f"(train one: action-images train --config config/model_tiny.yaml ...)")
         return 0
-    print(f"== 2. ROS 2 graph closed loop in the simulated cell, model {args.model}")
+    print(f"== 2. ROS 2 graph closed loop in the simulated cell, model {args.model}, task {args.task}")
     view = args.out / "demo.rrd"  # the live view (viz_node), written to a file: docs/viewer.md
     view.unlink(missing_ok=True)
-    rc = cli_main(["run", "--model", str(args.model), "--task", "reach_target", "--duration", str(args.duration),
+    rc = cli_main(["run", "--model", str(args.model), "--task", args.task, "--duration", str(args.duration),
                    "--record", str(args.out / "graph_overlays.mp4"), "--viz", "rerun", "--viz-rrd", str(view)])
     if view.is_file():
         print(f"== the view of this run (docs/viewer.md), open it with:\n  .venv/bin/rerun {view}")

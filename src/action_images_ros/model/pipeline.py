@@ -40,6 +40,7 @@ from ..codec import ActionImageCodec
 from ..geometry import Camera, validate_actions
 from .action_head import decode_outputs
 from .gripper_readout import GripperReadout  # noqa: F401  diffusers loads a saved read-out only once imported
+from .view_mixer import ViewMixer  # noqa: F401  the same for a saved view mixer
 from .backbones import make_backbone
 from .conditioning import (Conditions, check_mode, colour_grounding, instruction_vectors, mode_flags,
                            named_colours, plucker_rays, state_in_cameras)
