@@ -91,6 +91,8 @@ def use_runtime(pipe, name: str, example_batch: int = 3) -> None:
     if backbone.view_mixer is not None:
         backbone.view_mixer.eval()
     module = UNetWithFeatures(pipe.denoiser, backbone.view_mixer).eval()
+    if backbone.view_mixer is not None:  # it mixes the views of a scene: trace one scene of its views
+        example_batch = backbone.view_mixer.config.num_views
     s = pipe.model_cfg.image_size  # the tracing / warm-up input: a mid-noise call on example_batch images
     example = (torch.zeros(example_batch, pipe.denoiser.config.in_channels, s, s),
                torch.full((example_batch,), 500.0))

@@ -234,6 +234,9 @@ def _clip_weights(dataset, cfg: TrainConfig) -> torch.Tensor | None:
             if missing:
                 raise ValueError(f"task_shares {cfg.task_shares} does not name the data's task(s) {missing}")
             shares = np.array([cfg.task_shares[str(n)] for n in names])
+            extra = sorted(set(cfg.task_shares) - set(names.tolist()))
+            if extra:
+                logger.warning("task_shares names task(s) %s that the data does not hold; ignored", extra)
         logger.info("task shares %s over %s (clips %s)", np.round(shares / shares.sum(), 3).tolist(),
                     list(names), np.bincount(inverse).tolist())
         weights = weights / totals[inverse] * shares[inverse]
