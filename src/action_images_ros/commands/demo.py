@@ -1,8 +1,8 @@
 """`action-images demo`: the main job on embedded defaults (`make demo`).
 
 1. The action-image codec round trip on the simulated 3-camera rig (errors + contact sheet).
-2. With a shipped checkpoint in ``models/tiny``: the whole ROS 2 node graph (sim_node ->
-   policy_node -> executor_node) closed loop on ``reach_target`` (``--task``) in lockstep on simulated time
+2. With the shipped four-task checkpoint ``models/fourtask``: the whole ROS 2 node graph (sim_node ->
+   policy_node -> executor_node) closed loop on the two-stage ``place_cube`` (``--task``) in lockstep on simulated time
    (a loaded machine changes only the wall time), recording what RViz would show (per-view
    action-image overlays) to a video and the Rerun view of the run to ``demo.rrd`` (viz_node;
    ``docs/viewer.md``). Exits non-zero when the task is not achieved.
@@ -20,10 +20,9 @@ HELP = "codec round trip, then the ROS 2 graph closed loop in the simulated cell
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("outputs/demo"))
-    p.add_argument("--model", type=Path, default=Path("models/tiny"))
-    p.add_argument("--task", default="reach_target",
-                   help="simulated task of the closed loop; a two-stage one (place_cube, stack_cubes) needs a "
-                        "four-task model such as models/fourtask")
+    p.add_argument("--model", type=Path, default=Path("models/fourtask"))
+    p.add_argument("--task", default="place_cube",
+                   help="simulated task of the closed loop (models/tiny knows reach_target and pick_cube only)")
     p.add_argument("--duration", type=float, default=30.0, help="simulated seconds of closed-loop control")
 
 
