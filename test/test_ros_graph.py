@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from action_images_ros.ros.graph import VIEWS, GraphOptions, NodeSpec, build_graph, topic
+from action_images_ros.config import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,7 +41,7 @@ def test_sim_and_real_graphs_wire_the_executor_differently():
     assert sim_remaps["current_pose"] == topic("current_pose") == "action_images/ee_pose"
     assert real_remaps["current_pose"] == "/franka_robot_state_broadcaster/current_pose"
     assert real_remaps["gripper_joint_states"] == "/franka_gripper/joint_states"
-    assert dict(real["executor_node"].overrides) == {"backend": "moveit", "gripper": "franka", "model": "models/tiny",
+    assert dict(real["executor_node"].overrides) == {"backend": "moveit", "gripper": "franka", "model": DEFAULT_MODEL,
                                                       "base_frame": "fr3_link0", "tick_source": "timer",
                                                       "moveit_config_package": "franka_fr3_moveit_config"}
     files = by_name(build_graph(GraphOptions(use_sim=False, executor="moveit", moveit_config="/a.yaml,/b.yaml")))

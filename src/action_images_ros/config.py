@@ -34,6 +34,10 @@ logger = logging.getLogger(__name__)
 #: The clip record of checkpoints written before ``policy_config`` (read, never written).
 LEGACY_CLIP_CONFIG_FILE = "clip_config.json"
 
+#: the shipped policy the nodes, the graph and `make demo` run unless told otherwise (also written in
+#: config/policy.yaml, executor.yaml and decoder.yaml): action images on all four tasks (models/fourtask/README.md)
+DEFAULT_MODEL = "models/fourtask"
+
 #: where a policy's network runs (model/runtimes.py); eager torch is the reference
 RUNTIMES = ("eager", "onnxruntime", "compile")
 

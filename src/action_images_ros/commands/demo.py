@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..config import DEFAULT_MODEL
 from . import codec_demo
 
 HELP = "codec round trip, then the ROS 2 graph closed loop in the simulated cell on the shipped model"
@@ -20,7 +21,7 @@ HELP = "codec round trip, then the ROS 2 graph closed loop in the simulated cell
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("outputs/demo"))
-    p.add_argument("--model", type=Path, default=Path("models/fourtask"))
+    p.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL))
     p.add_argument("--task", default="place_cube",
                    help="simulated task of the closed loop (models/tiny knows reach_target and pick_cube only)")
     p.add_argument("--duration", type=float, default=30.0, help="simulated seconds of closed-loop control")

@@ -53,6 +53,7 @@ from typing import Any
 
 import yaml
 
+from ..config import DEFAULT_MODEL
 from .franka import FRANKA_BASE_FRAME, FRANKA_CURRENT_POSE, FRANKA_GRIPPER_JOINTS
 from .share import PACKAGE, resolve_share_path, share_dir
 
@@ -191,7 +192,7 @@ class GraphOptions:
 
     use_sim: bool = True
     executor: str = "sim"
-    model: str = "models/tiny"
+    model: str = DEFAULT_MODEL
     rviz: bool = False
     task: str = "reach_target"
     mode: str = "closed_loop"

@@ -32,6 +32,7 @@ from trajectory_msgs.msg import MultiDOFJointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from ...codec import ActionImageCodec
+from ...config import DEFAULT_MODEL
 from ...control.chunk_execution import FUTURE_TOLERANCE_S
 from ..action_video import unstack_frames
 from ..camera_info import CameraInfoError, info_to_camera
@@ -95,7 +96,7 @@ class DecoderNode(Node):
             "rig": "config/cameras_sim.yaml",
             "base_frame": "base_link",
             "tcp_link": "fr3_hand_tcp",
-            "model": "models/tiny",
+            "model": DEFAULT_MODEL,
             "marker_axis_length": 0.05,
             "queue_size": 3,
         }.items()}

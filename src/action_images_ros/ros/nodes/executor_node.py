@@ -78,7 +78,7 @@ from std_msgs.msg import Header, String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
-from ...config import execution_config_for
+from ...config import DEFAULT_MODEL, execution_config_for
 from ...control.chunk_execution import FUTURE_TOLERANCE_S, ChunkExecutor
 from ...control.safety import SafetyEnvelope, load_safety_config
 from ..executor_backends import BackendConfig, make_backend
@@ -106,7 +106,7 @@ class ExecutorNode(Node):
         p = self._declare({
             "backend": "sim",
             "safety_config": "config/safety.yaml",
-            "model": "models/tiny",
+            "model": DEFAULT_MODEL,
             "execution_overrides": "",
             "tick_source": "timer",
             "control_rate_hz": 10.0,

@@ -70,6 +70,7 @@ from trajectory_msgs.msg import MultiDOFJointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from ...cell_description import optical_frame_id
+from ...config import DEFAULT_MODEL
 from ...control.chunk_execution import FUTURE_TOLERANCE_S
 from ...policy import prediction_seed
 from ..action_video import combined_action_image, overlay_on_frame, prediction_summary, stack_frames
@@ -114,7 +115,7 @@ class PolicyNode(Node):
         super().__init__(NODE_NAME, **node_kwargs)
         # 1. parameters
         p = {k: self.declare_parameter(k, v).value for k, v in {
-            "model": "models/tiny",
+            "model": DEFAULT_MODEL,
             "device": "cpu",
             "num_inference_steps": 0,
             "mode": "closed_loop",
