@@ -36,7 +36,22 @@ def event_clips(dataset, rng: np.random.Generator, per_kind: int) -> dict[str, l
             kinds["open"].append(i)
         else:
             kinds["steady"].append(i)
+    return sample_kinds(kinds, rng, per_kind)
+
+
+def sample_kinds(kinds: dict[str, list[int]], rng: np.random.Generator, per_kind: int) -> dict[str, list[int]]:
+    """Up to ``per_kind`` clip indices of each kind, drawn without replacement, sorted."""
     return {k: sorted(rng.choice(v, size=min(per_kind, len(v)), replace=False).tolist()) for k, v in kinds.items()}
+
+
+def held_out_paths(held_out: list[str], tasks: list[str], model: str) -> list[Path]:
+    """The episodes of ``held_out`` (a model's ``held_out_episodes``) of ``tasks`` that are on disk."""
+    listed = [Path(p) for p in held_out if any(f"/{t}/" in p for t in tasks)]
+    paths = [p for p in listed if p.is_file()]
+    if len(paths) < len(listed):
+        print(f"{model}: {len(listed) - len(paths)} of its {len(listed)} held-out episodes of these tasks are not "
+              f"on disk (generate them as in its model card); using the {len(paths)} there")
+    return paths
 
 
 def main() -> None:
@@ -60,15 +75,11 @@ def main() -> None:
     from action_images_ros.policy import PolicyRunner
 
     torch.set_num_threads(args.threads)
+    shared = load_policy(args.held_out_of)[1].clip["held_out_episodes"] if args.held_out_of else None
     for model in args.model:
         pipe, policy_cfg = load_policy(model)
         record = policy_cfg.clip
-        held_out = (load_policy(args.held_out_of)[1].clip if args.held_out_of else record)["held_out_episodes"]
-        listed = [Path(p) for p in held_out if any(f"/{t}/" in p for t in args.tasks)]
-        paths = [p for p in listed if p.is_file()]
-        if len(paths) < len(listed):
-            print(f"{model}: {len(listed) - len(paths)} of its {len(listed)} held-out episodes of these tasks are not "
-                  f"on disk (generate them as in its model card); using the {len(paths)} there")
+        paths = held_out_paths(shared or record["held_out_episodes"], args.tasks, model)
         dataset = ActionClipDataset(paths, clip_config_for(pipe, record))
         kinds = event_clips(dataset, np.random.default_rng(0), args.clips)
         steps = args.steps or policy_cfg.num_inference_steps

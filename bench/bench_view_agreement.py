@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_gripper_events import held_out_paths, sample_kinds  # noqa: E402  (run as bench/bench_view_agreement.py)
+
 
 def carrying_clips(dataset, rng: np.random.Generator, per_kind: int) -> dict[str, list[int]]:
     """Clip indices: ``carry`` (closed now and at every future keyframe) and ``other``."""
@@ -30,7 +32,7 @@ def carrying_clips(dataset, rng: np.random.Generator, per_kind: int) -> dict[str
         rows = dataset.future_rows(t, dataset.episodes[e].num_steps)
         closed = poses[t, 7] <= 0.5 and (poses[rows, 7] <= 0.5).all()
         kinds["carry" if closed else "other"].append(i)
-    return {k: sorted(rng.choice(v, size=min(per_kind, len(v)), replace=False).tolist()) for k, v in kinds.items()}
+    return sample_kinds(kinds, rng, per_kind)
 
 
 def main() -> None:
@@ -54,11 +56,11 @@ def main() -> None:
     from action_images_ros.policy import PolicyRunner
 
     torch.set_num_threads(args.threads)
+    shared = load_policy(args.held_out_of)[1].clip["held_out_episodes"] if args.held_out_of else None
     for model in args.model:
         pipe, policy_cfg = load_policy(model)
         record = policy_cfg.clip
-        held_out = (load_policy(args.held_out_of)[1].clip if args.held_out_of else record)["held_out_episodes"]
-        paths = [Path(p) for p in held_out if any(f"/{t}/" in p for t in args.tasks) and Path(p).is_file()]
+        paths = held_out_paths(shared or record["held_out_episodes"], args.tasks, model)
         dataset = ActionClipDataset(paths, clip_config_for(pipe, record))
         kinds = carrying_clips(dataset, np.random.default_rng(0), args.clips)
         steps = args.steps or policy_cfg.num_inference_steps
