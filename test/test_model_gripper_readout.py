@@ -12,6 +12,7 @@ from action_images_ros.model.gripper_readout import gripper_targets
 from action_images_ros.model.objective import flow_matching_loss
 from action_images_ros.model.pipeline import ActionImagesPipeline
 from action_images_ros.model.synthetic import SyntheticReachDataset
+from _fresh_process import loads_component
 
 S, F = 32, 2
 
@@ -51,14 +52,7 @@ def test_the_readout_replaces_only_the_decoded_gripper(plain, dataset, tmp_path)
     assert _call(ro, item, dataset.cameras, mode="video").actions is None
 
     ro.save_pretrained(tmp_path / "m")
-    # a fresh process that imports only the pipeline loads it too (diffusers needs the module imported)
-    import subprocess
-    import sys
-
-    code = ("from action_images_ros.model.pipeline import ActionImagesPipeline as P; "
-            f"print(P.from_pretrained({str(tmp_path / 'm')!r}).gripper_readout is not None)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.stdout.strip() == "True", done.stderr[-2000:]
+    loads_component(tmp_path / "m", "gripper_readout")  # in a fresh process too
     loaded = ActionImagesPipeline.from_pretrained(tmp_path / "m")
     assert loaded.gripper_readout is not None and loaded.model_cfg.gripper_readout
     np.testing.assert_allclose(_call(loaded, item, dataset.cameras).actions, out.actions, atol=1e-6)

@@ -11,6 +11,7 @@ from action_images_ros.model.objective import flow_matching_loss
 from action_images_ros.model.pipeline import ActionImagesPipeline
 from action_images_ros.model.runtimes import use_runtime
 from action_images_ros.model.synthetic import SyntheticReachDataset
+from _fresh_process import loads_component
 from action_images_ros.model.training import export_checkpoint, latest_checkpoint, train
 from action_images_ros.model.config import TrainConfig
 
@@ -83,14 +84,7 @@ def test_a_fresh_mixer_changes_nothing_and_a_trained_one_mixes_the_views(dataset
     out = _call(mixed, item, dataset.cameras)
     assert np.abs(out.future_action - base.future_action).max() > 1e-3
     mixed.save_pretrained(tmp_path / "m")
-    # a fresh process that imports only the pipeline loads it too (diffusers needs the module imported)
-    import subprocess
-    import sys
-
-    code = ("from action_images_ros.model.pipeline import ActionImagesPipeline as P; "
-            f"print(P.from_pretrained({str(tmp_path / 'm')!r}).view_mixer is not None)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.stdout.strip() == "True", done.stderr[-2000:]
+    loads_component(tmp_path / "m", "view_mixer")  # in a fresh process too
     loaded = ActionImagesPipeline.from_pretrained(tmp_path / "m")
     assert loaded.view_mixer is not None and loaded.model_cfg.view_mixer
     np.testing.assert_allclose(_call(loaded, item, dataset.cameras).future_action, out.future_action, atol=1e-6)
