@@ -135,8 +135,9 @@ class ModelConfig:
     #: "first_step": pure noise in the generated streams, so only the observation, the pose and the
     #: instruction can tell it (as for the action head); trained on rows drawn at sigma = 1.
     gripper_readout_at: str = "last_step"
-    #: "first_step" read-outs: share of training rows drawn at pure noise (sigma = 1), the rows the
-    #: read-out's loss is taken on (1.0 when only the read-out trains, ``train.freeze_denoiser``)
+    #: "first_step" read-outs and distillation (``train.distill_from``): share of training rows drawn at pure
+    #: noise (sigma = 1), the rows the read-out's loss is taken on (1.0 when only the read-out trains,
+    #: ``train.freeze_denoiser``) and the rows that learn the teacher's samples
     readout_pure_noise_share: float = 0.25
     #: unet2d only: one self-attention layer over all views' bottleneck tokens (``model.view_mixer``), so
     #: the views draw one pose instead of each its own guess (issue 17: the decoder dropped a disagreeing
@@ -315,6 +316,11 @@ class TrainConfig:
     mode_probs: dict[str, float] = dataclasses.field(
         default_factory=lambda: {"policy": 0.5, "world_model": 0.2, "label": 0.2, "video": 0.1}
     )  #: probability of training each mode (which streams are given / dropped)
+    #: few-step distillation (``model.distillation``): a saved pipeline folder whose samples, drawn in
+    #: ``distill_steps`` steps from the noise of the rows at pure noise (``readout_pure_noise_share``), those
+    #: rows learn instead of the recorded future. Usually the model the fine-tune starts from (``--init-from``)
+    distill_from: str | None = None
+    distill_steps: int = 2  #: the teacher's denoising steps
     progress: bool = True  #: tqdm progress bar
 
     def __post_init__(self) -> None:
@@ -347,6 +353,7 @@ class TrainConfig:
             self.task_shares = {str(k): float(v) for k, v in dict(self.task_shares).items()}
             _require(bool(self.task_shares) and all(v > 0 for v in self.task_shares.values()),
                      f"task_shares must name tasks with positive shares, got {self.task_shares}")
+        _require(1 <= self.distill_steps <= 100, f"distill_steps must be in [1, 100], got {self.distill_steps}")
         self.mode_probs = {str(k): float(v) for k, v in dict(self.mode_probs).items()}
         unknown = sorted(set(self.mode_probs) - set(MODES))
         _require(not unknown, f"mode_probs: unknown mode(s) {unknown}; modes are {list(MODES)}")

@@ -21,6 +21,7 @@ import torch
 from .action_head import encode_targets
 from .conditioning import mode_flags
 from .config import MODES
+from .distillation import select_rows
 from .gripper_readout import gripper_targets
 
 BATCH_KEYS = ("cond_rgb", "cond_action", "future_rgb", "future_action", "K", "T_world_cam")
@@ -113,7 +114,7 @@ class TrainedNetwork(torch.nn.Module):
 
 def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[str],
                        generator: torch.Generator | None = None, autocast: bool = False,
-                       offset: int = 0, network: torch.nn.Module | None = None) -> LossParts:
+                       offset: int = 0, network: torch.nn.Module | None = None, teacher=None) -> LossParts:
     """Masked flow-matching loss of ``pipe`` on a collated batch, or on one shard of a larger batch.
 
     Args:
@@ -130,6 +131,8 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
         offset: the first row of ``batch`` in the whole batch (a process's / micro-batch's shard).
         network: the :class:`TrainedNetwork` to run (training passes the one Accelerate prepared);
             default: ``TrainedNetwork(pipe, autocast)``.
+        teacher: a :class:`~.distillation.Teacher`: the rows drawn at pure noise learn its sample from their
+            noise instead of the recorded future (few-step distillation); None: the data alone.
     """
     missing = [k for k in BATCH_KEYS if k not in batch]
     if missing:
@@ -160,9 +163,9 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
     rows = slice(offset, offset + B)
     sigma = sample_sigmas(N, cfg.sigma_logit_mean, cfg.sigma_logit_std, generator)
     first_step = pipe.gripper_readout is not None and cfg.gripper_readout_at == "first_step"
-    if first_step:
-        # The first-step read-out learns where it is read: rows drawn at pure noise (what the sampler
-        # starts from, t = num_train_timesteps), which the denoising loss sees too.
+    if first_step or teacher is not None:
+        # The first-step read-out learns where it is read, and distillation where one step is taken: rows
+        # drawn at pure noise (what the sampler starts from, t = num_train_timesteps).
         pure_all = torch.rand(N, generator=generator) < cfg.readout_pure_noise_share
         sigma = torch.where(pure_all, torch.ones_like(sigma), sigma)
         pure_all = pure_all.to(dev, torch.float32)
@@ -184,10 +187,19 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
     state = batch["state"].to(dev, torch.float32) if head or readout else None
     pred_rgb, pred_act, head_out, grip_out = network(x_rgb, x_act, cond, timestep, state)
 
+    c_rgb, c_act = x0_rgb, x0_act  # the clean streams the rows learn
+    if teacher is not None:
+        pure = pure_all[rows] > 0
+        if bool(pure.any()):
+            keep = pure.tolist()
+            d_rgb, d_act = teacher.samples(select_rows(batch, pure), [m for m, k in zip(modes, keep) if k],
+                                           n_rgb[pure], n_act[pure])
+            c_rgb, c_act = x0_rgb.clone(), x0_act.clone()
+            c_rgb[pure], c_act[pure] = d_rgb.to(c_rgb.dtype), d_act.to(c_act.dtype)
     if cfg.prediction_type == "sample":
-        t_rgb, t_act = x0_rgb, x0_act
+        t_rgb, t_act = c_rgb, c_act
     else:
-        t_rgb, t_act = n_rgb - x0_rgb, n_act - x0_act
+        t_rgb, t_act = n_rgb - c_rgb, n_act - c_act
     err_rgb = (pred_rgb.float() - t_rgb) ** 2
     err_act = (pred_act.float() - t_act) ** 2
     if pipe.backbone.pixel_space and cfg.loss_blob_weight > 0:

@@ -394,6 +394,11 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
             ema.load_state_dict(state["ema"])
     if ema is not None:
         ema.to(acc.device)
+    teacher = None
+    if cfg.distill_from:
+        from .distillation import Teacher
+
+        teacher = Teacher(ActionImagesPipeline.from_pretrained(cfg.distill_from).to(acc.device), cfg.distill_steps)
     network, opt = acc.prepare(TrainedNetwork(pipe, autocast=None), opt)
     params = [p for p in network.parameters() if p.requires_grad]  # FSDP replaces them with shards
     if ckpt is not None and _by_name(state["optimizer"]):
@@ -431,7 +436,7 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
                 with acc.accumulate(network):
                     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # the step's noise, sliced
                     parts = flow_matching_loss(pipe, batch, modes, generator=gen, offset=sampler.shard_offset(micro),
-                                               network=network)
+                                               network=network, teacher=teacher)
                     acc.backward(parts.loss)
                     if acc.sync_gradients and cfg.grad_clip > 0:
                         acc.clip_grad_norm_(params, cfg.grad_clip)
