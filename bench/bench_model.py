@@ -7,6 +7,10 @@ available it also times the large configuration (Wan transformer + Wan VAE,
 initialised Wan2.1-1.3B-sized transformer (same FLOPs, no weights needed).
 
     PYTHONPATH=src .venv/bin/python bench/bench_model.py [--model models/NAME] [--threads 2]
+        [--baseline models/multitask --baseline-steps 4]
+
+``--baseline`` times a second saved pipeline in the same run, its calls interleaved with the first's
+so that both see the same load, and prints the ratio of the medians.
 """
 
 from __future__ import annotations
@@ -37,27 +41,50 @@ def policy_call(pipe, item, steps: int, seed: int = 0):
     return pipe(**kw)
 
 
-def time_calls(pipe, item, steps: int, repeats: int, sync=None) -> np.ndarray:
-    """Seconds per policy call, ``repeats`` times after two warm-up calls."""
+def time_calls(pipe, item, steps: int, repeats: int, sync=None, warmup: int = 2) -> np.ndarray:
+    """Seconds per policy call, ``repeats`` times after ``warmup`` warm-up calls."""
     out = []
-    for i in range(repeats + 2):
+    for i in range(repeats + warmup):
         t0 = time.perf_counter()
         policy_call(pipe, item, steps, seed=i)
         if sync:
             sync()
-        if i >= 2:
+        if i >= warmup:
             out.append(time.perf_counter() - t0)
     return np.array(out)
 
 
-def bench_tiny(args) -> None:
-    if args.model:
-        pipe = ActionImagesPipeline.from_pretrained(args.model)
-    else:
-        pipe = build_pipeline(ModelConfig())
+def _load(model: str | None):
+    pipe = ActionImagesPipeline.from_pretrained(model) if model else build_pipeline(ModelConfig())
     pipe.denoiser.eval()
+    item = SyntheticReachDataset(1, pipe.model_cfg.image_size, pipe.model_cfg.num_future, num_views=3)[0]
+    return pipe, item
+
+
+def bench_against_baseline(args) -> None:
+    """The model's call at each of ``--steps`` and the baseline's at ``--baseline-steps``, interleaved."""
+    pipe, item = _load(args.model)
+    base, base_item = _load(args.baseline)
+    for p, it, s in [(pipe, item, args.steps[0]), (base, base_item, args.baseline_steps)]:
+        time_calls(p, it, s, repeats=0)  # warm-up
+    times = {s: [] for s in args.steps}
+    base_times = []
+    for i in range(args.repeats):
+        for s in args.steps:
+            times[s].append(time_calls(pipe, item, s, repeats=1, warmup=0)[0])
+        base_times.append(time_calls(base, base_item, args.baseline_steps, repeats=1, warmup=0)[0])
+    b = 1000 * np.median(base_times)
+    print(f"baseline {args.baseline}, {args.baseline_steps} steps: median {b:.0f} ms "
+          f"(p10 {1000 * np.percentile(base_times, 10):.0f}, p90 {1000 * np.percentile(base_times, 90):.0f})")
+    for s in args.steps:
+        m = 1000 * np.median(times[s])
+        print(f"{args.model or 'random weights'}, {s} steps: median {m:.0f} ms (p10 {1000 * np.percentile(times[s], 10):.0f}, "
+              f"p90 {1000 * np.percentile(times[s], 90):.0f}); {b / m:.2f}x faster than the baseline")
+
+
+def bench_tiny(args) -> None:
+    pipe, item = _load(args.model)
     cfg = pipe.model_cfg
-    item = SyntheticReachDataset(1, cfg.image_size, cfg.num_future, num_views=3)[0]
     n = sum(p.numel() for p in pipe.denoiser.parameters()) / 1e6
     print(f"tiny {cfg.denoiser_type}: {n:.2f} M params, 3 views, {cfg.image_size} px, F={cfg.num_future}, "
           f"bf16 autocast={cfg.inference_bf16 and bf16_is_fast('cpu')} (config: {cfg.inference_bf16}), {torch.get_num_threads()} CPU threads")
@@ -96,10 +123,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     ap.add_argument("--wan-pretrained", default=None, help="local Wan diffusers folder for the large config")
     ap.add_argument("--large-size", type=int, default=256)
+    ap.add_argument("--baseline", default=None, help="a second saved pipeline timed in the same run (interleaved)")
+    ap.add_argument("--baseline-steps", type=int, default=4, help="the baseline's denoising steps")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.baseline:
+        bench_against_baseline(args)
+        return
     bench_tiny(args)
     if torch.cuda.is_available():
         bench_large(args)

@@ -1,0 +1,32 @@
+"""Write a copy of a model folder that samples with another number of denoising steps by default.
+
+    python scripts/set_sampling_steps.py runs/fourtask_onestep/model 1 models/fourtask
+
+The weights are copied unchanged; only ``policy_config.num_inference_steps`` (what the policy node, ``eval``
+and ``make demo`` use when no ``--steps`` is given) is set. Choose it from a step table (model card).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", type=Path, help="a model folder")
+    p.add_argument("steps", type=int, help="default denoising steps per prediction")
+    p.add_argument("out", type=Path, help="folder to write the copy to")
+    args = p.parse_args()
+    from action_images_ros.model_io import load_policy
+
+    pipe, policy_cfg = load_policy(args.model)  # the policy settings too, wherever the folder keeps them
+    policy_cfg.num_inference_steps = args.steps
+    policy_cfg.__post_init__()  # the same range check as on load
+    pipe.set_policy_config(policy_cfg)
+    pipe.save_pretrained(args.out)
+    print(f"{args.model} sampling {args.steps} step(s) by default: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
