@@ -65,21 +65,25 @@ def bench_against_baseline(args) -> None:
     """The model's call at each of ``--steps`` and the baseline's at ``--baseline-steps``, interleaved."""
     pipe, item = _load(args.model)
     base, base_item = _load(args.baseline)
-    for p, it, s in [(pipe, item, args.steps[0]), (base, base_item, args.baseline_steps)]:
-        time_calls(p, it, s, repeats=0)  # warm-up
+    for p, it, s in [(pipe, item, s) for s in args.steps] + [(base, base_item, args.baseline_steps)]:
+        time_calls(p, it, s, repeats=0)  # warm-up of every step count timed
     times = {s: [] for s in args.steps}
     base_times = []
     for i in range(args.repeats):
+        if i % 2:  # the baseline first every other round: neither always follows the other
+            base_times.append(time_calls(base, base_item, args.baseline_steps, repeats=1, warmup=0)[0])
         for s in args.steps:
             times[s].append(time_calls(pipe, item, s, repeats=1, warmup=0)[0])
-        base_times.append(time_calls(base, base_item, args.baseline_steps, repeats=1, warmup=0)[0])
+        if not i % 2:
+            base_times.append(time_calls(base, base_item, args.baseline_steps, repeats=1, warmup=0)[0])
     b = 1000 * np.median(base_times)
     print(f"baseline {args.baseline}, {args.baseline_steps} steps: median {b:.0f} ms "
           f"(p10 {1000 * np.percentile(base_times, 10):.0f}, p90 {1000 * np.percentile(base_times, 90):.0f})")
     for s in args.steps:
         m = 1000 * np.median(times[s])
         print(f"{args.model or 'random weights'}, {s} steps: median {m:.0f} ms (p10 {1000 * np.percentile(times[s], 10):.0f}, "
-              f"p90 {1000 * np.percentile(times[s], 90):.0f}); {b / m:.2f}x faster than the baseline")
+              f"p90 {1000 * np.percentile(times[s], 90):.0f}); "
+              + (f"{b / m:.2f}x faster than the baseline" if b >= m else f"{m / b:.2f}x slower than the baseline"))
 
 
 def bench_tiny(args) -> None:

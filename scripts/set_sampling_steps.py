@@ -1,8 +1,9 @@
-"""Write a copy of a model folder that samples with another number of denoising steps by default.
+"""Write a model folder's pipeline again (weights and configuration) with another default number of denoising steps.
 
     python scripts/set_sampling_steps.py runs/fourtask_onestep/model 1 models/fourtask
 
-The weights are copied unchanged; only ``policy_config.num_inference_steps`` (what the policy node, ``eval``
+The weights are written unchanged (``save_pretrained``; a model card or loss curve is not copied); only
+``policy_config.num_inference_steps`` (what the policy node, ``eval``
 and ``make demo`` use when no ``--steps`` is given) is set. Choose it from a step table (model card).
 """
 

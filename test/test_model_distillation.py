@@ -18,9 +18,11 @@ def dataset():
     return SyntheticReachDataset(6, image_size=S, num_future=F, seed=11)
 
 
-def _pipe(**kw):
-    torch.manual_seed(0)
-    pipe = build_pipeline(ModelConfig(image_size=S, num_future=F, block_out_channels=(8, 16), **kw))
+def _pipe(seed=0, **kw):
+    torch.manual_seed(seed)
+    kw = {"image_size": S, "num_future": F, "block_out_channels": (8, 16),
+          "inference_bf16": False, **kw}  # float32: the same numbers on any CPU
+    pipe = build_pipeline(ModelConfig(**kw))
     with torch.no_grad():  # a network that draws something: the zero-initialised output layer made non-zero
         for p in pipe.denoiser.parameters():
             if p.abs().sum() == 0:
@@ -53,7 +55,7 @@ def test_a_one_step_teacher_of_the_same_weights_leaves_nothing_to_learn(dataset)
     """One Euler step from pure noise returns the clean-sample prediction, so a teacher that is the student
     taking one step asks for exactly what the student answers: zero loss on rows all at pure noise. Zero needs
     the teacher to see each row's own noise and conditioning."""
-    pipe = _pipe(readout_pure_noise_share=1.0, loss_blob_weight=0.0, inference_bf16=False)
+    pipe = _pipe(readout_pure_noise_share=1.0, loss_blob_weight=0.0)
     batch = torch.utils.data.default_collate([dataset[i] for i in range(4)])
     modes = ["policy", "world_model", "policy", "label"]
     plain = flow_matching_loss(pipe, batch, modes, generator=torch.Generator().manual_seed(0))
@@ -65,27 +67,52 @@ def test_a_one_step_teacher_of_the_same_weights_leaves_nothing_to_learn(dataset)
     shard = flow_matching_loss(pipe, select_rows(batch, torch.tensor([False, False, True, True])), modes,
                                generator=torch.Generator().manual_seed(0), offset=2, teacher=Teacher(pipe, 1))
     assert float(shard.loss) == pytest.approx(0.0, abs=1e-10)
-    # the teacher's two steps are another sample: something to learn
-    two = flow_matching_loss(pipe, batch, modes, generator=torch.Generator().manual_seed(0),
-                             teacher=Teacher(_pipe(), steps=2))
-    assert float(two.loss) > 1e-6
 
 
-def test_train_distils_from_a_saved_teacher_and_resumes(dataset, tmp_path):
+def test_only_the_rows_at_pure_noise_learn_the_teacher_and_shards_agree(dataset):
+    """Half the rows at pure noise, a teacher with other weights: the loss changes from the data's, and the
+    shards' losses average to the whole batch's, so each shard's rows get their own noise, flags and samples."""
+    pipe = _pipe(readout_pure_noise_share=0.5)
+    teacher = Teacher(_pipe(seed=1), steps=2)
+    batch = torch.utils.data.default_collate([dataset[i % len(dataset)] for i in range(8)])
+    modes = ["policy"] * 8
+
+    def loss(shard=None, t=teacher):  # shard: the first row of a 4-row shard, None: the whole batch
+        rows = batch if shard is None else select_rows(batch, (torch.arange(8) >= shard) & (torch.arange(8) < shard + 4))
+        return float(flow_matching_loss(pipe, rows, modes, generator=torch.Generator().manual_seed(5),
+                                        offset=shard or 0, teacher=t).loss.detach())
+
+    whole = loss()
+    assert abs(whole - loss(t=None)) > 1e-4  # the teacher's samples are other targets
+    assert (loss(shard=0) + loss(shard=4)) / 2 == pytest.approx(whole, rel=1e-5)
+
+
+def test_train_distils_from_a_saved_teacher_and_resumes(dataset, tmp_path, monkeypatch):
     from action_images_ros.model.pipeline import ActionImagesPipeline
     from action_images_ros.model.training import train
 
-    teacher = _pipe()
+    teacher = _pipe(readout_pure_noise_share=1.0)  # the student starts from it: every row at pure noise
     teacher.save_pretrained(tmp_path / "teacher")
     tc = TrainConfig(max_steps=2, batch_size=2, progress=False, mixed_precision="no", mode_probs={"policy": 1.0},
                      distill_from=str(tmp_path / "teacher"), distill_steps=2, checkpoint_every=1, log_every=1)
+    used = []
+    samples = Teacher.samples
+    monkeypatch.setattr(Teacher, "samples", lambda self, *a: used.append(self) or samples(self, *a))
     train(ActionImagesPipeline.from_pretrained(tmp_path / "teacher"), dataset, tc, tmp_path / "run")
     res = train(ActionImagesPipeline.from_pretrained(tmp_path / "teacher"), dataset,
                 TrainConfig(**{**tc.to_dict(), "max_steps": 3}), tmp_path / "run")
     assert res.history[-1]["step"] == 3 and np.isfinite(res.history[-1]["loss"])
-    reloaded = ActionImagesPipeline.from_pretrained(tmp_path / "teacher")  # the teacher was not trained
-    for k, v in reloaded.denoiser.state_dict().items():
-        assert torch.equal(v, teacher.denoiser.state_dict()[k]), k
+    assert len(used) == 3 and len({id(t) for t in used}) == 2  # asked every step; a resume loads the teacher again
+    for t in used:  # frozen, and still the saved teacher after the steps that learnt from it
+        assert not any(p.requires_grad for p in t.pipe.denoiser.parameters())
+        for k, v in t.pipe.denoiser.state_dict().items():
+            assert torch.equal(v, teacher.denoiser.state_dict()[k]), k
+    student = ActionImagesPipeline.from_pretrained(tmp_path / "run" / "model")
+    assert any(not torch.equal(v, teacher.denoiser.state_dict()[k]) for k, v in student.denoiser.state_dict().items())
+    _pipe(image_size=16, readout_pure_noise_share=1.0).save_pretrained(tmp_path / "other")
+    with pytest.raises(ValueError, match="another stream space"):
+        train(ActionImagesPipeline.from_pretrained(tmp_path / "teacher"), dataset,
+              TrainConfig(**{**tc.to_dict(), "distill_from": str(tmp_path / "other")}), tmp_path / "run3")
     with pytest.raises(ValueError, match="distill_steps must be in"):
         TrainConfig(distill_steps=0)
     with pytest.raises(ValueError, match="teacher steps must be in"):

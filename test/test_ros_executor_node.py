@@ -59,7 +59,8 @@ class Harness:
         self.pause_client = self.world.create_client(SetBool, "executor_node/pause")
         self.reset_client = self.world.create_client(Trigger, "executor_node/reset")
         self.executors = executors_for(self.executor_node, self.world)
-        ready = (lambda: self.traj_pub.get_subscription_count() and self.pause_client.service_is_ready()) if lockstep \
+        ready = (lambda: self.traj_pub.get_subscription_count() and self.pause_client.service_is_ready()
+                 and self.executor_node._status_pub.get_subscription_count()) if lockstep \
             else (lambda: self.traj_pub.get_subscription_count() and self.pause_client.service_is_ready()
                   and self.executor_node.measured_pose() is not None)
         assert self.spin(ready, 10.0), "graph did not come up"
@@ -111,10 +112,10 @@ class Harness:
         """Announce an episode and wait until the executor has reset for it. A tick offered before the
         announcement arrives (another topic) is run again by the reset, with a second request that replaces
         the first: the tests answer one request per tick, so they offer ticks only after this."""
-        n = len(self.status)
+        n, mark = len(self.status), f"new episode from {stamp_ns * 1e-9:.3f} s"
         self.episode_pub.publish(Header(stamp=ns_to_stamp(stamp_ns), frame_id=frame_id))
-        assert self.spin(lambda: any(s["event"] == "reset" and "new episode" in s["reason"]
-                                     for s in self.status[n:]), 3.0), self.status[n:]
+        assert self.spin(lambda: any(s["event"] == "reset" and mark in s["reason"] for s in self.status[n:]), 3.0), \
+            self.status[n:]
 
     def outstanding(self, wait_s=3.0):
         """The newest chunk request not answered yet by :meth:`send_chunk` (waits for one; None if none came)."""

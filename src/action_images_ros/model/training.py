@@ -399,6 +399,11 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
         from .distillation import Teacher
 
         teacher = Teacher(ActionImagesPipeline.from_pretrained(cfg.distill_from).to(acc.device), cfg.distill_steps)
+        fields = ("denoiser_type", "image_size", "num_future", "input_mean", "input_std", "residual_to_current")
+        differ = [f for f in fields if getattr(teacher.pipe.model_cfg, f) != getattr(pipe.model_cfg, f)]
+        if differ or (teacher.pipe.vae is None) != (pipe.vae is None):
+            raise ValueError(f"distill_from {cfg.distill_from}: the teacher's samples live in another stream space "
+                             f"than this model's ({differ or ['vae']} differ)")
     network, opt = acc.prepare(TrainedNetwork(pipe, autocast=None), opt)
     params = [p for p in network.parameters() if p.requires_grad]  # FSDP replaces them with shards
     if ckpt is not None and _by_name(state["optimizer"]):
