@@ -10,6 +10,7 @@ and ``make demo`` use when no ``--steps`` is given) is set. Choose it from a ste
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 
@@ -22,9 +23,7 @@ def main() -> None:
     from action_images_ros.model_io import load_policy
 
     pipe, policy_cfg = load_policy(args.model)  # the policy settings too, wherever the folder keeps them
-    policy_cfg.num_inference_steps = args.steps
-    policy_cfg.__post_init__()  # the same range check as on load
-    pipe.set_policy_config(policy_cfg)
+    pipe.set_policy_config(dataclasses.replace(policy_cfg, num_inference_steps=args.steps))  # range-checked as on load
     pipe.save_pretrained(args.out)
     print(f"{args.model} sampling {args.steps} step(s) by default: {args.out}")
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from action_images_ros.model.config import ModelConfig, TrainConfig
-from action_images_ros.model.distillation import Teacher, select_rows
+from action_images_ros.model.distillation import Teacher
 from action_images_ros.model.factory import build_pipeline
-from action_images_ros.model.objective import flow_matching_loss
+from action_images_ros.model.objective import flow_matching_loss, select_rows
 from action_images_ros.model.synthetic import SyntheticReachDataset
 
 S, F = 32, 2

@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 
 import torch
 
+from .objective import training_conditions
 
 
 class Teacher:
@@ -42,40 +43,10 @@ class Teacher:
         ``batch`` and ``modes`` are the rows' training items and modes (the same conditioning the student
         sees: given streams come from the recorded future, as in the loss)."""
         pipe = self.pipe
-        dev = pipe.device
-        cond = pipe.prepare_conditions(batch["cond_rgb"], batch["cond_action"], batch["K"], batch["T_world_cam"],
-                                       list(modes), state=batch.get("state"), instruction=batch.get("instruction"))
-        fut_rgb = batch["future_rgb"].to(dev, torch.float32)
-        fut_act = batch["future_action"].to(dev, torch.float32)
-        cond.given_rgb = pipe.backbone.encode_stream(pipe.normalize(fut_rgb), "rgb", cond)
-        cond.given_action = pipe.backbone.encode_stream(pipe.normalize(fut_act), "action", cond)
-        x_rgb, x_act = n_rgb.to(dev, torch.float32), n_act.to(dev, torch.float32)
-        B = x_rgb.shape[0]
-        n_train = float(pipe.scheduler.config.num_train_timesteps)
-        numel = x_rgb[0].numel()
-        pred_rgb = pred_act = None
+        cond = training_conditions(pipe, batch, modes)[0]
+        x_rgb, x_act = n_rgb.to(pipe.device, torch.float32), n_act.to(pipe.device, torch.float32)
         for t in pipe.retrieve_timesteps(self.steps):  # the pipeline's own sampler and spacing
-            t_batch = t.reshape(1).to(dev, torch.float32).expand(B)
+            t_batch = t.reshape(1).to(pipe.device, torch.float32).expand(x_rgb.shape[0])
             out = pipe.denoise(x_rgb, x_act, cond, t_batch, autocast=pipe.model_cfg.inference_bf16)
-            pred_rgb, pred_act = out[0].float(), out[1].float()
-            sigma = t_batch / n_train
-            v = torch.cat([pipe.to_velocity(pred_rgb, x_rgb, sigma).reshape(B, -1),
-                           pipe.to_velocity(pred_act, x_act, sigma).reshape(B, -1)], dim=1)
-            x = torch.cat([x_rgb.reshape(B, -1), x_act.reshape(B, -1)], dim=1)
-            x = pipe.scheduler.step(v, t, x, return_dict=False)[0]
-            x_rgb, x_act = x[:, :numel].reshape(x_rgb.shape), x[:, numel:].reshape(x_act.shape)
+            x_rgb, x_act = pipe.sampler_step(out[0], out[1], x_rgb, x_act, t)
         return x_rgb, x_act
-
-
-def select_rows(batch: Mapping[str, object], rows: torch.Tensor) -> dict[str, object]:
-    """The items of ``batch`` at the boolean ``rows`` (tensors indexed, lists of strings filtered)."""
-    idx = torch.nonzero(rows.cpu(), as_tuple=False).flatten()
-    out = {}
-    for k, v in batch.items():
-        if isinstance(v, torch.Tensor):
-            out[k] = v[idx.to(v.device)]
-        elif isinstance(v, (list, tuple)):
-            out[k] = [v[i] for i in idx.tolist()]
-        else:
-            out[k] = v
-    return out

@@ -21,7 +21,6 @@ import torch
 from .action_head import encode_targets
 from .conditioning import mode_flags
 from .config import MODES
-from .distillation import select_rows
 from .gripper_readout import gripper_targets
 
 BATCH_KEYS = ("cond_rgb", "cond_action", "future_rgb", "future_action", "K", "T_world_cam")
@@ -112,6 +111,32 @@ class TrainedNetwork(torch.nn.Module):
                     pipe.gripper_logits(feats, state) if readout else None)
 
 
+def training_conditions(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[str]):
+    """The conditioning of a training batch's rows (``modes``: one per row) and their recorded future streams in
+    model space ``(x0_rgb, x0_act)``, which are also what the modes that give a stream are given."""
+    dev = pipe.device
+    cond = pipe.prepare_conditions(batch["cond_rgb"], batch["cond_action"], batch["K"], batch["T_world_cam"],
+                                   list(modes), state=batch.get("state"), instruction=batch.get("instruction"))
+    x0_rgb = pipe.backbone.encode_stream(pipe.normalize(batch["future_rgb"].to(dev, torch.float32)), "rgb", cond)
+    x0_act = pipe.backbone.encode_stream(pipe.normalize(batch["future_action"].to(dev, torch.float32)), "action", cond)
+    cond.given_rgb, cond.given_action = x0_rgb, x0_act
+    return cond, x0_rgb, x0_act
+
+
+def select_rows(batch: Mapping[str, object], rows: torch.Tensor) -> dict[str, object]:
+    """The items of ``batch`` at the boolean ``rows`` (tensors indexed, lists of strings filtered)."""
+    idx = torch.nonzero(rows.cpu(), as_tuple=False).flatten()
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            out[k] = v[idx.to(v.device)]
+        elif isinstance(v, (list, tuple)):
+            out[k] = [v[i] for i in idx.tolist()]
+        else:
+            out[k] = v
+    return out
+
+
 def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[str],
                        generator: torch.Generator | None = None, autocast: bool = False,
                        offset: int = 0, network: torch.nn.Module | None = None, teacher=None) -> LossParts:
@@ -154,11 +179,7 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
         raise ValueError("the model is conditioned on the current pose (use_state): batches need 'state' (B, 8)")
     if cfg.use_instruction and "instruction" not in batch:
         raise ValueError("the model follows an instruction (use_instruction): batches need 'instruction' (B strings)")
-    cond = pipe.prepare_conditions(batch["cond_rgb"], batch["cond_action"], batch["K"], batch["T_world_cam"], modes,
-                                   state=batch.get("state"), instruction=batch.get("instruction"))
-    x0_rgb = pipe.backbone.encode_stream(pipe.normalize(fut_rgb), "rgb", cond)
-    x0_act = pipe.backbone.encode_stream(pipe.normalize(fut_act), "action", cond)
-    cond.given_rgb, cond.given_action = x0_rgb, x0_act
+    cond, x0_rgb, x0_act = training_conditions(pipe, batch, modes)
 
     rows = slice(offset, offset + B)
     sigma = sample_sigmas(N, cfg.sigma_logit_mean, cfg.sigma_logit_std, generator)

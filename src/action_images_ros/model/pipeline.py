@@ -287,6 +287,19 @@ class ActionImagesPipeline(DiffusionPipeline):
         s = sigma.clamp(min=self.model_cfg.min_sigma).view((-1,) + (1,) * (x.ndim - 1))
         return (x - pred) / s
 
+    def sampler_step(self, pred_rgb: torch.Tensor, pred_act: torch.Tensor, x_rgb: torch.Tensor, x_act: torch.Tensor,
+                     t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One scheduler step at timestep ``t`` of both streams of ``B`` scenes from the network's predictions:
+        the streams advance together as one flat sample per scene (the sampler of :meth:`__call__`, and of a
+        distillation teacher)."""
+        B, numel = x_rgb.shape[0], x_rgb[0].numel()
+        sigma = t.reshape(1).to(x_rgb.device, torch.float32).expand(B) / float(self.scheduler.config.num_train_timesteps)
+        v = torch.cat([self.to_velocity(pred_rgb, x_rgb, sigma).reshape(B, -1),
+                       self.to_velocity(pred_act, x_act, sigma).reshape(B, -1)], dim=1)
+        x = torch.cat([x_rgb.reshape(B, -1), x_act.reshape(B, -1)], dim=1)
+        x = self.scheduler.step(v, t, x, return_dict=False)[0]
+        return x[:, :numel].reshape(x_rgb.shape), x[:, numel:].reshape(x_act.shape)
+
     # ------------------------------------------------------------------ __call__ helpers
     def check_inputs(self, cond_rgb, cond_action, state, cameras, K, T_world_cam, mode, future_rgb,
                      future_action, actions, num_inference_steps, generator) -> dict[str, Any]:
@@ -439,10 +452,8 @@ class ActionImagesPipeline(DiffusionPipeline):
 
         # 4. Timesteps
         timesteps = self.retrieve_timesteps(num_inference_steps)
-        n_train = float(self.scheduler.config.num_train_timesteps)
 
-        # 5. Denoising loop: both streams advance together as one flat sample per scene
-        numel = x_rgb[0].numel()
+        # 5. Denoising loop
         head = self.action_head is not None and mode == "policy"
         readout = self.gripper_readout is not None and mode in ACTION_MODES
         feats = None
@@ -456,12 +467,7 @@ class ActionImagesPipeline(DiffusionPipeline):
                 # the head / a last-step read-out reads the last (least noisy) step's features, a
                 # first-step read-out those of pure noise (ModelConfig.gripper_readout_at)
                 feats = out[2]
-            sigma = t_batch / n_train
-            v = torch.cat([self.to_velocity(pred_rgb, x_rgb, sigma).reshape(1, -1),
-                           self.to_velocity(pred_act, x_act, sigma).reshape(1, -1)], dim=1)
-            x = torch.cat([x_rgb.reshape(1, -1), x_act.reshape(1, -1)], dim=1)
-            x = self.scheduler.step(v, t, x, return_dict=False)[0]
-            x_rgb, x_act = x[:, :numel].reshape(shape), x[:, numel:].reshape(shape)
+            x_rgb, x_act = self.sampler_step(pred_rgb, pred_act, x_rgb, x_act, t)
 
         # 6. Decode: given streams pass through; generated ones back to [0, 1] pixels
         if inp["future_rgb"] is not None:
