@@ -107,6 +107,21 @@ def test_train_checkpoints_resumes_and_plots(cfg, dataset, tmp_path):
         export_checkpoint(tmp_path / "run", tmp_path / "bad")
 
 
+def test_learning_rate_decays_by_cosine_over_steps_or_time_budget(cfg, dataset, tmp_path):
+    tc = TrainConfig(batch_size=2, max_steps=4, log_every=1, progress=False, warmup_steps=1, learning_rate=1e-3,
+                     lr_final_ratio=0.1, checkpoint_every=100)
+    lrs = [h["lr"] for h in train(cfg, dataset, tc, tmp_path / "steps").history]
+    expected = [1e-3 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * k / 4))) for k in (1, 2, 3, 4)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-6)
+    # a run its time budget ends has decayed by then too, whatever its max_steps
+    tc = TrainConfig(batch_size=2, max_steps=10_000, time_budget_s=1e-6, log_every=1, progress=False,
+                     warmup_steps=1, learning_rate=1e-3, lr_final_ratio=0.1, checkpoint_every=100)
+    res = train(cfg, dataset, tc, tmp_path / "time")
+    assert res.steps == 1 and res.history[-1]["lr"] == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="lr_final_ratio"):
+        TrainConfig(lr_final_ratio=1.5)
+
+
 def test_train_rejects_mismatched_data(cfg, tmp_path):
     ds = SyntheticReachDataset(2, image_size=S, num_future=F + 1)
     with pytest.raises(ValueError, match="num_future"):

@@ -281,6 +281,10 @@ class TrainConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 20
+    #: cosine decay of the learning rate after the warm-up, down to ``learning_rate`` x this at the end of the
+    #: run; the run's progress is the larger of step / max_steps and training time / time_budget_s, so a run
+    #: ended by its time budget decays too (1 = constant, as before)
+    lr_final_ratio: float = 1.0
     batch_size: int = 8  #: scenes per step (each with V views)
     max_steps: int = 10_000
     time_budget_s: float | None = None  #: wall-clock budget of this run in seconds (training time, summed over resumes)
@@ -327,6 +331,7 @@ class TrainConfig:
         _require(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
         _require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         _require(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        _require(0.0 <= self.lr_final_ratio <= 1.0, f"lr_final_ratio must be in [0, 1], got {self.lr_final_ratio}")
         _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _require(self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}")
         _require(self.time_budget_s is None or self.time_budget_s > 0,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import shutil
 import time
 from pathlib import Path
@@ -380,7 +381,8 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
 
     # 2. Optimiser, warm-up schedule, EMA; then the network wrapped for the processes (DDP over gloo or NCCL).
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
+    progress = [_progress(int(state["step"]), float(state["elapsed_s"]), cfg)]  # read by the schedule each step
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, progress[0], cfg))
     ema = None
     if cfg.ema_decay > 0:
         from diffusers.training_utils import EMAModel
@@ -448,6 +450,7 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
                     opt.step()
                     opt.zero_grad(set_to_none=True)
                 parts_sum += (float(parts.loss.detach()), parts.rgb, parts.action, parts.gripper or 0.0)
+            progress[0] = _progress(step + 1, elapsed + time.monotonic() - t_last, cfg)
             sched.step()
             if ema is not None:
                 ema.step(params)
@@ -534,6 +537,20 @@ def _log_point(step: int, w: np.ndarray, elapsed: float, lr: float, readout: boo
     if readout:
         point["gripper"] = float(w[3])
     return {**point, "elapsed_s": round(elapsed, 2), "lr": lr}
+
+
+def lr_factor(step: int, progress: float, cfg: TrainConfig) -> float:
+    """The learning rate over ``cfg.learning_rate`` at optimiser step ``step``: a linear warm-up, then a cosine
+    from 1 to ``cfg.lr_final_ratio`` over the run's ``progress`` (0..1)."""
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    r = cfg.lr_final_ratio
+    return warm * (r + (1.0 - r) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+
+
+def _progress(step: int, elapsed: float, cfg: TrainConfig) -> float:
+    """How far the run is, 0..1: by steps or by training time, whichever ends it first."""
+    by_time = elapsed / cfg.time_budget_s if cfg.time_budget_s else 0.0
+    return max(step / cfg.max_steps, by_time)
 
 
 def _should_stop(acc, step: int, elapsed: float, cfg: TrainConfig) -> bool:
