@@ -381,7 +381,7 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
 
     # 2. Optimiser, warm-up schedule, EMA; then the network wrapped for the processes (DDP over gloo or NCCL).
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    progress = [_progress(int(state["step"]), float(state["elapsed_s"]), cfg)]  # read by the schedule each step
+    progress = [_progress(acc, int(state["step"]), float(state["elapsed_s"]), cfg)]  # read by the schedule each step
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, progress[0], cfg))
     ema = None
     if cfg.ema_decay > 0:
@@ -450,7 +450,7 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
                     opt.step()
                     opt.zero_grad(set_to_none=True)
                 parts_sum += (float(parts.loss.detach()), parts.rgb, parts.action, parts.gripper or 0.0)
-            progress[0] = _progress(step + 1, elapsed + time.monotonic() - t_last, cfg)
+            progress[0] = _progress(acc, step + 1, elapsed + time.monotonic() - t_last, cfg)
             sched.step()
             if ema is not None:
                 ema.step(params)
@@ -547,9 +547,14 @@ def lr_factor(step: int, progress: float, cfg: TrainConfig) -> float:
     return warm * (r + (1.0 - r) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _progress(step: int, elapsed: float, cfg: TrainConfig) -> float:
-    """How far the run is, 0..1: by steps or by training time, whichever ends it first."""
+def _progress(acc, step: int, elapsed: float, cfg: TrainConfig) -> float:
+    """How far the run is, 0..1: by steps or by training time, whichever ends it first. By rank 0's clock on
+    every rank: each rank applies the optimiser step itself, so their learning rates must agree."""
     by_time = elapsed / cfg.time_budget_s if cfg.time_budget_s else 0.0
+    if by_time and acc.num_processes > 1 and cfg.lr_final_ratio < 1.0:
+        from accelerate.utils import broadcast
+
+        by_time = float(broadcast(torch.tensor([by_time], device=acc.device), from_process=0).item())
     return max(step / cfg.max_steps, by_time)
 
 
