@@ -87,6 +87,33 @@ def test_only_the_rows_at_pure_noise_learn_the_teacher_and_shards_agree(dataset)
     assert (loss(shard=0) + loss(shard=4)) / 2 == pytest.approx(whole, rel=1e-5)
 
 
+class _FixedTeacher:
+    """Test-only stand-in for :class:`Teacher` whose samples are given: the streams of other recorded clips."""
+
+    def __init__(self, rgb, act):
+        self.rgb, self.act = rgb, act
+
+    def samples(self, batch, modes, n_rgb, n_act):
+        return self.rgb[: n_rgb.shape[0]], self.act[: n_act.shape[0]]
+
+
+def test_a_teacher_row_is_weighted_by_the_teachers_blobs_as_if_it_were_the_recording(dataset):
+    """The loss's blob weights follow the target a row learns: a teacher row scores exactly as the same row
+    would with the teacher's sample as its recorded future (policy mode: the future is not given)."""
+    pipe = _pipe(readout_pure_noise_share=1.0, loss_blob_weight=10.0, gripper_readout=True,
+                 gripper_readout_at="first_step")
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(2)])
+    other = torch.utils.data.default_collate([dataset[i] for i in range(2, 4)])
+    teacher = _FixedTeacher(pipe.normalize(other["future_rgb"]), pipe.normalize(other["future_action"]))
+    as_recorded = {**batch, "future_rgb": other["future_rgb"], "future_action": other["future_action"]}
+    modes = ["policy", "policy"]
+    with torch.no_grad():
+        distilled = flow_matching_loss(pipe, batch, modes, generator=torch.Generator().manual_seed(2), teacher=teacher)
+        recorded = flow_matching_loss(pipe, as_recorded, modes, generator=torch.Generator().manual_seed(2))
+    assert float(distilled.loss) == pytest.approx(float(recorded.loss), rel=1e-5)
+    assert distilled.action == pytest.approx(recorded.action, rel=1e-5)
+
+
 def test_train_distils_from_a_saved_teacher_and_resumes(dataset, tmp_path, monkeypatch):
     from action_images_ros.model.pipeline import ActionImagesPipeline
     from action_images_ros.model.training import train

@@ -209,6 +209,7 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
     pred_rgb, pred_act, head_out, grip_out = network(x_rgb, x_act, cond, timestep, state)
 
     c_rgb, c_act = x0_rgb, x0_act  # the clean streams the rows learn
+    blob_act = fut_act  # the action images those are, in [0, 1], whose blobs weight the loss
     if teacher is not None:
         pure = pure_all[rows] > 0
         if bool(pure.any()):
@@ -217,6 +218,9 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
                                            n_rgb[pure], n_act[pure])
             c_rgb, c_act = x0_rgb.clone(), x0_act.clone()
             c_rgb[pure], c_act[pure] = d_rgb.to(c_rgb.dtype), d_act.to(c_act.dtype)
+            if pipe.backbone.pixel_space:  # weight where the teacher drew its blobs, not where the recording has them
+                blob_act = fut_act.clone()
+                blob_act[pure] = pipe.denormalize(d_act.to(fut_act.dtype))
     if cfg.prediction_type == "sample":
         t_rgb, t_act = c_rgb, c_act
     else:
@@ -226,7 +230,7 @@ def flow_matching_loss(pipe, batch: Mapping[str, torch.Tensor], modes: Sequence[
     if pipe.backbone.pixel_space and cfg.loss_blob_weight > 0:
         # Emphasise where a blob should be and where it was (a blob left behind is as wrong as a missing one).
         cur = batch["cond_action"].to(dev, torch.float32)[:, :, None]
-        blobs = torch.maximum(blob_intensity(fut_act), blob_intensity(cur))
+        blobs = torch.maximum(blob_intensity(blob_act), blob_intensity(cur))
         err_act = err_act * (1.0 + cfg.loss_blob_weight * blobs)
     gen_rgb, gen_act = generated_streams(cond.flags)
     all_rgb, all_act = generated_streams(mode_flags(pipe.stream_modes(all_modes), device=dev))
