@@ -281,9 +281,9 @@ class TrainConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 20
-    #: cosine decay of the learning rate after the warm-up, down to ``learning_rate`` x this at the end of the
-    #: run; the run's progress is the larger of step / max_steps and training time / time_budget_s, so a run
-    #: ended by its time budget decays too (1 = constant, as before)
+    #: cosine decay of the learning rate over the run (times the warm-up's ramp), down to ``learning_rate`` x
+    #: this at its end; the run's progress is the larger of step / max_steps and training time / time_budget_s,
+    #: so a run ended by its time budget decays too (1 = constant, as before)
     lr_final_ratio: float = 1.0
     batch_size: int = 8  #: scenes per step (each with V views)
     max_steps: int = 10_000

@@ -551,7 +551,7 @@ def _progress(acc, step: int, elapsed: float, cfg: TrainConfig) -> float:
     """How far the run is, 0..1: by steps or by training time, whichever ends it first. By rank 0's clock on
     every rank: each rank applies the optimiser step itself, so their learning rates must agree."""
     by_time = elapsed / cfg.time_budget_s if cfg.time_budget_s else 0.0
-    if by_time and acc.num_processes > 1 and cfg.lr_final_ratio < 1.0:
+    if cfg.time_budget_s and acc.num_processes > 1 and cfg.lr_final_ratio < 1.0:  # on config only: all ranks call
         from accelerate.utils import broadcast
 
         by_time = float(broadcast(torch.tensor([by_time], device=acc.device), from_process=0).item())
