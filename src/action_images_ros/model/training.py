@@ -450,14 +450,14 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
                     opt.step()
                     opt.zero_grad(set_to_none=True)
                 parts_sum += (float(parts.loss.detach()), parts.rgb, parts.action, parts.gripper or 0.0)
-            progress[0] = _progress(acc, step + 1, elapsed + time.monotonic() - t_last, cfg)
+            now = time.monotonic()
+            elapsed += now - t_last
+            t_last = now
+            progress[0] = _progress(acc, step + 1, elapsed, cfg)
             sched.step()
             if ema is not None:
                 ema.step(params)
             step += 1
-            now = time.monotonic()
-            elapsed += now - t_last
-            t_last = now
             window.append(tuple(parts_sum / cfg.gradient_accumulation_steps))
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.max_steps:
