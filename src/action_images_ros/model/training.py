@@ -381,7 +381,7 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
 
     # 2. Optimiser, warm-up schedule, EMA; then the network wrapped for the processes (DDP over gloo or NCCL).
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    progress = [_progress(acc, int(state["step"]), float(state["elapsed_s"]), cfg)]  # read by the schedule each step
+    progress = [_progress(int(state["step"]), float(state["elapsed_s"]), cfg)]  # read by the schedule each step
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, progress[0], cfg))
     ema = None
     if cfg.ema_decay > 0:
@@ -435,7 +435,7 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
     t_last = time.monotonic()
     metrics = (out_dir / "metrics.jsonl").open("a") if main else None
     try:
-        while not _should_stop(acc, step, elapsed, cfg):
+        while not _should_stop(step, elapsed, cfg):
             modes = sample_modes(sampler.batch, cfg.mode_probs, np.random.default_rng([cfg.seed, step]))
             parts_sum = np.zeros(4)
             for micro in range(cfg.gradient_accumulation_steps):
@@ -451,9 +451,9 @@ def train(pipeline_or_config: ActionImagesPipeline | ModelConfig, dataset, train
                     opt.zero_grad(set_to_none=True)
                 parts_sum += (float(parts.loss.detach()), parts.rgb, parts.action, parts.gripper or 0.0)
             now = time.monotonic()
-            elapsed += now - t_last
+            elapsed = _rank0_clock(acc, elapsed + now - t_last, cfg)
             t_last = now
-            progress[0] = _progress(acc, step + 1, elapsed, cfg)
+            progress[0] = _progress(step + 1, elapsed, cfg)
             sched.step()
             if ema is not None:
                 ema.step(params)
@@ -547,25 +547,24 @@ def lr_factor(step: int, progress: float, cfg: TrainConfig) -> float:
     return warm * (r + (1.0 - r) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _progress(acc, step: int, elapsed: float, cfg: TrainConfig) -> float:
-    """How far the run is, 0..1: by steps or by training time, whichever ends it first. By rank 0's clock on
-    every rank: each rank applies the optimiser step itself, so their learning rates must agree."""
-    by_time = elapsed / cfg.time_budget_s if cfg.time_budget_s else 0.0
-    if cfg.time_budget_s and acc.num_processes > 1 and cfg.lr_final_ratio < 1.0:  # on config only: all ranks call
-        from accelerate.utils import broadcast
-
-        by_time = float(broadcast(torch.tensor([by_time], device=acc.device), from_process=0).item())
-    return max(step / cfg.max_steps, by_time)
+def _progress(step: int, elapsed: float, cfg: TrainConfig) -> float:
+    """How far the run is, 0..1: by steps or by training time, whichever ends it first."""
+    return max(step / cfg.max_steps, elapsed / cfg.time_budget_s if cfg.time_budget_s else 0.0)
 
 
-def _should_stop(acc, step: int, elapsed: float, cfg: TrainConfig) -> bool:
-    """Rank 0's decision, the same on every rank (clocks differ; a rank that stops alone hangs the others)."""
-    stop = step >= cfg.max_steps or (cfg.time_budget_s is not None and elapsed >= cfg.time_budget_s)
-    if acc.num_processes == 1:
-        return stop
+def _should_stop(step: int, elapsed: float, cfg: TrainConfig) -> bool:
+    return step >= cfg.max_steps or (cfg.time_budget_s is not None and elapsed >= cfg.time_budget_s)
+
+
+def _rank0_clock(acc, elapsed: float, cfg: TrainConfig) -> float:
+    """Rank 0's training time on every rank, once a step, where the time budget is set: the stop decision and
+    the learning rate (each rank applies the optimiser step itself) must agree across ranks, and their clocks
+    differ; a rank that stops alone hangs the others. Decided on configuration only, so every rank calls it."""
+    if acc.num_processes == 1 or cfg.time_budget_s is None:
+        return elapsed
     from accelerate.utils import broadcast
 
-    return bool(broadcast(torch.tensor([float(stop)], device=acc.device), from_process=0).item())
+    return float(broadcast(torch.tensor([elapsed], dtype=torch.float64, device=acc.device), from_process=0).item())
 
 
 def _mean_over_processes(acc, window: list[tuple[float, ...]]) -> np.ndarray:
