@@ -70,6 +70,8 @@ def test_generate_config_validation(tmp_path):
         GenerateConfig(task="reach_target", num_episodes=1, out_dir=tmp_path, compression="zip")
     with pytest.raises(FileNotFoundError):
         GenerateConfig(task="reach_target", num_episodes=1, out_dir=tmp_path, rig_path=tmp_path / "none.yaml")
+    with pytest.raises(ValueError, match="camera_jitter_deg"):
+        GenerateConfig(task="reach_target", num_episodes=1, out_dir=tmp_path, camera_jitter_deg=-1.0)
 
 
 def test_show_episode_writes_video(generated, tmp_path, capsys):
@@ -87,3 +89,34 @@ def test_show_episode_writes_video(generated, tmp_path, capsys):
     reader.close()
     assert main(["show-episode", str(path), "--out", str(tmp_path / "ep.avi")]) == 2
     assert ".mp4 or .gif" in capsys.readouterr().err
+
+
+def test_camera_jitter_renders_each_episode_from_its_own_stored_rig(tmp_path):
+    out = tmp_path / "jittered"
+    assert main(["generate", "--task", "reach_target", "--episodes", "2", "--seed", "5", "--out", str(out),
+                 "--image-size", "48", "--camera-jitter", "0.06", "6", "--no-progress"]) == 0
+    eps = [load_episode(p) for p in list_episodes(out)]
+    env = make_env("reach_target", image_size=48, render_depth=False)
+    try:
+        nominal = env.cameras
+        for ep in eps:
+            for cam, nom in zip(ep.cameras, nominal, strict=True):
+                shift = np.linalg.norm(cam.T_world_cam[:3, 3] - nom.T_world_cam[:3, 3])
+                rel = cam.T_world_cam[:3, :3] @ nom.T_world_cam[:3, :3].T
+                turn = np.degrees(np.arccos(np.clip((np.trace(rel) - 1.0) / 2.0, -1.0, 1.0)))
+                assert 0.0 < shift <= 0.06 + 1e-9 and 0.0 < turn <= 6.0 + 1e-6, (cam.name, shift, turn)
+                np.testing.assert_array_equal(cam.K, nom.K)  # the same devices, moved
+        assert not np.allclose(eps[0].cameras[0].T_world_cam, eps[1].cameras[0].T_world_cam)  # a rig per episode
+        # The images are rendered from the rig the episode stores, not from the nominal one.
+        env.move_cameras(eps[1].cameras)
+        np.testing.assert_array_equal(env.reset(seed=eps[1].seed).images, eps[1].rgb[0])
+        env.move_cameras(nominal)
+        assert np.abs(env.reset(seed=eps[1].seed).images.astype(int) - eps[1].rgb[0]).mean() > 1.0
+    finally:
+        env.close()
+    # The same seeds give the same rigs (a run can be repeated or resumed on another machine).
+    again = tmp_path / "again"
+    assert main(["generate", "--task", "reach_target", "--episodes", "1", "--seed", "6", "--out", str(again),
+                 "--image-size", "48", "--camera-jitter", "0.06", "6", "--no-progress"]) == 0
+    np.testing.assert_array_equal(load_episode(list_episodes(again)[0]).cameras[2].T_world_cam,
+                                  eps[1].cameras[2].T_world_cam)

@@ -294,6 +294,34 @@ def _pose_dict_to_T(d: dict) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- rigs
+def _unit(rng: np.random.Generator) -> np.ndarray:
+    v = rng.normal(size=3)
+    return v / np.linalg.norm(v)
+
+
+def perturb_rig(cameras: Sequence[Camera], shift_m: float, turn_deg: float, rng: np.random.Generator) -> list[Camera]:
+    """Every camera's optical centre moved ``shift_m`` and its orientation turned ``turn_deg``, each
+    in a random direction (about a random axis through the optical centre); intrinsics unchanged."""
+    out = []
+    for cam in cameras:
+        T = np.array(cam.T_world_cam, dtype=np.float64)
+        T[:3, 3] = T[:3, 3] + shift_m * _unit(rng)
+        T[:3, :3] = Rotation.from_rotvec(np.radians(turn_deg) * _unit(rng)).as_matrix() @ T[:3, :3]
+        out.append(dataclasses.replace(cam, K=cam.K.copy(), T_world_cam=T))
+    return out
+
+
+def jittered_rig(cameras: Sequence[Camera], max_shift_m: float, max_turn_deg: float,
+                 rng: np.random.Generator) -> list[Camera]:
+    """Each camera moved and turned as :func:`perturb_rig` does, by its own amounts drawn uniformly from
+    ``[0, max_shift_m]`` and ``[0, max_turn_deg]`` (the nominal rig's neighbourhood is covered, not a shell
+    around it): per-episode rigs for training data that should transfer to a rebuilt cell."""
+    if max_shift_m < 0 or max_turn_deg < 0:
+        raise ValueError(f"camera jitter must be >= 0, got {max_shift_m} m and {max_turn_deg} deg")
+    return [perturb_rig([cam], rng.uniform(0.0, max_shift_m), rng.uniform(0.0, max_turn_deg), rng)[0]
+            for cam in cameras]
+
+
 def load_rig(path: str | Path) -> list[Camera]:
     """Read a camera rig YAML (``{frame_id: ..., cameras: [...]}``) into Cameras."""
     path = Path(path)

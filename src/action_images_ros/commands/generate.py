@@ -19,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, default=None,
                    help="cap on expert actions per episode (default: the task's budget)")
     p.add_argument("--rig", type=Path, default=None, help="camera rig YAML (default: the simulation's rig)")
+    p.add_argument("--camera-jitter", type=float, nargs=2, default=(0.0, 0.0), metavar=("SHIFT_M", "TURN_DEG"),
+                   help="each episode renders from its own rig: every camera moved by up to SHIFT_M metres and "
+                        "turned by up to TURN_DEG degrees (random, seeded by the episode; stored with it)")
     p.add_argument("--depth", action="store_true", help="also store depth images")
     p.add_argument("--compression", choices=["gzip", "lzf", "none"], default="gzip",
                    help="image compression (default gzip; lzf is faster, h5py-only)")
@@ -33,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = GenerateConfig(
         task=args.task, num_episodes=args.episodes, out_dir=args.out, image_size=args.image_size,
         seed=args.seed, max_steps=args.max_steps, rig_path=args.rig, depth=args.depth,
+        camera_jitter_m=args.camera_jitter[0], camera_jitter_deg=args.camera_jitter[1],
         compression=args.compression,
     )
     ok = skipped = 0

@@ -17,9 +17,13 @@ from typing import Iterator
 
 import numpy as np
 
+from ..geometry import jittered_rig
 from .episode import Episode, EpisodeFormatError, episode_filename, read_episode_info, write_episode
 
 logger = logging.getLogger(__name__)
+# The random stream of the per-episode rigs (camera jitter), apart from the evaluation conditions' seeds
+# (eval/conditions.py: 1, 2, 4), so a training rig and a test rig of the same episode seed differ.
+JITTER_STREAM = 17
 
 
 @dataclasses.dataclass
@@ -35,6 +39,10 @@ class GenerateConfig:
         max_steps: cap on expert actions per episode (``None`` = the task's own
             budget); a capped episode is kept with whatever the success check says.
         rig_path: camera rig YAML (``None`` = the simulation's default rig).
+        camera_jitter_m, camera_jitter_deg: each episode renders from its own rig: every camera moved by
+            up to ``camera_jitter_m`` and turned by up to ``camera_jitter_deg`` (uniform amounts, random
+            directions; ``geometry.jittered_rig``), drawn from ``(JITTER_STREAM, episode seed)``. The episode
+            stores the rig it was rendered from. 0 and 0 (default): the rig as given.
         depth: also store depth images.
         compression: HDF5 compression of images (``"gzip"``, ``"lzf"``, ``"none"``).
     """
@@ -46,6 +54,8 @@ class GenerateConfig:
     seed: int = 0
     max_steps: int | None = None
     rig_path: Path | None = None
+    camera_jitter_m: float = 0.0
+    camera_jitter_deg: float = 0.0
     depth: bool = False
     compression: str = "gzip"
 
@@ -60,6 +70,10 @@ class GenerateConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
                 raise ValueError(f"`{name}` must be an integer >= {lo}. Got {value!r}")
+        for name in ("camera_jitter_m", "camera_jitter_deg"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < float("inf"):
+                raise ValueError(f"`{name}` must be a number >= 0. Got {value!r}")
         if self.compression not in ("gzip", "lzf", "none"):
             raise ValueError(f"`compression` must be one of ['gzip', 'lzf', 'none']. Got {self.compression!r}")
         self.out_dir = Path(self.out_dir)
@@ -138,6 +152,8 @@ def generate_episodes(config: GenerateConfig) -> Iterator[GenerateResult]:
     out.mkdir(parents=True, exist_ok=True)
     env = make_env(config.task, image_size=config.image_size, rig_path=config.rig_path, seed=config.seed,
                    render_depth=config.depth)
+    nominal = list(env.cameras)
+    jitter = config.camera_jitter_m > 0 or config.camera_jitter_deg > 0
     try:
         for seed in range(config.seed, config.seed + config.num_episodes):
             path = out / episode_filename(seed)
@@ -145,6 +161,9 @@ def generate_episodes(config: GenerateConfig) -> Iterator[GenerateResult]:
             if existing is not None:
                 yield existing
                 continue
+            if jitter:  # before the reset, whose check that the objects are in view uses the cameras
+                env.move_cameras(jittered_rig(nominal, config.camera_jitter_m, config.camera_jitter_deg,
+                                              np.random.default_rng([JITTER_STREAM, seed])))
             ep = record_episode(env, seed, max_steps=config.max_steps, depth=config.depth)
             write_episode(ep, path, compression=config.compression)
             logger.debug("wrote %s (%d steps, success=%s)", path, ep.num_steps, ep.success)

@@ -18,9 +18,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
-from ..geometry import Camera
+from ..geometry import Camera, perturb_rig
 
 __all__ = ["Condition", "CONDITIONS", "get_condition", "perturb_rig", "episode_rigs"]
 
@@ -75,23 +74,6 @@ def get_condition(name: str) -> Condition:
     if name not in CONDITIONS:
         raise ValueError(f"unknown condition {name!r}; conditions are {', '.join(CONDITIONS)}")
     return CONDITIONS[name]
-
-
-def _unit(rng: np.random.Generator) -> np.ndarray:
-    v = rng.normal(size=3)
-    return v / np.linalg.norm(v)
-
-
-def perturb_rig(cameras: list[Camera], shift_m: float, turn_deg: float, rng: np.random.Generator) -> list[Camera]:
-    """Every camera's optical centre moved ``shift_m`` and its orientation turned ``turn_deg``, each
-    in a random direction (about a random axis through the optical centre); intrinsics unchanged."""
-    out = []
-    for cam in cameras:
-        T = np.array(cam.T_world_cam, dtype=np.float64)
-        T[:3, 3] = T[:3, 3] + shift_m * _unit(rng)
-        T[:3, :3] = Rotation.from_rotvec(np.radians(turn_deg) * _unit(rng)).as_matrix() @ T[:3, :3]
-        out.append(dataclasses.replace(cam, K=cam.K.copy(), T_world_cam=T))
-    return out
 
 
 def episode_rigs(condition: Condition, cameras: list[Camera], episode_seed: int) -> tuple[list[Camera], list[Camera]]:
