@@ -91,7 +91,7 @@ def test_show_episode_writes_video(generated, tmp_path, capsys):
     assert ".mp4 or .gif" in capsys.readouterr().err
 
 
-def test_camera_jitter_renders_each_episode_from_its_own_stored_rig(tmp_path):
+def test_camera_jitter_renders_each_episode_from_its_own_stored_rig(tmp_path, capsys):
     out = tmp_path / "jittered"
     assert main(["generate", "--task", "reach_target", "--episodes", "2", "--seed", "5", "--out", str(out),
                  "--image-size", "48", "--camera-jitter", "0.06", "6", "--no-progress"]) == 0
@@ -120,3 +120,11 @@ def test_camera_jitter_renders_each_episode_from_its_own_stored_rig(tmp_path):
                  "--image-size", "48", "--camera-jitter", "0.06", "6", "--no-progress"]) == 0
     np.testing.assert_array_equal(load_episode(list_episodes(again)[0]).cameras[2].T_world_cam,
                                   eps[1].cameras[2].T_world_cam)
+    # Resuming into that folder with another rig is refused rather than mixing rig distributions.
+    capsys.readouterr()
+    assert main(["generate", "--task", "reach_target", "--episodes", "1", "--seed", "6", "--out", str(again),
+                 "--image-size", "48", "--no-progress"]) == 2
+    assert "rendered from another camera rig" in capsys.readouterr().err
+    assert main(["generate", "--task", "reach_target", "--episodes", "1", "--seed", "6", "--out", str(again),
+                 "--image-size", "48", "--camera-jitter", "0.06", "6", "--no-progress"]) == 0  # the same rig: kept
+    assert "1 already on disk" in capsys.readouterr().out

@@ -110,13 +110,15 @@ def test_two_processes_decay_the_learning_rate_by_rank_0s_clock(tmp_path):
     # A cosine decay over a time budget: each rank applies the optimiser step with its own scheduler, so every
     # rank must read the same progress (rank 0's clock) or their weights drift apart under DDP.
     out = tmp_path / "timed"
-    _run(out, 2, "--steps", "100000", "--time-budget", "4", "--lr-final-ratio", "0.1", "--checkpoint-every", "100000")
+    _run(out, 2, "--steps", "100000", "--time-budget", "6", "--lr-final-ratio", "0.1", "--checkpoint-every", "100000")
     r0, r1 = np.loadtxt(out / "lr_rank0.txt"), np.loadtxt(out / "lr_rank1.txt")
     assert len(r0) == len(r1) > 5, (len(r0), len(r1))  # both stopped after the same step (rank 0's decision)
     np.testing.assert_array_equal(r0, r1)  # the same factor at every step, bit for bit
-    factors = r0[1:, 1]  # after the one warm-up step
+    factors = r0[1:, 1]  # row 0: the factor LambdaLR reads when it is built; then one row per optimiser step
     assert np.all(np.diff(factors) <= 0), factors  # the cosine only falls
-    assert factors[0] > 0.95 and factors[-1] < 0.2, (factors[0], factors[-1])  # from ~1 to near the final 0.1
+    # The last step ends the budget: progress 1, the final ratio exactly. The first is well above it (the first
+    # step, with DDP's set-up, takes a share of the budget that depends on the machine's load).
+    assert factors[-1] == pytest.approx(0.1) and factors[0] > 0.5, (factors[0], factors[-1])
     state = torch.load(sorted((out / "run" / "checkpoints").glob("step_*"))[-1] / "training_state.pt",
                        weights_only=False)
-    assert state["elapsed_s"] >= 4.0 and state["step"] == len(r0) - 1  # stopped by the budget, one factor a step
+    assert state["elapsed_s"] >= 6.0 and state["step"] == len(r0) - 1  # stopped by the budget

@@ -157,13 +157,14 @@ def generate_episodes(config: GenerateConfig) -> Iterator[GenerateResult]:
     try:
         for seed in range(config.seed, config.seed + config.num_episodes):
             path = out / episode_filename(seed)
-            existing = _existing(path, config.task, seed)
+            rig = (jittered_rig(nominal, config.camera_jitter_m, config.camera_jitter_deg,
+                                np.random.default_rng([JITTER_STREAM, seed])) if jitter else nominal)
+            existing = _existing(path, config.task, seed, rig)
             if existing is not None:
                 yield existing
                 continue
             if jitter:  # before the reset, whose check that the objects are in view uses the cameras
-                env.move_cameras(jittered_rig(nominal, config.camera_jitter_m, config.camera_jitter_deg,
-                                              np.random.default_rng([JITTER_STREAM, seed])))
+                env.move_cameras(rig)
             ep = record_episode(env, seed, max_steps=config.max_steps, depth=config.depth)
             write_episode(ep, path, compression=config.compression)
             logger.debug("wrote %s (%d steps, success=%s)", path, ep.num_steps, ep.success)
@@ -172,7 +173,7 @@ def generate_episodes(config: GenerateConfig) -> Iterator[GenerateResult]:
         env.close()
 
 
-def _existing(path: Path, task: str, seed: int) -> GenerateResult | None:
+def _existing(path: Path, task: str, seed: int, rig: list) -> GenerateResult | None:
     if not path.exists():
         return None
     try:
@@ -182,4 +183,8 @@ def _existing(path: Path, task: str, seed: int) -> GenerateResult | None:
     if info.task != task or info.seed != seed:
         raise ValueError(f"{path} already holds task {info.task!r} seed {info.seed}; "
                          f"choose another --out directory for task {task!r}")
+    stored = np.stack([c.T_world_cam for c in info.cameras])
+    if stored.shape != (len(rig), 4, 4) or not np.allclose(stored, np.stack([c.T_world_cam for c in rig]), atol=1e-9):
+        raise ValueError(f"{path} was rendered from another camera rig (another --rig or --camera-jitter); "
+                         f"choose another --out directory so that one dataset has one rig distribution")
     return GenerateResult(path=path, seed=seed, success=info.success, num_steps=info.num_steps, skipped=True)
