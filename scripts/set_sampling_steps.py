@@ -4,7 +4,7 @@
 
 The weights are written unchanged (``save_pretrained``; a model card or loss curve is not copied); only
 ``policy_config.num_inference_steps`` (what the policy node, ``eval``
-and ``make demo`` use when no ``--steps`` is given) is set. Choose it from a step table (model card).
+and ``make demo`` use when no ``--steps`` is given) and, with ``--redraws``, ``policy_config.redraws`` are set. Choose it from a step table (model card).
 """
 
 from __future__ import annotations
@@ -19,13 +19,17 @@ def main() -> None:
     p.add_argument("model", type=Path, help="a model folder")
     p.add_argument("steps", type=int, help="default denoising steps per prediction")
     p.add_argument("out", type=Path, help="folder to write the copy to")
+    p.add_argument("--redraws", type=int, default=None,
+                   help="also set policy_config.redraws (further draws when a keyframe is under min_confidence)")
     args = p.parse_args()
     from action_images_ros.model_io import load_policy
 
     pipe, policy_cfg = load_policy(args.model)  # the policy settings too, wherever the folder keeps them
-    pipe.set_policy_config(dataclasses.replace(policy_cfg, num_inference_steps=args.steps))  # range-checked as on load
+    redraws = policy_cfg.redraws if args.redraws is None else args.redraws
+    # range-checked as on load
+    pipe.set_policy_config(dataclasses.replace(policy_cfg, num_inference_steps=args.steps, redraws=redraws))
     pipe.save_pretrained(args.out)
-    print(f"{args.model} sampling {args.steps} step(s) by default: {args.out}")
+    print(f"{args.model} sampling {args.steps} step(s) by default, up to {redraws} redraw(s): {args.out}")
 
 
 if __name__ == "__main__":

@@ -53,12 +53,16 @@ class PolicyConfig:
         control_dt_s: seconds per episode row of the training data (simulated cell: 0.1).
         num_inference_steps: denoising steps per prediction by default.
         execution: how chunks are executed (``ExecutionConfig``).
+        redraws: further noise draws a prediction may take when a keyframe's decoder confidence is under
+            the cell's ``min_confidence`` (the executor would cut the chunk there); the draw that runs
+            furthest is kept (``policy.runner.PolicyRunner``). 0 = one draw, as sampled.
     """
 
     clip: dict[str, Any] = dataclasses.field(default_factory=lambda: {"frame_stride": 2})
     control_dt_s: float = 0.1
     num_inference_steps: int = 6
     execution: ExecutionConfig = dataclasses.field(default_factory=ExecutionConfig)
+    redraws: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.execution, dict):
@@ -73,6 +77,8 @@ class PolicyConfig:
         if not 1 <= int(self.num_inference_steps) <= 100:
             raise ValueError(f"policy_config.num_inference_steps must be in [1, 100], got {self.num_inference_steps}")
         self.num_inference_steps = int(self.num_inference_steps)
+        if isinstance(self.redraws, bool) or not isinstance(self.redraws, int) or not 0 <= self.redraws <= 8:
+            raise ValueError(f"policy_config.redraws must be an integer in [0, 8], got {self.redraws!r}")
 
     @property
     def keyframe_dt_s(self) -> float:
@@ -87,7 +93,8 @@ class PolicyConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {"clip": dict(self.clip), "control_dt_s": self.control_dt_s,
-                "num_inference_steps": self.num_inference_steps, "execution": self.execution.to_dict()}
+                "num_inference_steps": self.num_inference_steps, "execution": self.execution.to_dict(),
+                "redraws": self.redraws}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "PolicyConfig":

@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed-offset", type=int, default=100_000, help="first seed (keep away from training seeds)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps per prediction (default: the model's)")
+    p.add_argument("--redraws", type=int, default=None,
+                   help="further noise draws when a keyframe is under the safety file's min_confidence "
+                        "(default: the model's policy_config.redraws)")
     p.add_argument("--latency", type=float, default=0.0,
                    help="simulated policy latency in seconds (direct path): a chunk predicted from the frames "
                         "of time t reaches the executor at t + latency while the arm keeps moving (0 = lockstep)")
@@ -125,7 +128,8 @@ def _run_direct(args: argparse.Namespace, out: Path) -> tuple[list, str]:
             raise ValueError(f"--policy-rig {args.policy_rig} has no camera(s) {missing}")
         # its extrinsics; the intrinsics stay the device's (as on a real cell, where K comes from CameraInfo)
         cameras = [dataclasses.replace(c, T_world_cam=rig[c.name].T_world_cam) for c in env.cameras]
-    runner = probed(PolicyRunner(pipe, cameras, num_inference_steps=args.steps))
+    runner = probed(PolicyRunner(pipe, cameras, num_inference_steps=args.steps,
+                                 min_confidence=safety_cfg.min_confidence, redraws=args.redraws))
     cfg = ClosedLoopConfig(latency_s=args.latency)
     outcomes = []
     try:
@@ -134,7 +138,8 @@ def _run_direct(args: argparse.Namespace, out: Path) -> tuple[list, str]:
             if condition.moves_cameras or condition.miscalibrated:
                 rendered, given = episode_rigs(condition, cameras, seed)
                 env.move_cameras(rendered)
-                runner = probed(PolicyRunner(pipe, given, num_inference_steps=args.steps))
+                runner = probed(PolicyRunner(pipe, given, num_inference_steps=args.steps,
+                                             min_confidence=safety_cfg.min_confidence, redraws=args.redraws))
             executor = ChunkExecutor(execution, SafetyEnvelope(safety_cfg))
             res = run_episode(env, runner, executor, seed, cfg, record=not args.no_videos)
             outcomes.append(res)
@@ -158,11 +163,15 @@ def _run_graph(args: argparse.Namespace) -> list:
         raise ValueError("--latency applies to the direct path; the graph runs in lockstep (for a slow policy on "
                          "the real-time cell: action-images run --lockstep false --policy-delay-s ...)")
     options = GraphOptions(model=str(args.model), task=args.task, seed=args.seed_offset, lockstep=True)
-    params = {"policy_node": {"runtime": args.runtime, **({"torch_threads": args.threads} if args.threads else {})},
-              "executor_node": {"safety_config": str(args.safety.resolve())},
+    safety = str(args.safety.resolve())
+    params = {"policy_node": {"runtime": args.runtime, "safety_config": safety,
+                              **({"torch_threads": args.threads} if args.threads else {})},
+              "executor_node": {"safety_config": safety},
               "sim_node": {"image_width": args.image_size, "image_height": args.image_size}}
     if args.steps:
         params["policy_node"]["num_inference_steps"] = args.steps
+    if args.redraws is not None:
+        params["policy_node"]["redraws"] = args.redraws
     if args.execution:
         params["executor_node"]["execution_overrides"] = args.execution
     return run_graph_episodes(options, args.episodes, processes=args.processes, node_parameters=params)

@@ -61,7 +61,7 @@ from scipy.spatial.transform import Rotation, Slerp
 from .safety import SafetyEnvelope
 
 __all__ = ["Chunk", "ExecutionConfig", "ExecutionStats", "ChunkExecutor", "Command", "PlanResult",
-           "EVENTS", "FUTURE_TOLERANCE_S", "blend_poses"]
+           "EVENTS", "FUTURE_TOLERANCE_S", "blend_poses", "usable_steps", "usable_prefix"]
 
 logger = logging.getLogger(__name__)
 
@@ -475,6 +475,20 @@ class _Plan:
         return blend_poses(a, b, w)
 
 
+def usable_steps(poses: np.ndarray, confidence: np.ndarray, min_confidence: float) -> np.ndarray:
+    """``(n,)`` bool: which of a chunk's steps ``poses (n, 8)`` the executor may run: finite values, a
+    non-zero quaternion and ``confidence >= min_confidence``. A chunk runs up to its first unusable step."""
+    poses, confidence = np.asarray(poses, dtype=np.float64), np.asarray(confidence, dtype=np.float64)
+    ok = np.all(np.isfinite(poses), axis=1) & np.isfinite(confidence) & (confidence >= min_confidence)
+    return ok & (np.linalg.norm(np.nan_to_num(poses[:, 3:7]), axis=1) > 1e-6)
+
+
+def usable_prefix(poses: np.ndarray, confidence: np.ndarray, min_confidence: float) -> int:
+    """How many leading steps of a chunk the executor would run before cutting it (``usable_steps``)."""
+    ok = usable_steps(poses, confidence, min_confidence)
+    return int(len(ok) if ok.all() else np.argmin(ok))
+
+
 class ChunkExecutor:
     """Executes chunks at their due times, blends successive ones, holds on stale frames.
 
@@ -875,8 +889,7 @@ class ChunkExecutor:
             notes.append(f"execute_fraction {cfg.execute_fraction} keeps {n}/{chunk.horizon} steps")
         # 3. confidence / finite values
         poses, conf = chunk.poses[:n], chunk.confidence[:n]
-        ok = np.all(np.isfinite(poses), axis=1) & np.isfinite(conf) & (conf >= cfg.min_confidence)
-        ok &= np.linalg.norm(np.nan_to_num(poses[:, 3:7]), axis=1) > 1e-6
+        ok = usable_steps(poses, conf, cfg.min_confidence)
         if not ok.all():
             bad = int(np.argmin(ok))
             why = (f"step {bad} is uncertain (confidence {conf[bad]:.3f} < min_confidence {cfg.min_confidence})"

@@ -68,6 +68,7 @@ class EpisodeOutcome:
         success: the task's success check when the episode ended.
         steps: control steps executed.
         predictions: policy calls.
+        draws: noise draws over all calls (more than ``predictions`` when calls drew again on low confidence).
         latency_median_s: median wall time of a policy call.
         stats: the executor's ``ExecutionStats.as_dict()`` (commands, stalls, refused, ...).
         frames: per prediction, ``(S, V*S, 3)`` uint8 strip of overlays (with ``record``).
@@ -87,6 +88,7 @@ class EpisodeOutcome:
     commands: list[tuple[float, np.ndarray, bool]] = dataclasses.field(default_factory=list)
     failure: str | None = None
     trace: EpisodeTrace | None = None
+    draws: int = 0
 
 
 def run_episode(env, runner: PolicyRunner, executor: ChunkExecutor, seed: int,
@@ -105,7 +107,7 @@ def run_episode(env, runner: PolicyRunner, executor: ChunkExecutor, seed: int,
     frames: list[np.ndarray] = []
     commands: list[tuple[float, np.ndarray, bool]] = []
     last_switch = None
-    steps = n_pred = 0
+    steps = n_pred = n_draws = 0
     eps = 1e-6 * dt
     trace = EpisodeTrace()
     while steps < max_steps and not env.success():
@@ -120,6 +122,7 @@ def run_episode(env, runner: PolicyRunner, executor: ChunkExecutor, seed: int,
             pred = runner.predict(obs.images, state, seed=prediction_seed(cfg.seed, seed, n_pred),
                                   instruction=env.instruction)
             n_pred += 1
+            n_draws += pred.draws
             latencies.append(pred.latency_s)
             trace.add_prediction(pred.confidence)
             if record:
@@ -149,7 +152,7 @@ def run_episode(env, runner: PolicyRunner, executor: ChunkExecutor, seed: int,
     return EpisodeOutcome(
         seed=int(seed), success=success, steps=steps, predictions=n_pred,
         latency_median_s=float(np.median(latencies)) if latencies else 0.0,
-        stats=stats, frames=frames, commands=commands,
+        stats=stats, frames=frames, commands=commands, draws=n_draws,
         failure=classify_failure(trace, stats, success, executor.config.min_confidence), trace=trace,
     )
 
@@ -171,6 +174,7 @@ def summarize(task: str, outcomes: list[EpisodeOutcome], path: str) -> dict:
         "stalls": int(total.get("stalls", 0)), "stall_time_s": round(float(total.get("stall_time_s", 0.0)), 2),
         "refused": int(total.get("refused", 0)), "holds": int(total.get("holds", 0)),
         "commands": int(total.get("commands", 0)), "predictions": int(sum(o.predictions for o in outcomes)),
+        "redraws": int(sum(max(0, o.draws - o.predictions) for o in outcomes)),
         "mean_steps": float(np.mean([o.steps for o in outcomes])) if outcomes else 0.0,
         "policy_latency_median_ms": float(1000 * np.median(lat)) if lat else None,
         # Failure modes where the path analysed them (the direct path does; the graph does not).
@@ -182,6 +186,7 @@ def summarize(task: str, outcomes: list[EpisodeOutcome], path: str) -> dict:
 def format_summary(s: dict) -> str:
     """One line of :func:`summarize`'s figures (the same for both paths)."""
     lat = s["policy_latency_median_ms"]
+    redraws = s.get("redraws", 0)
     lat_text = "no policy call" if lat is None else f"policy call median {lat:.0f} ms"
     modes = s.get("failure_modes")
     mode_text = ""
@@ -189,5 +194,6 @@ def format_summary(s: dict) -> str:
         mode_text = "; failures: " + ", ".join(f"{k} {v}" for k, v in modes.items() if v)
     return (f"{s['task']} [{s['path']}]: success {s['successes']}/{s['episodes']} = {100 * s['success_rate']:.1f} % "
             f"(seeds {s['seeds'][0]}..{s['seeds'][-1]}); stalls {s['stalls']} ({s['stall_time_s']:.1f} s), "
-            f"refused {s['refused']}, holds {s['holds']}, {s['predictions']} predictions, {s['commands']} commands; "
+            f"refused {s['refused']}, holds {s['holds']}, {s['predictions']} predictions"
+            f"{f' (+{redraws} redraws)' if redraws else ''}, {s['commands']} commands; "
             f"{lat_text}{mode_text}")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..codec import overlay_action_images
-from ..control.chunk_execution import Chunk
+from ..control.chunk_execution import Chunk, usable_prefix
 from ..geometry import Camera
 
 __all__ = ["PolicyRunner", "Prediction", "prediction_seed"]
@@ -41,7 +41,8 @@ class Prediction:
         future_action: ``(V, F, S, S, 3)`` generated action images in [0, 1].
         cond_rgb: ``(V, S, S, 3)`` uint8, the observation at model resolution.
         state: ``(8,)`` the measured pose the prediction was conditioned on.
-        latency_s: wall time of the call (resize + sampling + decoding).
+        latency_s: wall time of the call (resize + sampling + all draws + decoding).
+        draws: noise draws the call took (1 + the redraws it needed, ``PolicyRunner``).
     """
 
     actions: np.ndarray
@@ -52,6 +53,7 @@ class Prediction:
     cond_rgb: np.ndarray
     state: np.ndarray
     latency_s: float
+    draws: int = 1
 
     def overlays(self) -> np.ndarray:
         """``(V, F, S, S, 3)`` uint8: predicted action images over the current frame."""
@@ -76,9 +78,15 @@ class PolicyRunner:
         pipeline: an ``ActionImagesPipeline`` with its ``policy_cfg`` (``model_io.load_policy``).
         cameras: the calibrated views (any resolution; rescaled to the model's).
         num_inference_steps: denoising steps (None = the model's ``policy_cfg.num_inference_steps``).
+        min_confidence: the cell's ``min_confidence`` (its safety file), below which the executor cuts a
+            chunk. With it, a draw the executor would cut short is drawn again with further noise of the same
+            generator, up to ``redraws`` times, and the draw that runs furthest (then: the highest mean
+            confidence) is kept. None = never redraw.
+        redraws: the most further draws (None = the model's ``policy_cfg.redraws``).
     """
 
-    def __init__(self, pipeline, cameras: Sequence[Camera], num_inference_steps: int | None = None) -> None:
+    def __init__(self, pipeline, cameras: Sequence[Camera], num_inference_steps: int | None = None,
+                 min_confidence: float | None = None, redraws: int | None = None) -> None:
         from ..config import PolicyConfig
 
         self.pipeline = pipeline
@@ -94,6 +102,13 @@ class PolicyRunner:
         self.num_inference_steps = int(steps)
         F = int(pipeline.model_cfg.num_future)
         self.time_from_start_s = self.policy_cfg.keyframe_dt_s * np.arange(1, F + 1)
+        redraws = self.policy_cfg.redraws if redraws is None else redraws
+        if isinstance(redraws, bool) or not 0 <= int(redraws) <= 8:
+            raise ValueError(f"redraws must be in [0, 8], got {redraws}")
+        if min_confidence is not None and not 0.0 <= float(min_confidence) <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+        self.min_confidence = None if min_confidence is None else float(min_confidence)
+        self.redraws = int(redraws) if self.min_confidence is not None else 0
 
     def to_model_resolution(self, images: np.ndarray) -> np.ndarray:
         """``(V, H, W, 3)`` uint8 -> ``(V, S, S, 3)`` uint8 (area interpolation)."""
@@ -120,15 +135,30 @@ class PolicyRunner:
             raise ValueError(f"ee_pose must be 8 finite values [x y z qx qy qz qw gripper], got {state.tolist()}")
         small = self.to_model_resolution(images)
         gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
-        out = self.pipeline(
-            cond_rgb=small.transpose(0, 3, 1, 2).astype(np.float32) / 255.0,
-            state=state,
-            instruction=instruction if self.pipeline.model_cfg.use_instruction else None,
-            cameras=self.model_cameras,
-            mode="policy",
-            num_inference_steps=self.num_inference_steps,
-            generator=gen,
-        )
+        best, best_score, draws = None, None, 0
+        while draws <= self.redraws:
+            # A further draw continues the same generator: fresh noise, the same for every path given the seed.
+            out = self.pipeline(
+                cond_rgb=small.transpose(0, 3, 1, 2).astype(np.float32) / 255.0,
+                state=state,
+                instruction=instruction if self.pipeline.model_cfg.use_instruction else None,
+                cameras=self.model_cameras,
+                mode="policy",
+                num_inference_steps=self.num_inference_steps,
+                generator=gen,
+            )
+            draws += 1
+            if self.min_confidence is None:
+                best = out
+                break
+            conf = np.asarray(out.confidence, dtype=np.float64)
+            runs = usable_prefix(np.asarray(out.actions), conf, self.min_confidence)
+            score = (runs, float(np.nan_to_num(conf, nan=0.0).mean()))
+            if best_score is None or score > best_score:
+                best, best_score = out, score
+            if runs == len(conf):
+                break
+        out = best
         return Prediction(
             actions=np.asarray(out.actions),
             confidence=np.asarray(out.confidence),
@@ -138,4 +168,5 @@ class PolicyRunner:
             cond_rgb=small,
             state=state.copy(),
             latency_s=time.perf_counter() - t0,
+            draws=draws,
         )

@@ -63,12 +63,13 @@ def overlay_on_frame(frame: np.ndarray, frames: np.ndarray, open_background: flo
 
 
 def prediction_summary(actions: np.ndarray, confidence: np.ndarray, stamp_ns: int, views, latency_s: float,
-                       frame_age_s: float, seed: int, num_inference_steps: int) -> dict:
+                       frame_age_s: float, seed: int, num_inference_steps: int, draws: int = 1) -> dict:
     """JSON-ready summary of one prediction (the ``/action_images/predict`` answer).
 
     Keys: ``stamp_ns`` (camera frames), ``views``, ``poses`` (F x ``[x y z qx qy qz qw]``, m, base
     frame), ``gripper`` (F, openness), ``confidence`` (F), ``latency_s`` (model call),
-    ``frame_age_s`` (frame stamp -> outputs published), ``seed``, ``num_inference_steps``.
+    ``frame_age_s`` (frame stamp -> outputs published), ``seed``, ``num_inference_steps``, ``draws`` (noise
+    draws the call took: more than 1 when it drew again on low confidence).
     """
     a = np.asarray(actions, dtype=np.float64)
     return {
@@ -81,4 +82,5 @@ def prediction_summary(actions: np.ndarray, confidence: np.ndarray, stamp_ns: in
         "frame_age_s": round(float(frame_age_s), 4),
         "seed": int(seed),
         "num_inference_steps": int(num_inference_steps),
+        "draws": int(draws),
     }

@@ -40,7 +40,9 @@ Modes (``mode``): ``closed_loop`` answers the executor's ``chunk_request`` (and 
 ``on_demand`` answers only the service.
 
 The model folder holds the settings the model was trained with (``config.PolicyConfig``:
-keyframe period, default sampling steps); a parameter that contradicts it is an error at start-up.
+keyframe period, default sampling steps, redraws); a parameter that contradicts it is an error at start-up.
+A draw with a keyframe under the cell's ``min_confidence`` (``safety_config``, the file the executor reads)
+is drawn again up to ``redraws`` times (``PolicyRunner``), as in ``action-images eval``.
 ``injected_delay_s`` holds each answer back until ROS time ``stamp + delay`` (latency tests on
 the real-time simulated cell). Bad input (wrong encoding, image/info size mismatch, a missing
 view, stale or future-stamped frames, no pose, a missing or unreadable model) is logged with the
@@ -72,6 +74,7 @@ from visualization_msgs.msg import MarkerArray
 from ...cell_description import optical_frame_id
 from ...config import DEFAULT_MODEL
 from ...control.chunk_execution import FUTURE_TOLERANCE_S
+from ...control.safety import load_safety_config
 from ...policy import prediction_seed
 from ..action_video import combined_action_image, overlay_on_frame, prediction_summary, stack_frames
 from ..camera_info import CameraInfoError, camera_to_info, info_to_camera
@@ -118,6 +121,8 @@ class PolicyNode(Node):
             "model": DEFAULT_MODEL,
             "device": "cpu",
             "num_inference_steps": 0,
+            "redraws": -1,
+            "safety_config": "config/safety.yaml",
             "mode": "closed_loop",
             "views": [""],
             "rig": "config/cameras_sim.yaml",
@@ -143,6 +148,8 @@ class PolicyNode(Node):
         if not 0 <= p["num_inference_steps"] <= 100:
             raise ValueError(f"num_inference_steps must be in [1, 100] (0 = the model's default), "
                              f"got {p['num_inference_steps']}")
+        if not -1 <= p["redraws"] <= 8:
+            raise ValueError(f"redraws must be in [0, 8] (-1 = the model's default), got {p['redraws']}")
         for name in ("max_frame_age_s", "max_state_age_s", "service_timeout_s", "request_wait_s", "pose_rate_hz"):
             if not p[name] > 0:
                 raise ValueError(f"{name} must be > 0, got {p[name]}")
@@ -161,6 +168,8 @@ class PolicyNode(Node):
         self._throttle = KeyedThrottle(2.0)
         self._extrinsics, self.views = load_rig_views(p["rig"], p["views"], "the policy needs")
         self._check_model_settings(resolve_share_path(p["model"]))
+        # The cell's min_confidence, read from the file the executor reads: a draw it would cut is drawn again.
+        self._min_confidence = load_safety_config(resolve_share_path(p["safety_config"])).min_confidence
         # 2. state (written by callbacks, read by the worker under the condition's lock)
         self._cv = threading.Condition()
         self._latest: tuple[int, tuple] | None = None  # (stamp_ns, (image msgs..., info msgs...))
@@ -425,10 +434,14 @@ class PolicyNode(Node):
         self._pipeline, self._model_error = pipeline, None
         self.get_logger().info(f"model loaded from {path} ({pipeline.model_cfg.image_size} px, "
                                f"{pipeline.model_cfg.num_future} keyframes {pipeline.policy_cfg.keyframe_dt_s:g} s "
-                               f"apart, {self._steps()} denoising steps, runtime {pipeline.runtime})")
+                               f"apart, {self._steps()} denoising steps, runtime {pipeline.runtime}, up to "
+                               f"{self._redraws()} redraws under confidence {self._min_confidence})")
 
     def _steps(self) -> int:
         return int(self._p["num_inference_steps"]) or self._pipeline.policy_cfg.num_inference_steps
+
+    def _redraws(self) -> int:
+        return int(self._p["redraws"]) if self._p["redraws"] >= 0 else self._pipeline.policy_cfg.redraws
 
     def _answer_refusal(self, req: _Request, reason: str) -> None:
         """Tell the executor that asked (an empty trajectory stamped as its request) and the log why."""
@@ -518,7 +531,8 @@ class PolicyNode(Node):
         # 2. prepare the runner (cached while the calibration does not change)
         key = tuple((c.width, c.height, c.K.tobytes(), c.T_world_cam.tobytes()) for c in cameras)
         if key != self._runner_key:
-            self._runner = PolicyRunner(self._pipeline, cameras, self._steps())
+            self._runner = PolicyRunner(self._pipeline, cameras, self._steps(), min_confidence=self._min_confidence,
+                                        redraws=self._redraws())
             self._runner_key = key
         state = req.state if req.state is not None else np.concatenate([pose[:7], [1.0 if grip is None else grip]])
         # 3. run the model (prediction and decoding, once)
@@ -538,7 +552,8 @@ class PolicyNode(Node):
         self._traj_pub.publish(msg)
         self._publish_views(pred, images, stamp_ns)
         summary = prediction_summary(pred.actions, pred.confidence, stamp_ns, self.views, pred.latency_s,
-                                     self._now_s() - stamp_ns * 1e-9, seed, self._runner.num_inference_steps)
+                                     self._now_s() - stamp_ns * 1e-9, seed, self._runner.num_inference_steps,
+                                     pred.draws)
         text = json.dumps({"ok": True, **summary})
         self._summary_pub.publish(String(data=text))
         return True, text
