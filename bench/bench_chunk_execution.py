@@ -76,7 +76,6 @@ def main() -> int:
     safety = load_safety_config(repo / "config" / "safety.yaml")
     pipe, _ = load_policy(args.model)
     env = make_env(args.task, image_size=128)
-    runner = PolicyRunner(pipe, env.cameras)
     rows = []
     t_start = time.perf_counter()
     try:
@@ -85,6 +84,7 @@ def main() -> int:
                 if latency == 0.0 and CONFIGS[name].get("request_fraction") == 1.0:
                     continue  # a request every control tick: not what it did, and 10x the policy calls
                 execution = execution_config_for(args.model, CONFIGS[name], safety.min_confidence)
+                runner = PolicyRunner(pipe, env.cameras, execution=execution)  # as eval: draws judged by its cut rule
                 outcomes = []
                 for i in range(args.episodes):
                     executor = ChunkExecutor(execution, SafetyEnvelope(safety))

@@ -59,10 +59,10 @@ def _leading(conf, threshold):
     return n
 
 
-def test_without_a_threshold_one_draw_is_taken_as_sampled(setting):
+def test_without_the_executors_settings_one_draw_is_taken_as_sampled(setting):
     pipe, cameras, obs = setting
     counted = CountingPipeline(pipe)
-    runner = PolicyRunner(counted, cameras, num_inference_steps=1, redraws=3)
+    runner = PolicyRunner(counted, cameras, num_inference_steps=1)
     pred = runner.predict(obs.images, obs.ee_pose, seed=11)
     assert counted.calls == 1 and pred.draws == 1
     (ref,) = _by_hand(pipe, runner, obs, 11, 1)
@@ -83,18 +83,25 @@ class ScriptedConfidence(CountingPipeline):
         return out
 
 
-@pytest.mark.parametrize("confs, redraws, kept", [
-    ([[0.9, 0.1, 0.9], [0.9, 0.9, 0.1], [0.1, 0.9, 0.9]], 2, 1),  # none whole: the one that runs furthest
-    ([[0.1, 0.9, 0.9], [0.9, 0.9, 0.9], [0.1, 0.1, 0.1]], 2, 1),  # whole at the second: no third draw
-    ([[0.9, 0.1, 0.9], [0.5, 0.1, 0.5]], 1, 0),                   # as far: the higher mean confidence
-    ([[0.1, 0.9, 0.9], [0.9, 0.9, 0.9]], 0, 0),                   # no redraw allowed
+@pytest.mark.parametrize("confs, redraws, kept, execute_fraction", [
+    ([[0.9, 0.1, 0.9], [0.9, 0.9, 0.1], [0.1, 0.9, 0.9]], 2, 1, 1.0),  # none whole: the one that runs furthest
+    ([[0.1, 0.9, 0.9], [0.9, 0.9, 0.9], [0.1, 0.1, 0.1]], 2, 1, 1.0),  # whole at the second: no third draw
+    ([[0.9, 0.1, 0.9], [0.5, 0.1, 0.5]], 1, 0, 1.0),                   # as far: the higher mean confidence
+    ([[0.5, 0.1, 0.5], [0.9, 0.1, 0.9]], 1, 1, 1.0),                   # (whichever comes first)
+    ([[0.1, 0.9, 0.9], [0.9, 0.9, 0.9]], 0, 0, 1.0),                   # no redraw allowed
+    ([[0.9, 0.1, 0.1], [0.9, 0.9, 0.9]], 2, 0, 0.5),                   # the executor keeps 1 step: whole
+    ([[0.9, 0.1, 0.9], [0.9, 0.9, 0.1]], 1, 1, 0.7),                   # it keeps 2: the second runs whole
 ])
-def test_a_cut_draw_is_drawn_again_and_the_one_that_runs_furthest_is_kept(setting, confs, redraws, kept):
+def test_a_cut_draw_is_drawn_again_and_the_one_that_runs_furthest_is_kept(setting, confs, redraws, kept,
+                                                                          execute_fraction):
     pipe, cameras, obs = setting
     scripted = ScriptedConfidence(pipe, confs)
-    runner = PolicyRunner(scripted, cameras, num_inference_steps=1, min_confidence=0.2, redraws=redraws)
+    execution = ExecutionConfig(min_confidence=0.2, execute_fraction=execute_fraction)
+    runner = PolicyRunner(scripted, cameras, num_inference_steps=1, execution=execution, redraws=redraws)
     pred = runner.predict(obs.images, obs.ee_pose, seed=11)
-    taken = min(len(confs), redraws + 1, next((i + 1 for i, c in enumerate(confs) if min(c) >= 0.2), len(confs)))
+    n_kept = {1.0: 3, 0.7: 2, 0.5: 1}[execute_fraction]  # keyframes 1, 2, 3 periods ahead; kept up to f x 3
+    taken = min(len(confs), redraws + 1,
+                next((i + 1 for i, c in enumerate(confs) if min(c[:n_kept]) >= 0.2), len(confs)))
     assert scripted.calls == pred.draws == taken
     # the actions are the kept draw's: the same noise as that draw made by hand from the seed
     by_hand = _by_hand(pipe, runner, obs, 11, taken)
@@ -102,35 +109,58 @@ def test_a_cut_draw_is_drawn_again_and_the_one_that_runs_furthest_is_kept(settin
     if kept != taken - 1:
         assert not np.array_equal(pred.actions, np.asarray(by_hand[taken - 1].actions))
     np.testing.assert_array_equal(pred.confidence, confs[kept])
-    assert usable_prefix(pred.actions, pred.confidence, 0.2) == max(_leading(c, 0.2) for c in confs[:taken])
+    # the executor itself runs the kept draw as far as the best of the draws taken
+    best = max(_leading(c[:n_kept], 0.2) for c in confs[:taken])
+    executor = ChunkExecutor(execution)
+    executor.reset(now_s=0.0)
+    plan = executor.add_chunk(pred.to_chunk(0.0), 0.0, obs.ee_pose)
+    assert plan.accepted == (best > 0) and plan.steps == best
 
 
-def test_no_draw_passes_then_all_are_taken_and_the_executor_holds(setting):
+def test_no_draw_passes_then_all_are_taken_and_the_executor_refuses_the_chunk(setting):
     pipe, cameras, obs = setting
     counted = CountingPipeline(pipe)
-    runner = PolicyRunner(counted, cameras, num_inference_steps=1, min_confidence=1.0, redraws=2)
+    execution = ExecutionConfig(min_confidence=1.0)
+    runner = PolicyRunner(counted, cameras, num_inference_steps=1, execution=execution, redraws=2)
     pred = runner.predict(obs.images, obs.ee_pose, seed=3)
     assert counted.calls == pred.draws == 3
     assert np.all(pred.confidence < 1.0)
-    executor = ChunkExecutor(ExecutionConfig(min_confidence=1.0))
+    executor = ChunkExecutor(execution)
     executor.reset(now_s=0.0)
-    executor.add_chunk(pred.to_chunk(0.0), 0.0, obs.ee_pose)
-    assert executor.tick(0.05, obs.ee_pose).pose is None  # refused: the arm holds
+    plan = executor.add_chunk(pred.to_chunk(0.0), 0.0, obs.ee_pose)
+    assert not plan.accepted and "uncertain" in plan.reason
 
 
 def test_a_draw_that_runs_whole_is_not_drawn_again(setting):
     pipe, cameras, obs = setting
     counted = CountingPipeline(pipe)
-    runner = PolicyRunner(counted, cameras, num_inference_steps=1, min_confidence=0.0, redraws=4)
+    runner = PolicyRunner(counted, cameras, num_inference_steps=1, execution=ExecutionConfig(min_confidence=0.0),
+                          redraws=4)
     assert runner.predict(obs.images, obs.ee_pose, seed=3).draws == 1 and counted.calls == 1
 
 
-def test_redraw_settings_are_checked(setting):
+def test_a_non_finite_step_counts_as_cut():
+    poses = np.tile([0.4, 0.0, 0.3, 0.0, 0.0, 0.0, 1.0, 1.0], (3, 1))
+    poses[1, 0] = np.nan
+    assert usable_prefix(poses, np.array([0.9, 0.9, 0.9]), 0.2) == 1
+    poses[1, 0], poses[2, 3:7] = 0.4, 0.0  # a zero quaternion
+    assert usable_prefix(poses, np.array([0.9, 0.9, 0.9]), 0.2) == 2
+
+
+def test_redraw_settings_are_checked_and_default_to_the_models(setting):
     pipe, cameras, _ = setting
+    execution = ExecutionConfig(min_confidence=0.2)
     with pytest.raises(ValueError, match="redraws"):
-        PolicyRunner(pipe, cameras, redraws=9, min_confidence=0.2)
-    with pytest.raises(ValueError, match="min_confidence"):
-        PolicyRunner(pipe, cameras, min_confidence=1.5)
+        PolicyRunner(pipe, cameras, redraws=9, execution=execution)
+    with pytest.raises(ValueError, match="redraws"):
+        PolicyRunner(pipe, cameras, redraws=1.5, execution=execution)
+    with pytest.raises(ValueError, match="executor's settings"):
+        PolicyRunner(pipe, cameras, redraws=2)
     with pytest.raises(ValueError, match="redraws"):
         PolicyConfig(redraws=-1)
     assert PolicyConfig.from_dict(PolicyConfig(redraws=2).to_dict()).redraws == 2
+    assert "redraws" not in PolicyConfig().to_dict()  # a folder without redraws loads in older checkouts
+    wrapped = CountingPipeline(pipe)
+    wrapped.policy_cfg = PolicyConfig(redraws=3)  # a model folder saved with redraws: 3
+    assert PolicyRunner(wrapped, cameras, execution=execution).redraws == 3
+    assert PolicyRunner(wrapped, cameras).redraws == 0  # nothing to judge a draw by: one draw

@@ -43,7 +43,11 @@ def test_sim_and_real_graphs_wire_the_executor_differently():
     assert real_remaps["gripper_joint_states"] == "/franka_gripper/joint_states"
     assert dict(real["executor_node"].overrides) == {"backend": "moveit", "gripper": "franka", "model": DEFAULT_MODEL,
                                                       "base_frame": "fr3_link0", "tick_source": "timer",
+                                                      "safety_config": "config/safety.yaml",
                                                       "moveit_config_package": "franka_fr3_moveit_config"}
+    # one safety file for the executor's envelope and the policy's redraws (the cut rule they share)
+    cell = by_name(build_graph(GraphOptions(safety="/lab/safety.yaml")))
+    assert {dict(cell[n].overrides)["safety_config"] for n in ("policy_node", "executor_node")} == {"/lab/safety.yaml"}
     files = by_name(build_graph(GraphOptions(use_sim=False, executor="moveit", moveit_config="/a.yaml,/b.yaml")))
     assert dict(files["executor_node"].overrides)["moveit_config_files"] == "/a.yaml,/b.yaml"
     # the simulated graph runs on the simulator's clock, in lockstep unless asked otherwise

@@ -23,11 +23,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from .control.chunk_execution import ExecutionConfig
 
-__all__ = ["PolicyConfig", "load_policy_config", "execution_config_for", "LEGACY_CLIP_CONFIG_FILE"]
+__all__ = ["PolicyConfig", "load_policy_config", "execution_config_for", "LEGACY_CLIP_CONFIG_FILE", "MAX_REDRAWS",
+           "check_redraws"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,9 @@ LEGACY_CLIP_CONFIG_FILE = "clip_config.json"
 #: the shipped policy the nodes, the graph and `make demo` run unless told otherwise (also written in
 #: config/policy.yaml, executor.yaml and decoder.yaml): action images on all four tasks (models/fourtask/README.md)
 DEFAULT_MODEL = "models/fourtask"
+
+#: the most further noise draws one prediction may take (``PolicyConfig.redraws``)
+MAX_REDRAWS = 8
 
 #: where a policy's network runs (model/runtimes.py); eager torch is the reference
 RUNTIMES = ("eager", "onnxruntime", "compile")
@@ -53,9 +58,9 @@ class PolicyConfig:
         control_dt_s: seconds per episode row of the training data (simulated cell: 0.1).
         num_inference_steps: denoising steps per prediction by default.
         execution: how chunks are executed (``ExecutionConfig``).
-        redraws: further noise draws a prediction may take when a keyframe's decoder confidence is under
-            the cell's ``min_confidence`` (the executor would cut the chunk there); the draw that runs
-            furthest is kept (``policy.runner.PolicyRunner``). 0 = one draw, as sampled.
+        redraws: further noise draws a prediction may take when the executor would cut it on confidence (a
+            kept keyframe under the cell's ``min_confidence``, or non-finite); the draw that runs furthest
+            is kept (``policy.runner.PolicyRunner``). 0 = one draw, as sampled.
     """
 
     clip: dict[str, Any] = dataclasses.field(default_factory=lambda: {"frame_stride": 2})
@@ -77,8 +82,7 @@ class PolicyConfig:
         if not 1 <= int(self.num_inference_steps) <= 100:
             raise ValueError(f"policy_config.num_inference_steps must be in [1, 100], got {self.num_inference_steps}")
         self.num_inference_steps = int(self.num_inference_steps)
-        if isinstance(self.redraws, bool) or not isinstance(self.redraws, int) or not 0 <= self.redraws <= 8:
-            raise ValueError(f"policy_config.redraws must be an integer in [0, 8], got {self.redraws!r}")
+        self.redraws = check_redraws(self.redraws, "policy_config.redraws")
 
     @property
     def keyframe_dt_s(self) -> float:
@@ -92,9 +96,11 @@ class PolicyConfig:
         return list(views) if views else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"clip": dict(self.clip), "control_dt_s": self.control_dt_s,
-                "num_inference_steps": self.num_inference_steps, "execution": self.execution.to_dict(),
-                "redraws": self.redraws}
+        out = {"clip": dict(self.clip), "control_dt_s": self.control_dt_s,
+               "num_inference_steps": self.num_inference_steps, "execution": self.execution.to_dict()}
+        if self.redraws:  # written only when set, so a folder without it still loads in older checkouts
+            out["redraws"] = self.redraws
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "PolicyConfig":
@@ -104,6 +110,13 @@ class PolicyConfig:
         if unknown:
             raise ValueError(f"policy_config: unknown key(s) {unknown}; known keys are {sorted(known)}")
         return cls(**data)
+
+
+def check_redraws(value, name: str = "redraws") -> int:
+    """``value`` as the number of further draws, or ValueError naming ``name`` (an integer in [0, MAX_REDRAWS])."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= MAX_REDRAWS:
+        raise ValueError(f"{name} must be an integer in [0, {MAX_REDRAWS}], got {value!r}")
+    return int(value)
 
 
 def load_policy_config(model_dir: str | Path) -> tuple[PolicyConfig, dict[str, Any]]:

@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.redraws is not None:
+        from ..config import check_redraws
+
+        check_redraws(args.redraws, "--redraws")
     out = args.out or Path("outputs") / f"eval_{args.task}{'_graph' if args.graph else ''}"
     out.mkdir(parents=True, exist_ok=True)
     # the graph's policy node logs the runtime it runs; the direct path records it
@@ -73,11 +77,11 @@ def run(args: argparse.Namespace) -> int:
     summary.update(model=str(args.model), safety=str(args.safety), latency_s=args.latency,
                    execution_overrides=args.execution, condition=args.condition, probe=args.probe,
                    rig=None if args.rig is None else str(args.rig),
-                   steps=args.steps, runtime=args.runtime, runtime_in_use=runtime_in_use,
+                   steps=args.steps, redraws=args.redraws, runtime=args.runtime, runtime_in_use=runtime_in_use,
                    per_episode=[
                        {"seed": o.seed, "success": o.success, "failure": o.failure,
                         "facts": o.trace.facts() if o.trace is not None else None, "steps": o.steps,
-                        "predictions": o.predictions,
+                        "predictions": o.predictions, "draws": o.draws,
                         **{k: o.stats.get(k) for k in ("stalls", "refused", "holds", "commands")}}
                        for o in outcomes])
     (out / "results.json").write_text(json.dumps(summary, indent=2))
@@ -129,7 +133,7 @@ def _run_direct(args: argparse.Namespace, out: Path) -> tuple[list, str]:
         # its extrinsics; the intrinsics stay the device's (as on a real cell, where K comes from CameraInfo)
         cameras = [dataclasses.replace(c, T_world_cam=rig[c.name].T_world_cam) for c in env.cameras]
     runner = probed(PolicyRunner(pipe, cameras, num_inference_steps=args.steps,
-                                 min_confidence=safety_cfg.min_confidence, redraws=args.redraws))
+                                 execution=execution, redraws=args.redraws))
     cfg = ClosedLoopConfig(latency_s=args.latency)
     outcomes = []
     try:
@@ -139,7 +143,7 @@ def _run_direct(args: argparse.Namespace, out: Path) -> tuple[list, str]:
                 rendered, given = episode_rigs(condition, cameras, seed)
                 env.move_cameras(rendered)
                 runner = probed(PolicyRunner(pipe, given, num_inference_steps=args.steps,
-                                             min_confidence=safety_cfg.min_confidence, redraws=args.redraws))
+                                             execution=execution, redraws=args.redraws))
             executor = ChunkExecutor(execution, SafetyEnvelope(safety_cfg))
             res = run_episode(env, runner, executor, seed, cfg, record=not args.no_videos)
             outcomes.append(res)
@@ -162,11 +166,11 @@ def _run_graph(args: argparse.Namespace) -> list:
     if args.latency:
         raise ValueError("--latency applies to the direct path; the graph runs in lockstep (for a slow policy on "
                          "the real-time cell: action-images run --lockstep false --policy-delay-s ...)")
-    options = GraphOptions(model=str(args.model), task=args.task, seed=args.seed_offset, lockstep=True)
-    safety = str(args.safety.resolve())
-    params = {"policy_node": {"runtime": args.runtime, "safety_config": safety,
-                              **({"torch_threads": args.threads} if args.threads else {})},
-              "executor_node": {"safety_config": safety},
+    # one safety file for the executor's envelope and the policy's redraws
+    options = GraphOptions(model=str(args.model), task=args.task, seed=args.seed_offset, lockstep=True,
+                           safety=str(args.safety.resolve()))
+    params = {"policy_node": {"runtime": args.runtime, **({"torch_threads": args.threads} if args.threads else {})},
+              "executor_node": {},
               "sim_node": {"image_width": args.image_size, "image_height": args.image_size}}
     if args.steps:
         params["policy_node"]["num_inference_steps"] = args.steps

@@ -61,7 +61,8 @@ from scipy.spatial.transform import Rotation, Slerp
 from .safety import SafetyEnvelope
 
 __all__ = ["Chunk", "ExecutionConfig", "ExecutionStats", "ChunkExecutor", "Command", "PlanResult",
-           "EVENTS", "FUTURE_TOLERANCE_S", "blend_poses", "usable_steps", "usable_prefix"]
+           "EVENTS", "FUTURE_TOLERANCE_S", "blend_poses", "executed_steps",
+           "usable_steps", "usable_prefix"]
 
 logger = logging.getLogger(__name__)
 
@@ -475,6 +476,13 @@ class _Plan:
         return blend_poses(a, b, w)
 
 
+def executed_steps(time_from_start_s: np.ndarray, execute_fraction: float) -> int:
+    """How many leading steps of a chunk the receding horizon keeps: those due within ``execute_fraction``
+    of its duration from the frames' stamp (at least one)."""
+    t = np.asarray(time_from_start_s, dtype=np.float64)
+    return max(1, int(np.sum(t <= execute_fraction * t[-1] + 1e-9)))
+
+
 def usable_steps(poses: np.ndarray, confidence: np.ndarray, min_confidence: float) -> np.ndarray:
     """``(n,)`` bool: which of a chunk's steps ``poses (n, 8)`` the executor may run: finite values, a
     non-zero quaternion and ``confidence >= min_confidence``. A chunk runs up to its first unusable step."""
@@ -883,8 +891,7 @@ class ChunkExecutor:
         self._accept_frame(chunk.stamp_s)
         notes = []
         # 2. receding horizon
-        horizon_s = chunk.stamp_s + cfg.execute_fraction * (chunk.end_s - chunk.stamp_s)
-        n = max(1, int(np.sum(chunk.times_s <= horizon_s + 1e-9)))
+        n = executed_steps(chunk.times_s - chunk.stamp_s, cfg.execute_fraction)
         if n < chunk.horizon:
             notes.append(f"execute_fraction {cfg.execute_fraction} keeps {n}/{chunk.horizon} steps")
         # 3. confidence / finite values

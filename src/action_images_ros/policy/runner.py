@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..codec import overlay_action_images
-from ..control.chunk_execution import Chunk, usable_prefix
+from ..control.chunk_execution import Chunk, ExecutionConfig, executed_steps, usable_prefix
 from ..geometry import Camera
 
 __all__ = ["PolicyRunner", "Prediction", "prediction_seed"]
@@ -78,16 +78,19 @@ class PolicyRunner:
         pipeline: an ``ActionImagesPipeline`` with its ``policy_cfg`` (``model_io.load_policy``).
         cameras: the calibrated views (any resolution; rescaled to the model's).
         num_inference_steps: denoising steps (None = the model's ``policy_cfg.num_inference_steps``).
-        min_confidence: the cell's ``min_confidence`` (its safety file), below which the executor cuts a
-            chunk. With it, a draw the executor would cut short is drawn again with further noise of the same
-            generator, up to ``redraws`` times, and the draw that runs furthest (then: the highest mean
-            confidence) is kept. None = never redraw.
+        execution: the executor's settings, with the cell's ``min_confidence`` (``config.execution_config_for``).
+            With them, a draw the executor would cut on confidence (a keyframe within ``execute_fraction``
+            under ``min_confidence``, or non-finite: ``control.chunk_execution.usable_steps``) is drawn again
+            with further noise of the same generator, up to ``redraws`` times, and the draw that runs
+            furthest (then: the highest mean confidence over those keyframes) is kept. The safety envelope's
+            own refusals (workspace, step limits) are not foreseen: they depend on the measured pose. None =
+            one draw, as sampled (open-loop benchmarks).
         redraws: the most further draws (None = the model's ``policy_cfg.redraws``).
     """
 
     def __init__(self, pipeline, cameras: Sequence[Camera], num_inference_steps: int | None = None,
-                 min_confidence: float | None = None, redraws: int | None = None) -> None:
-        from ..config import PolicyConfig
+                 execution: ExecutionConfig | None = None, redraws: int | None = None) -> None:
+        from ..config import PolicyConfig, check_redraws
 
         self.pipeline = pipeline
         self.policy_cfg = getattr(pipeline, "policy_cfg", None) or PolicyConfig()
@@ -102,13 +105,14 @@ class PolicyRunner:
         self.num_inference_steps = int(steps)
         F = int(pipeline.model_cfg.num_future)
         self.time_from_start_s = self.policy_cfg.keyframe_dt_s * np.arange(1, F + 1)
-        redraws = self.policy_cfg.redraws if redraws is None else redraws
-        if isinstance(redraws, bool) or not 0 <= int(redraws) <= 8:
-            raise ValueError(f"redraws must be in [0, 8], got {redraws}")
-        if min_confidence is not None and not 0.0 <= float(min_confidence) <= 1.0:
-            raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
-        self.min_confidence = None if min_confidence is None else float(min_confidence)
-        self.redraws = int(redraws) if self.min_confidence is not None else 0
+        if redraws is not None and check_redraws(redraws) and execution is None:
+            raise ValueError("redraws need the executor's settings (execution=, with the cell's min_confidence): "
+                             "without them no draw can be judged")
+        self.execution = execution
+        judged = execution is not None
+        self.redraws = check_redraws(self.policy_cfg.redraws if redraws is None else redraws) if judged else 0
+        # the keyframes the executor keeps (receding horizon): only they decide whether a draw runs whole
+        self._kept = executed_steps(self.time_from_start_s, execution.execute_fraction) if judged else F
 
     def to_model_resolution(self, images: np.ndarray) -> np.ndarray:
         """``(V, H, W, 3)`` uint8 -> ``(V, S, S, 3)`` uint8 (area interpolation)."""
@@ -148,15 +152,15 @@ class PolicyRunner:
                 generator=gen,
             )
             draws += 1
-            if self.min_confidence is None:
+            if self.redraws == 0:
                 best = out
                 break
-            conf = np.asarray(out.confidence, dtype=np.float64)
-            runs = usable_prefix(np.asarray(out.actions), conf, self.min_confidence)
+            conf = np.asarray(out.confidence, dtype=np.float64)[:self._kept]
+            runs = usable_prefix(np.asarray(out.actions)[:self._kept], conf, self.execution.min_confidence)
             score = (runs, float(np.nan_to_num(conf, nan=0.0).mean()))
             if best_score is None or score > best_score:
                 best, best_score = out, score
-            if runs == len(conf):
+            if runs == self._kept:
                 break
         out = best
         return Prediction(

@@ -188,6 +188,8 @@ class GraphOptions:
         viz: ``rerun`` also runs viz_node (``ros/nodes/viz_node.py``): the graph live in Rerun; ``none`` = no view.
         viz_rrd: with ``viz:=rerun``, write the view to this ``.rrd`` file instead of streaming it.
         viz_url: with ``viz:=rerun`` and no ``viz_rrd``, the Rerun viewer to stream to (start ``rerun`` first).
+        safety: the cell's safety file (``config/safety.yaml``), given to executor_node (its envelope and the
+            ``min_confidence`` it cuts chunks at) and policy_node (which draws again under that confidence).
     """
 
     use_sim: bool = True
@@ -208,6 +210,7 @@ class GraphOptions:
     viz: str = "none"
     viz_rrd: str = ""
     viz_url: str = "rerun+http://127.0.0.1:9876/proxy"
+    safety: str = "config/safety.yaml"
 
     def __post_init__(self) -> None:
         for name in ("use_sim", "rviz", "lockstep", "decoder"):
@@ -272,6 +275,7 @@ LAUNCH_ARGUMENTS = tuple(
         "live view: rerun (viz_node streams the graph to Rerun) | none",
         "viz:=rerun: write the view to this .rrd file instead of streaming it",
         "viz:=rerun: the Rerun viewer to stream to (localhost by default)",
+        "the cell's safety file: the executor's envelope; its min_confidence is also where the policy draws again",
     ), strict=True)
 )
 
@@ -335,7 +339,8 @@ def build_graph(options: GraphOptions, views: tuple[str, ...] | None = None) -> 
     policy = NodeSpec(
         executable="policy_node", name="policy_node", parameters=("config/policy.yaml",),
         overrides=(("model", o.model), ("device", o.device), ("mode", o.mode), ("rig", o.rig),
-                   ("views", list(views)), ("base_frame", base_frame), ("injected_delay_s", o.policy_delay_s))
+                   ("views", list(views)), ("base_frame", base_frame), ("injected_delay_s", o.policy_delay_s),
+                   ("safety_config", o.safety))
         + ((("instruction", o.instruction),) if o.instruction else ()) + sim_time,
         remappings=cams + _per_view(views, "action_video", "action_camera_info", "action_image", "overlay",
                                     "future_video") + arm_remaps + (
@@ -346,6 +351,7 @@ def build_graph(options: GraphOptions, views: tuple[str, ...] | None = None) -> 
     executor = NodeSpec(
         executable="executor_node", name="executor_node", parameters=("config/executor.yaml",),
         overrides=(("backend", o.executor), ("model", o.model), ("base_frame", base_frame),
+                   ("safety_config", o.safety),
                    ("tick_source", "state" if o.use_sim and o.lockstep else "timer"))
         + (() if o.use_sim else (("gripper", "franka"),)) + sim_time
         + ((("moveit_config_files", o.moveit_config),) if o.executor == "moveit" and o.moveit_config else ())

@@ -270,7 +270,7 @@ def run_graph_episodes(options: GraphOptions, episodes: int, processes: bool = F
                 seed=int(status.get("seed", options.seed + i)), success=bool(status.get("success")),
                 steps=int(status.get("step", 0)), predictions=len(preds),
                 latency_median_s=float(np.median([p["latency_s"] for p in preds])) if preds else 0.0,
-                stats=end.get("stats", {})))
+                stats=end.get("stats", {}), draws=sum(int(p.get("draws", 1)) for p in preds)))
             logger.info("episode %d (seed %s): %s in %d steps, %.0f s wall", i, status.get("seed"),
                         "success" if status.get("success") else "failure", int(status.get("step", 0)),
                         time.monotonic() - t0)

@@ -40,9 +40,12 @@ Modes (``mode``): ``closed_loop`` answers the executor's ``chunk_request`` (and 
 ``on_demand`` answers only the service.
 
 The model folder holds the settings the model was trained with (``config.PolicyConfig``:
-keyframe period, default sampling steps, redraws); a parameter that contradicts it is an error at start-up.
-A draw with a keyframe under the cell's ``min_confidence`` (``safety_config``, the file the executor reads)
-is drawn again up to ``redraws`` times (``PolicyRunner``), as in ``action-images eval``.
+keyframe period, default sampling steps); a parameter that contradicts it is an error at start-up.
+A draw the executor would cut on confidence (the model's execution settings, the cell's ``min_confidence``
+from ``safety_config``: the graph gives both nodes the same file) is drawn again up to ``redraws`` times
+(-1 = the model's ``policy_config.redraws``; ``PolicyRunner``), as in ``action-images eval``. The executor's
+``execution_overrides`` are not seen here: with one that changes ``execute_fraction``, draws are judged on
+the model's.
 ``injected_delay_s`` holds each answer back until ROS time ``stamp + delay`` (latency tests on
 the real-time simulated cell). Bad input (wrong encoding, image/info size mismatch, a missing
 view, stale or future-stamped frames, no pose, a missing or unreadable model) is logged with the
@@ -72,7 +75,7 @@ from trajectory_msgs.msg import MultiDOFJointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from ...cell_description import optical_frame_id
-from ...config import DEFAULT_MODEL
+from ...config import DEFAULT_MODEL, check_redraws, execution_config_for
 from ...control.chunk_execution import FUTURE_TOLERANCE_S
 from ...control.safety import load_safety_config
 from ...policy import prediction_seed
@@ -148,8 +151,8 @@ class PolicyNode(Node):
         if not 0 <= p["num_inference_steps"] <= 100:
             raise ValueError(f"num_inference_steps must be in [1, 100] (0 = the model's default), "
                              f"got {p['num_inference_steps']}")
-        if not -1 <= p["redraws"] <= 8:
-            raise ValueError(f"redraws must be in [0, 8] (-1 = the model's default), got {p['redraws']}")
+        if p["redraws"] != -1:
+            check_redraws(p["redraws"], "redraws (-1 = the model's)")
         for name in ("max_frame_age_s", "max_state_age_s", "service_timeout_s", "request_wait_s", "pose_rate_hz"):
             if not p[name] > 0:
                 raise ValueError(f"{name} must be > 0, got {p[name]}")
@@ -168,8 +171,10 @@ class PolicyNode(Node):
         self._throttle = KeyedThrottle(2.0)
         self._extrinsics, self.views = load_rig_views(p["rig"], p["views"], "the policy needs")
         self._check_model_settings(resolve_share_path(p["model"]))
-        # The cell's min_confidence, read from the file the executor reads: a draw it would cut is drawn again.
+        # The cell's min_confidence (the graph gives both nodes the same safety file): with the model's execution
+        # settings, the executor's cut rule; a draw the executor would cut on confidence is drawn again.
         self._min_confidence = load_safety_config(resolve_share_path(p["safety_config"])).min_confidence
+        self._execution = None  # set when the model is loaded
         # 2. state (written by callbacks, read by the worker under the condition's lock)
         self._cv = threading.Condition()
         self._latest: tuple[int, tuple] | None = None  # (stamp_ns, (image msgs..., info msgs...))
@@ -426,16 +431,17 @@ class PolicyNode(Node):
 
                 torch.set_num_threads(int(self._p["torch_threads"]))
             pipeline, _ = load_policy(path, device=self._p["device"], runtime=self._p["runtime"])
+            execution = execution_config_for(path, None, self._min_confidence)
         except (FileNotFoundError, ValueError, OSError, RuntimeError) as exc:
             self._model_error = f"cannot load the model from {path}: {exc}"
             self.get_logger().error(self._model_error + " (the node keeps running; fix the 'model' parameter "
                                     "and restart it)")
             return
-        self._pipeline, self._model_error = pipeline, None
+        self._execution, self._pipeline, self._model_error = execution, pipeline, None
         self.get_logger().info(f"model loaded from {path} ({pipeline.model_cfg.image_size} px, "
                                f"{pipeline.model_cfg.num_future} keyframes {pipeline.policy_cfg.keyframe_dt_s:g} s "
                                f"apart, {self._steps()} denoising steps, runtime {pipeline.runtime}, up to "
-                               f"{self._redraws()} redraws under confidence {self._min_confidence})")
+                               f"{self._redraws()} redraws under confidence {self._execution.min_confidence})")
 
     def _steps(self) -> int:
         return int(self._p["num_inference_steps"]) or self._pipeline.policy_cfg.num_inference_steps
@@ -531,7 +537,7 @@ class PolicyNode(Node):
         # 2. prepare the runner (cached while the calibration does not change)
         key = tuple((c.width, c.height, c.K.tobytes(), c.T_world_cam.tobytes()) for c in cameras)
         if key != self._runner_key:
-            self._runner = PolicyRunner(self._pipeline, cameras, self._steps(), min_confidence=self._min_confidence,
+            self._runner = PolicyRunner(self._pipeline, cameras, self._steps(), execution=self._execution,
                                         redraws=self._redraws())
             self._runner_key = key
         state = req.state if req.state is not None else np.concatenate([pose[:7], [1.0 if grip is None else grip]])
