@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     summary.update(model=str(args.model), safety=str(args.safety), latency_s=args.latency,
                    execution_overrides=args.execution, condition=args.condition, probe=args.probe,
                    rig=None if args.rig is None else str(args.rig),
-                   steps=args.steps, redraws=args.redraws, runtime=args.runtime, runtime_in_use=runtime_in_use,
+                   steps=args.steps, max_redraws=args.redraws, runtime=args.runtime, runtime_in_use=runtime_in_use,
                    per_episode=[
                        {"seed": o.seed, "success": o.success, "failure": o.failure,
                         "facts": o.trace.facts() if o.trace is not None else None, "steps": o.steps,
