@@ -4,7 +4,8 @@
 
 The weights are written unchanged (``save_pretrained``; a model card or loss curve is not copied); only
 ``policy_config.num_inference_steps`` (what the policy node, ``eval``
-and ``make demo`` use when no ``--steps`` is given) and, with ``--redraws``, ``policy_config.redraws`` are set. Choose it from a step table (model card).
+and ``make demo`` use when no ``--steps`` is given) and, with ``--redraws``, ``policy_config.redraws`` are set.
+Choose it from a step table (model card).
 """
 
 from __future__ import annotations

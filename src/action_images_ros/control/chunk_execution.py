@@ -896,9 +896,8 @@ class ChunkExecutor:
             notes.append(f"execute_fraction {cfg.execute_fraction} keeps {n}/{chunk.horizon} steps")
         # 3. confidence / finite values
         poses, conf = chunk.poses[:n], chunk.confidence[:n]
-        ok = usable_steps(poses, conf, cfg.min_confidence)
-        if not ok.all():
-            bad = int(np.argmin(ok))
+        bad = usable_prefix(poses, conf, cfg.min_confidence)
+        if bad < n:
             why = (f"step {bad} is uncertain (confidence {conf[bad]:.3f} < min_confidence {cfg.min_confidence})"
                    if np.isfinite(conf[bad]) and conf[bad] < cfg.min_confidence
                    else f"step {bad} has non-finite values or a zero quaternion")

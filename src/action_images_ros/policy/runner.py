@@ -105,14 +105,17 @@ class PolicyRunner:
         self.num_inference_steps = int(steps)
         F = int(pipeline.model_cfg.num_future)
         self.time_from_start_s = self.policy_cfg.keyframe_dt_s * np.arange(1, F + 1)
-        if redraws is not None and check_redraws(redraws) and execution is None:
+        asked = None if redraws is None else check_redraws(redraws)
+        if asked and execution is None:
             raise ValueError("redraws need the executor's settings (execution=, with the cell's min_confidence): "
                              "without them no draw can be judged")
         self.execution = execution
-        judged = execution is not None
-        self.redraws = check_redraws(self.policy_cfg.redraws if redraws is None else redraws) if judged else 0
-        # the keyframes the executor keeps (receding horizon): only they decide whether a draw runs whole
-        self._kept = executed_steps(self.time_from_start_s, execution.execute_fraction) if judged else F
+        if execution is None:  # nothing to judge a draw by: one draw, as sampled
+            self.redraws, self._kept = 0, F
+        else:
+            self.redraws = self.policy_cfg.redraws if asked is None else asked
+            # the keyframes the executor keeps (receding horizon): only they decide whether a draw runs whole
+            self._kept = executed_steps(self.time_from_start_s, execution.execute_fraction)
 
     def to_model_resolution(self, images: np.ndarray) -> np.ndarray:
         """``(V, H, W, 3)`` uint8 -> ``(V, S, S, 3)`` uint8 (area interpolation)."""
@@ -139,18 +142,18 @@ class PolicyRunner:
             raise ValueError(f"ee_pose must be 8 finite values [x y z qx qy qz qw gripper], got {state.tolist()}")
         small = self.to_model_resolution(images)
         gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+        inputs = dict(
+            cond_rgb=small.transpose(0, 3, 1, 2).astype(np.float32) / 255.0,
+            state=state,
+            instruction=instruction if self.pipeline.model_cfg.use_instruction else None,
+            cameras=self.model_cameras,
+            mode="policy",
+            num_inference_steps=self.num_inference_steps,
+        )
         best, best_score, draws = None, None, 0
         while draws <= self.redraws:
             # A further draw continues the same generator: fresh noise, the same for every path given the seed.
-            out = self.pipeline(
-                cond_rgb=small.transpose(0, 3, 1, 2).astype(np.float32) / 255.0,
-                state=state,
-                instruction=instruction if self.pipeline.model_cfg.use_instruction else None,
-                cameras=self.model_cameras,
-                mode="policy",
-                num_inference_steps=self.num_inference_steps,
-                generator=gen,
-            )
+            out = self.pipeline(**inputs, generator=gen)
             draws += 1
             if self.redraws == 0:
                 best = out
