@@ -320,6 +320,17 @@ def test_execute_fraction_cuts_the_tail():
     assert res.accepted and res.steps == 1  # at least one step is kept
 
 
+@pytest.mark.parametrize("stamp", [1_700_000_636.9616873, 1.7e9 + 0.1, 1.7e9 + 537.25])
+@pytest.mark.parametrize(("fraction", "kept"), [(0.4, 2), (0.8, 4)])
+def test_execute_fraction_keeps_the_step_on_the_limit_at_wall_clock_stamps(stamp, fraction, kept):
+    """Regression: relative times of a ~1.7e9 s stamp carry ~2e-7 s of rounding; a step due exactly at
+    execute_fraction of the chunk was dropped for some stamps and kept for others."""
+    ex = executor(execute_fraction=fraction)
+    times = stamp + 0.1 * np.arange(1, 6)
+    res = ex.add_chunk(chunk(stamp, times, [0.5] * 5), stamp, pose(0.5))
+    assert res.accepted and res.steps == kept
+
+
 # --------------------------------------------------------------------------- safety envelope
 def _env(**kw):
     return SafetyEnvelope(SafetyConfig(gripper_debounce_steps=1, **kw))

@@ -478,9 +478,10 @@ class _Plan:
 
 def executed_steps(time_from_start_s: np.ndarray, execute_fraction: float) -> int:
     """How many leading steps of a chunk the receding horizon keeps: those due within ``execute_fraction``
-    of its duration from the frames' stamp (at least one)."""
+    of its duration from the frames' stamp (at least one). A step due on that limit is kept: the tolerance is
+    :data:`TIME_EPS_S` because times relative to a wall-clock stamp (~1.7e9 s) carry ~2e-7 s of rounding."""
     t = np.asarray(time_from_start_s, dtype=np.float64)
-    return max(1, int(np.sum(t <= execute_fraction * t[-1] + 1e-9)))
+    return max(1, int(np.sum(t <= execute_fraction * t[-1] + TIME_EPS_S)))
 
 
 def usable_steps(poses: np.ndarray, confidence: np.ndarray, min_confidence: float) -> np.ndarray:
