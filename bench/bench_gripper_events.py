@@ -71,11 +71,13 @@ def main() -> None:
 
     from action_images_ros.data.clips import ActionClipDataset
     from action_images_ros.eval.clip_prediction import clip_config_for, clip_truth
+    from action_images_ros.config import load_policy_config
     from action_images_ros.model_io import load_policy
     from action_images_ros.policy import PolicyRunner
 
     torch.set_num_threads(args.threads)
-    shared = load_policy(args.held_out_of)[1].clip["held_out_episodes"] if args.held_out_of else None
+    # the record only (JSON, no network)
+    shared = load_policy_config(args.held_out_of)[0].clip["held_out_episodes"] if args.held_out_of else None
     for model in args.model:
         pipe, policy_cfg = load_policy(model)
         record = policy_cfg.clip

@@ -7,7 +7,10 @@ available it also times the large configuration (Wan transformer + Wan VAE,
 initialised Wan2.1-1.3B-sized transformer (same FLOPs, no weights needed).
 
     PYTHONPATH=src .venv/bin/python bench/bench_model.py [--model models/NAME] [--threads 2]
-        [--baseline models/multitask --baseline-steps 4]
+        [--baseline models/multitask --baseline-steps 4] [--runtime eager]
+
+A saved model runs under its folder's runtime (``policy_config.runtime``), as the robot runs it;
+``--runtime`` times another.
 
 ``--baseline`` times a second saved pipeline in the same run, its calls interleaved with the first's
 so that both see the same load, and prints the ratio of the medians.
@@ -22,11 +25,12 @@ import time
 import numpy as np
 import torch
 
+from action_images_ros.config import RUNTIMES
 from action_images_ros.model.config import ModelConfig, WanConfig
 from action_images_ros.model.factory import build_pipeline
-from action_images_ros.model.pipeline import ActionImagesPipeline
 from action_images_ros.model.precision import bf16_is_fast
 from action_images_ros.model.synthetic import SyntheticReachDataset
+from action_images_ros.model_io import load_policy
 
 
 def policy_call(pipe, item, steps: int, seed: int = 0):
@@ -54,8 +58,14 @@ def time_calls(pipe, item, steps: int, repeats: int, sync=None, warmup: int = 2)
     return np.array(out)
 
 
-def _load(model: str | None):
-    pipe = ActionImagesPipeline.from_pretrained(model) if model else build_pipeline(ModelConfig())
+def _load(model: str | None, runtime: str | None = None):
+    """A saved pipeline as the robot loads it (``load_policy``: the folder's runtime unless ``runtime`` is
+    given), or random weights under eager torch."""
+    if model:
+        pipe, _ = load_policy(model, runtime=runtime)
+    else:
+        pipe = build_pipeline(ModelConfig())
+        pipe.runtime = "eager"
     pipe.denoiser.eval()
     item = SyntheticReachDataset(1, pipe.model_cfg.image_size, pipe.model_cfg.num_future, num_views=3)[0]
     return pipe, item
@@ -63,7 +73,7 @@ def _load(model: str | None):
 
 def bench_against_baseline(args) -> None:
     """The model's call at each of ``--steps`` and the baseline's at ``--baseline-steps``, interleaved."""
-    pipe, item = _load(args.model)
+    pipe, item = _load(args.model, args.runtime)
     base, base_item = _load(args.baseline)
     for p, it, s in [(pipe, item, s) for s in args.steps] + [(base, base_item, args.baseline_steps)]:
         time_calls(p, it, s, repeats=0)  # warm-up of every step count timed
@@ -77,21 +87,24 @@ def bench_against_baseline(args) -> None:
         if not i % 2:
             base_times.append(time_calls(base, base_item, args.baseline_steps, repeats=1, warmup=0)[0])
     b = 1000 * np.median(base_times)
-    print(f"baseline {args.baseline}, {args.baseline_steps} steps: median {b:.0f} ms "
+    print(f"baseline {args.baseline} ({base.runtime}), {args.baseline_steps} steps: median {b:.0f} ms "
           f"(p10 {1000 * np.percentile(base_times, 10):.0f}, p90 {1000 * np.percentile(base_times, 90):.0f})")
     for s in args.steps:
         m = 1000 * np.median(times[s])
-        print(f"{args.model or 'random weights'}, {s} steps: median {m:.0f} ms (p10 {1000 * np.percentile(times[s], 10):.0f}, "
+        print(f"{args.model or 'random weights'} ({pipe.runtime}), {s} steps: median {m:.0f} ms "
+              f"(p10 {1000 * np.percentile(times[s], 10):.0f}, "
               f"p90 {1000 * np.percentile(times[s], 90):.0f}); "
               + (f"{b / m:.2f}x faster than the baseline" if b >= m else f"{m / b:.2f}x slower than the baseline"))
 
 
 def bench_tiny(args) -> None:
-    pipe, item = _load(args.model)
+    pipe, item = _load(args.model, args.runtime)
     cfg = pipe.model_cfg
     n = sum(p.numel() for p in pipe.denoiser.parameters()) / 1e6
     print(f"tiny {cfg.denoiser_type}: {n:.2f} M params, 3 views, {cfg.image_size} px, F={cfg.num_future}, "
-          f"bf16 autocast={cfg.inference_bf16 and bf16_is_fast('cpu')} (config: {cfg.inference_bf16}), {torch.get_num_threads()} CPU threads")
+          f"runtime {pipe.runtime}, bf16 autocast={cfg.inference_bf16 and bf16_is_fast('cpu')} "
+          f"(config: {cfg.inference_bf16}), "
+          f"{torch.get_num_threads()} CPU threads")
     for steps in args.steps:
         t = time_calls(pipe, item, steps, args.repeats)
         print(f"  policy call, {steps} steps: median {1000 * np.median(t):.0f} ms "
@@ -127,6 +140,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     ap.add_argument("--wan-pretrained", default=None, help="local Wan diffusers folder for the large config")
     ap.add_argument("--large-size", type=int, default=256)
+    ap.add_argument("--runtime", default=None, choices=RUNTIMES,
+                    help="where --model's network runs (default: the folder's policy_config.runtime, as on the robot)")
     ap.add_argument("--baseline", default=None, help="a second saved pipeline timed in the same run (interleaved)")
     ap.add_argument("--baseline-steps", type=int, default=4, help="the baseline's denoising steps")
     args = ap.parse_args()

@@ -21,7 +21,7 @@ def main() -> None:
     from action_images_ros.model.factory import without_gripper_readout
     from action_images_ros.model_io import load_policy
 
-    pipe, policy_cfg = load_policy(args.model)  # the policy settings too, wherever the folder keeps them
+    pipe, policy_cfg = load_policy(args.model, runtime="eager")  # the policy settings, wherever the folder keeps them
     copy = without_gripper_readout(pipe)
     copy.set_policy_config(policy_cfg)
     copy.save_pretrained(args.out)

@@ -102,7 +102,7 @@ def test_eval_runs_a_condition_and_a_rig_file(tmp_path):
 
     base = run("base")
     assert base["condition"] == "in_domain" and base["failure_modes"] is not None
-    assert base["runtime"] == base["runtime_in_use"] == "eager"
+    assert base["runtime"] == base["runtime_in_use"] == "eager"  # models/tiny's policy_config.runtime
     onnx = run("onnx", "--runtime", "onnxruntime")  # what ran is recorded, beside what was asked for
     assert onnx["runtime"] == onnx["runtime_in_use"] == "onnxruntime" and len(onnx["per_episode"]) == 1
     same = run("rig", "--rig", str(REPO / "config" / "cameras_sim.yaml"))

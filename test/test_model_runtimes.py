@@ -108,3 +108,22 @@ def test_load_policy_sets_the_runtime_and_falls_back_to_eager_where_it_cannot(tm
         eager, _ = load_policy(tmp_path / "m", runtime="onnxruntime")
     assert eager.backbone.network == eager.backbone.eager_network and eager.runtime == "eager"
     assert "runtime 'onnxruntime' is not available" in caplog.text and "ModuleNotFoundError" in caplog.text
+
+
+def test_a_model_folder_names_the_runtime_it_runs_under_by_default(tmp_path, dataset):
+    """policy_config.runtime is what load_policy (node, eval, predict, bench) uses unless one is asked for."""
+    from action_images_ros.config import PolicyConfig, load_policy_config
+    from action_images_ros.model_io import load_policy
+
+    with pytest.raises(ValueError, match="policy_config.runtime must be one of"):
+        PolicyConfig(runtime="tensorrt")
+    assert "runtime" not in PolicyConfig().to_dict()  # a folder without it still loads in older checkouts
+    pipe = _pipe()
+    pipe.set_policy_config(PolicyConfig(control_dt_s=0.05, runtime="onnxruntime"))
+    pipe.save_pretrained(tmp_path / "m")
+    assert load_policy_config(tmp_path / "m")[0].runtime == "onnxruntime"  # JSON only, as the nodes read it
+    ort, cfg = load_policy(tmp_path / "m")
+    assert ort.runtime == cfg.runtime == "onnxruntime" and ort.backbone.network != ort.backbone.eager_network
+    eager, _ = load_policy(tmp_path / "m", runtime="eager")  # asked for: the reference path
+    assert eager.runtime == "eager" and eager.backbone.network == eager.backbone.eager_network
+    _agree(_call(ort, dataset[0], dataset.cameras), _call(eager, dataset[0], dataset.cameras), atol_image=1e-4)

@@ -61,6 +61,8 @@ class PolicyConfig:
         redraws: further noise draws a prediction may take when the executor would cut it on confidence (a
             kept keyframe under the cell's ``min_confidence``, or non-finite); the draw that runs furthest
             is kept (``policy.runner.PolicyRunner``). 0 = one draw, as sampled.
+        runtime: where the network runs by default (one of :data:`RUNTIMES`; ``model.runtimes``), the one
+            the policy was evaluated with. The node, ``eval`` and ``predict`` use it unless told otherwise.
     """
 
     clip: dict[str, Any] = dataclasses.field(default_factory=lambda: {"frame_stride": 2})
@@ -68,6 +70,7 @@ class PolicyConfig:
     num_inference_steps: int = 6
     execution: ExecutionConfig = dataclasses.field(default_factory=ExecutionConfig)
     redraws: int = 0
+    runtime: str = "eager"
 
     def __post_init__(self) -> None:
         if isinstance(self.execution, dict):
@@ -83,6 +86,8 @@ class PolicyConfig:
             raise ValueError(f"policy_config.num_inference_steps must be in [1, 100], got {self.num_inference_steps}")
         self.num_inference_steps = int(self.num_inference_steps)
         self.redraws = check_redraws(self.redraws, "policy_config.redraws")
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"policy_config.runtime must be one of {list(RUNTIMES)}, got {self.runtime!r}")
 
     @property
     def keyframe_dt_s(self) -> float:
@@ -100,6 +105,8 @@ class PolicyConfig:
                "num_inference_steps": self.num_inference_steps, "execution": self.execution.to_dict()}
         if self.redraws:  # written only when set, so a folder without it still loads in older checkouts
             out["redraws"] = self.redraws
+        if self.runtime != "eager":  # likewise
+            out["runtime"] = self.runtime
         return out
 
     @classmethod

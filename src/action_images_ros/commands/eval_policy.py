@@ -34,8 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "of time t reaches the executor at t + latency while the arm keeps moving (0 = lockstep)")
     p.add_argument("--execution", default="",
                    help="execution settings changed for this run, a YAML mapping, e.g. \"{blend_s: 0.0}\"")
-    p.add_argument("--runtime", default="eager", choices=RUNTIMES,
-                   help="where the network runs (docs/multitask.md, Runtimes; eager torch is the reference)")
+    p.add_argument("--runtime", default=None, choices=RUNTIMES,
+                   help="where the network runs (default: the model's policy_config.runtime; docs/multitask.md, "
+                        "Runtimes; eager torch is the reference)")
     p.add_argument("--graph", action="store_true", help="run the episodes through the ROS node graph (lockstep)")
     p.add_argument("--processes", action="store_true", help="with --graph: one process per node")
     p.add_argument("--image-size", type=int, default=128, help="render size of the simulated cameras")
@@ -77,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     summary.update(model=str(args.model), safety=str(args.safety), latency_s=args.latency,
                    execution_overrides=args.execution, condition=args.condition, probe=args.probe,
                    rig=None if args.rig is None else str(args.rig),
-                   steps=args.steps, max_redraws=args.redraws, runtime=args.runtime, runtime_in_use=runtime_in_use,
+                   steps=args.steps, max_redraws=args.redraws, runtime=args.runtime or _model_runtime(args.model),
+                   runtime_in_use=runtime_in_use,
                    per_episode=[
                        {"seed": o.seed, "success": o.success, "failure": o.failure,
                         "facts": o.trace.facts() if o.trace is not None else None, "steps": o.steps,
@@ -87,6 +89,13 @@ def run(args: argparse.Namespace) -> int:
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     print(format_summary(summary) + f"; results in {out}")
     return 0
+
+
+def _model_runtime(model) -> str:
+    """The runtime a model folder asks for (``policy_config.runtime``), read from its JSON."""
+    from ..config import load_policy_config
+
+    return load_policy_config(model)[0].runtime
 
 
 def _run_direct(args: argparse.Namespace, out: Path) -> tuple[list, str]:
@@ -169,7 +178,8 @@ def _run_graph(args: argparse.Namespace) -> list:
     # one safety file for the executor's envelope and the policy's redraws
     options = GraphOptions(model=str(args.model), task=args.task, seed=args.seed_offset, lockstep=True,
                            safety=str(args.safety.resolve()))
-    params = {"policy_node": {"runtime": args.runtime, **({"torch_threads": args.threads} if args.threads else {})},
+    params = {"policy_node": {**({"runtime": args.runtime} if args.runtime else {}),
+                              **({"torch_threads": args.threads} if args.threads else {})},
               "executor_node": {},
               "sim_node": {"image_width": args.image_size, "image_height": args.image_size}}
     if args.steps:

@@ -32,8 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=2.0, help="frames per second of the videos (default 2)")
     p.add_argument("--scale", type=int, default=4, help="integer enlargement of the videos (default 4)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--runtime", default="eager", choices=RUNTIMES,
-                   help="where the network runs (eager torch is the reference)")
+    p.add_argument("--runtime", default=None, choices=RUNTIMES,
+                   help="where the network runs (default: the model's policy_config.runtime; eager torch is the "
+                        "reference)")
 
 
 def check_step(episode: Path, step: int):

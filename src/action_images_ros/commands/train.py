@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     if args.init_from is not None:
         from ..model_io import load_policy
 
-        init, init_policy = load_policy(args.init_from)
+        init, init_policy = load_policy(args.init_from, runtime="eager")  # trained as torch modules
         check_initial_data(init_policy, clip_cfg, dataset, args.init_from)
     if model_cfg.use_instruction and not model_cfg.instruction_vocab and init is not None:
         # the vocabulary indexes the embedding: keep the one the weights were trained with

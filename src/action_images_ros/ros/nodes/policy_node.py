@@ -43,7 +43,9 @@ The model folder holds the settings the model was trained with (``config.PolicyC
 keyframe period, default sampling steps); a parameter that contradicts it is an error at start-up.
 A draw the executor would cut on confidence (the model's execution settings, the cell's ``min_confidence``
 from ``safety_config``: the graph gives both nodes the same file) is drawn again up to ``redraws`` times
-(-1 = the model's ``policy_config.redraws``; ``PolicyRunner``), as in ``action-images eval``. The executor's
+(-1 = the model's ``policy_config.redraws``; ``PolicyRunner``), as in ``action-images eval``. The network
+runs where ``runtime`` says ('' = the model's ``policy_config.runtime``, the one it was evaluated with;
+``model.runtimes``). The executor's
 ``execution_overrides`` are not seen here: with one that changes ``execute_fraction``, draws are judged on
 the model's.
 ``injected_delay_s`` holds each answer back until ROS time ``stamp + delay`` (latency tests on
@@ -141,7 +143,7 @@ class PolicyNode(Node):
             "injected_delay_s": 0.0,
             "seed": 0,
             "torch_threads": 1,
-            "runtime": "eager",
+            "runtime": "",
             "service_timeout_s": 30.0,
             "instruction": "",
             "marker_axis_length": 0.05,
@@ -160,8 +162,8 @@ class PolicyNode(Node):
             raise ValueError(f"injected_delay_s must be in [0, 10] s, got {p['injected_delay_s']}")
         from ...config import RUNTIMES
 
-        if p["runtime"] not in RUNTIMES:
-            raise ValueError(f"runtime must be one of {list(RUNTIMES)}, got {p['runtime']!r}")
+        if p["runtime"] and p["runtime"] not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {list(RUNTIMES)} or '' (the model's), got {p['runtime']!r}")
         if p["torch_threads"] < 0:
             raise ValueError(f"torch_threads must be >= 0 (0 = torch's default), got {p['torch_threads']}")
         self._p = p
@@ -430,7 +432,7 @@ class PolicyNode(Node):
                 import torch
 
                 torch.set_num_threads(int(self._p["torch_threads"]))
-            pipeline, _ = load_policy(path, device=self._p["device"], runtime=self._p["runtime"])
+            pipeline, _ = load_policy(path, device=self._p["device"], runtime=self._p["runtime"] or None)
             execution = execution_config_for(path, None, self._min_confidence)
         except (FileNotFoundError, ValueError, OSError, RuntimeError) as exc:
             self._model_error = f"cannot load the model from {path}: {exc}"
