@@ -292,3 +292,13 @@ def test_colour_grounding_map_finds_the_named_colour():
         assert m[0, 7] == 0 and m[6, 2] == 0  # table and highlight never match
     none = colour_grounding(img, [named_colours("pick up the cube", table)])
     assert none.shape == (1, 1, 1, 8, 8) and float(none.abs().max()) == 0.0
+
+
+def test_device_follows_diffusers_rule_and_the_modules(cfg):
+    """The cheap ``device`` property (no offload-hook walk) says what diffusers' own says, also after a move."""
+    from diffusers import DiffusionPipeline
+
+    p = build_pipeline(cfg)
+    assert p.device == DiffusionPipeline.device.fget(p) == torch.device("cpu")
+    p.denoiser.to("meta")  # a component moved: both read it from the modules, not from a cached value
+    assert p.device == DiffusionPipeline.device.fget(p) == torch.device("meta")

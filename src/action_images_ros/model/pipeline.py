@@ -125,6 +125,24 @@ class ActionImagesPipeline(DiffusionPipeline):
         self.set_progress_bar_config(disable=True)  # one call per control step: no bars unless asked for
         _ = self.backbone  # validate that the components fit the config now, not at the first call
 
+    @property
+    def device(self) -> torch.device:
+        """Where the pipeline computes: diffusers' rule (the first component on an accelerator, else the
+        first component), read from each component's first parameter. diffusers' own property also looks
+        for group-offload hooks through every submodule at each access (~2 ms on this CPU, 7 accesses a
+        call: a quarter of a 1-step policy call; ``bench/bench_model.py``); these pipelines never offload."""
+        devices = []
+        for name in ("denoiser", "vae", "action_head", "gripper_readout", "view_mixer"):
+            m = getattr(self, name, None)
+            if isinstance(m, torch.nn.Module):
+                p = next(m.parameters(), None)
+                if p is not None:
+                    devices.append(p.device)
+        for d in devices:
+            if d.type not in ("cpu", "meta"):
+                return d
+        return devices[0] if devices else torch.device("cpu")
+
     def set_policy_config(self, policy_config) -> None:
         """Register the clip / execution settings (``config.PolicyConfig`` or its dict) with the pipeline,
         so ``save_pretrained`` writes them into ``model_index.json`` beside the model config."""
