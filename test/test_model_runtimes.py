@@ -41,13 +41,14 @@ def _agree(got, ref, atol_image):
     np.testing.assert_allclose(got.confidence, ref.confidence, atol=1e-3)
 
 
-def test_onnxruntime_gives_the_eager_actions(dataset):
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_exported_runtimes_give_the_eager_actions(dataset, runtime):
     pipe = _pipe()
     item = dataset[0]
     ref = _call(pipe, item, dataset.cameras)
     assert ref.actions is not None and np.ptp(ref.future_action) > 0.1  # a non-trivial drawing to compare
-    use_runtime(pipe, "onnxruntime")
-    assert pipe.backbone.network != pipe.backbone.eager_network
+    use_runtime(pipe, runtime)
+    assert pipe.backbone.network != pipe.backbone.eager_network and pipe.runtime == runtime
     _agree(_call(pipe, item, dataset.cameras), ref, atol_image=1e-4)
     # a batch other than the tracing example's (3 views): 5 images straight through the network
     x = torch.randn(5, pipe.denoiser.config.in_channels, S, S)
@@ -61,6 +62,25 @@ def test_onnxruntime_gives_the_eager_actions(dataset):
     ort_other = _call(pipe, other, dataset.cameras)
     use_runtime(pipe, "eager")  # and back to the reference
     _agree(ort_other, _call(pipe, other, dataset.cameras), atol_image=1e-4)
+
+
+def test_openvino_runs_in_the_precision_eager_runs_the_model_in(dataset):
+    """bf16 where the model has inference_bf16 and the CPU native bf16 (eager's autocast), else float32."""
+    from action_images_ros.model.precision import bf16_is_fast
+
+    if not bf16_is_fast("cpu"):
+        pytest.skip("this CPU has no native bf16: both run float32")
+    item = dataset[0]
+    runs = {}
+    for bf16 in (False, True):
+        pipe = _pipe(inference_bf16=bf16)
+        eager = _call(pipe, item, dataset.cameras)
+        use_runtime(pipe, "openvino")
+        runs[bf16] = (eager, _call(pipe, item, dataset.cameras))
+    _agree(runs[False][1], runs[False][0], atol_image=1e-4)  # float32: eager's images
+    eager_bf16, ov_bf16 = runs[True]
+    assert np.abs(ov_bf16.future_action - runs[False][1].future_action).max() > 1e-4  # not float32
+    np.testing.assert_allclose(ov_bf16.future_action, eager_bf16.future_action, atol=0.05)  # bf16 rounding only
 
 
 def test_bad_runtime_names_and_pipelines_are_refused():

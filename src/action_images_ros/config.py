@@ -44,7 +44,7 @@ DEFAULT_MODEL = "models/fourtask"
 MAX_REDRAWS = 8
 
 #: where a policy's network runs (model/runtimes.py); eager torch is the reference
-RUNTIMES = ("eager", "onnxruntime", "compile")
+RUNTIMES = ("eager", "onnxruntime", "openvino", "compile")
 
 
 @dataclasses.dataclass

@@ -9,6 +9,9 @@
   between calls (torch's own pool runs the sampler and decoder between them). The graph holds a copy of
   the weights at that time: call :func:`use_runtime` again after loading or training new ones. A float32
   pipeline on the CPU only.
+* ``openvino``: the same ONNX export compiled by OpenVINO's CPU plugin, at the precision eager runs the
+  model in: bf16 where the model has ``inference_bf16`` and the CPU native bf16 (OpenVINO's own default
+  there), else float32; a throughput-agnostic latency hint, torch's thread count. A CPU pipeline only.
 * ``compile``: ``torch.compile`` (Inductor) of the same call, in the same precision as eager. Its first
   call compiles for about two minutes on a 2-core CPU, so it suits a long-running policy node more than a CLI.
 
@@ -75,7 +78,7 @@ def use_runtime(pipe, name: str, example_batch: int = 3) -> None:
 
     Raises:
         ValueError: an unknown runtime, or a pipeline that is not the pixel-space UNet.
-        ImportError: ``onnxruntime`` is not installed.
+        ImportError: ``onnxruntime`` / ``openvino`` is not installed.
     """
     if name not in RUNTIMES:
         raise ValueError(f"runtime must be one of {list(RUNTIMES)}, got {name!r}")
@@ -112,19 +115,31 @@ def use_runtime(pipe, name: str, example_batch: int = 3) -> None:
         backbone.network, pipe.runtime = network, name
         return
     if pipe.device.type != "cpu" or pipe.denoiser.dtype != torch.float32:
-        raise ValueError(f"the onnxruntime runtime runs a float32 pipeline on the CPU; this one is "
+        raise ValueError(f"the {name} runtime runs a float32 pipeline on the CPU; this one is "
                          f"{pipe.denoiser.dtype} on {pipe.device}")
-    backbone.network, pipe.runtime = _onnxruntime_network(module, example), name
+    if name == "onnxruntime":
+        backbone.network = _onnxruntime_network(module, example)
+    else:
+        from .precision import bf16_is_fast
+
+        backbone.network = _openvino_network(module, example, bf16=pipe.model_cfg.inference_bf16 and bf16_is_fast("cpu"))
+    pipe.runtime = name
+
+
+def _export_onnx(module: UNetWithFeatures, example: tuple[torch.Tensor, torch.Tensor], path: Path) -> None:
+    """The UNet and its mid-block output as one ONNX graph with a batch axis of any size (float32)."""
+    with torch.no_grad(), warnings_quiet():
+        torch.onnx.export(module, example, str(path), input_names=["x", "t"], output_names=["out", "mid"],
+                          dynamic_axes={"x": {0: "n"}, "t": {0: "n"}, "out": {0: "n"}, "mid": {0: "n"}},
+                          dynamo=False)
 
 
 def _onnxruntime_network(module: UNetWithFeatures, example: tuple[torch.Tensor, torch.Tensor]):
     import onnxruntime as ort
 
-    with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), warnings_quiet():
+    with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "unet.onnx"
-        torch.onnx.export(module, example, str(path), input_names=["x", "t"], output_names=["out", "mid"],
-                          dynamic_axes={"x": {0: "n"}, "t": {0: "n"}, "out": {0: "n"}, "mid": {0: "n"}},
-                          dynamo=False)
+        _export_onnx(module, example, path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
@@ -136,6 +151,30 @@ def _onnxruntime_network(module: UNetWithFeatures, example: tuple[torch.Tensor, 
         out, mid = session.run(None, {"x": x.detach().float().cpu().numpy(),
                                       "t": t.detach().float().cpu().numpy()})
         return torch.from_numpy(np.ascontiguousarray(out)), (torch.from_numpy(mid) if features else None)
+
+    return network
+
+
+def _openvino_network(module: UNetWithFeatures, example: tuple[torch.Tensor, torch.Tensor], bf16: bool):
+    import openvino as ov
+
+    core = ov.Core()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "unet.onnx"
+        _export_onnx(module, example, path)
+        # the model is read into memory here; the file may go with the folder
+        compiled = core.compile_model(core.read_model(str(path)), "CPU", {
+            "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+        })
+    request = compiled.create_infer_request()
+    logger.info("UNet compiled by OpenVINO (%s, %d threads)", "bf16" if bf16 else "f32", torch.get_num_threads())
+
+    def network(x, t, features):
+        res = request.infer({"x": x.detach().float().cpu().numpy(), "t": t.detach().float().cpu().numpy()})
+        out, mid = res["out"], res["mid"]  # copies: the request's buffers are reused by the next call
+        return torch.from_numpy(np.array(out)), (torch.from_numpy(np.array(mid)) if features else None)
 
     return network
 
