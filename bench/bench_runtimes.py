@@ -6,8 +6,9 @@ each one's decoded actions are from eager float32 (the reference path).
 Rows: eager float32; eager bf16 autocast (what a model with ``inference_bf16`` runs where the CPU has native
 bf16); eager bf16 with the UNet's weights and input in channels-last memory format; ONNX Runtime float32;
 OpenVINO float32 and bf16; with ``--compile`` also ``torch.compile`` in both precisions (the first call's
-time, export or compile included, is printed apart). The call is the whole pipeline as ``bench_model.py`` times it (checks, conditioning,
-sampler, codec decode, gripper read-out). Runtimes: ``src/action_images_ros/model/runtimes.py``.
+time, export or compile included, is printed apart). The call is the whole pipeline as ``bench_model.py``
+times it (checks, conditioning, sampler, codec decode, gripper read-out). Runtimes:
+``src/action_images_ros/model/runtimes.py``.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ for C in viewpoint_large viewpoint_small in_domain; do
   ev "ai_$C" "$A" 30 300000 $C
   ev "head_$C" "$H" 30 300000 $C
 done
-$E --graph --episodes 20 --seed-offset 300000 --model "$A" --task place_cube --out "$R/graph_place" > "$R/graph_place.log" 2>&1
+$E --graph --episodes 20 --seed-offset 300000 --model "$A" --task place_cube --out "$R/graph_place" \
+    > "$R/graph_place.log" 2>&1
 .venv/bin/action-images evaluate-video --model "$A" --per-task --clips 8 --steps 1 --threads 2 \
     --data data/reach_target data/pick_cube data/place_cube data/stack_cubes > "$R/evalvideo.txt" 2>&1
 grep -h -E "\[(direct|graph)\]" "$R"/*.log

@@ -26,8 +26,8 @@ def main() -> None:
     p.add_argument("--redraws", type=int, default=None,
                    help="also set policy_config.redraws (further draws when a keyframe is under min_confidence)")
     p.add_argument("--runtime", default=None, choices=RUNTIMES,
-                   help="also set policy_config.runtime (where the network runs by default: eager, onnxruntime, openvino, "
-                        "compile)")
+                   help="also set policy_config.runtime (where the network runs by default: eager, onnxruntime, "
+                        "openvino, compile)")
     args = p.parse_args()
     from action_images_ros.model_io import load_policy
 

@@ -129,8 +129,8 @@ class ActionImagesPipeline(DiffusionPipeline):
     def device(self) -> torch.device:
         """Where the pipeline computes: diffusers' rule (the first component on an accelerator, else the
         first component), read from each component's first parameter. diffusers' own property also looks
-        for group-offload hooks through every submodule at each access (~2 ms on this CPU, 7 accesses a
-        call: a quarter of a 1-step policy call; ``bench/bench_model.py``); these pipelines never offload."""
+        for group-offload hooks through every submodule at each access (~0.9 ms on this CPU, 7 accesses a
+        call: 7-10 ms of a 1-step policy call, ``bench/bench_call_breakdown.py``); these pipelines never offload."""
         devices = []
         for name in ("denoiser", "vae", "action_head", "gripper_readout", "view_mixer"):
             m = getattr(self, name, None)

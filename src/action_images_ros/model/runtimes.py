@@ -11,7 +11,7 @@
   pipeline on the CPU only.
 * ``openvino``: the same ONNX export compiled by OpenVINO's CPU plugin, at the precision eager runs the
   model in: bf16 where the model has ``inference_bf16`` and the CPU native bf16 (OpenVINO's own default
-  there), else float32; a throughput-agnostic latency hint, torch's thread count. A CPU pipeline only.
+  there), else float32; OpenVINO's latency hint and torch's thread count. A float32 pipeline on the CPU only.
 * ``compile``: ``torch.compile`` (Inductor) of the same call, in the same precision as eager. Its first
   call compiles for about two minutes on a 2-core CPU, so it suits a long-running policy node more than a CLI.
 
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..config import RUNTIMES  # one list, read by the CLIs without importing torch
+from .precision import bf16_is_fast
 
 logger = logging.getLogger(__name__)
 
@@ -120,9 +121,8 @@ def use_runtime(pipe, name: str, example_batch: int = 3) -> None:
     if name == "onnxruntime":
         backbone.network = _onnxruntime_network(module, example)
     else:
-        from .precision import bf16_is_fast
-
-        backbone.network = _openvino_network(module, example, bf16=pipe.model_cfg.inference_bf16 and bf16_is_fast("cpu"))
+        bf16 = pipe.model_cfg.inference_bf16 and bf16_is_fast("cpu")
+        backbone.network = _openvino_network(module, example, bf16=bf16)
     pipe.runtime = name
 
 
