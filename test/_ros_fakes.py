@@ -15,6 +15,19 @@ START = np.array([0.5, 0.0, 0.3, *DOWN, 1.0])
 QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
+def matched(a, b):
+    """Every topic between nodes ``a`` and ``b`` is matched on both sides: the writer knows the reader and the
+    reader the writer. A writer that knows its reader is not enough: DDS discovery is asymmetric, and a
+    reader that has not matched the writer yet drops what the writer sent before (a test's first message lost)."""
+    for x, y in ((a, b), (b, a)):
+        subs = {s.topic_name: s for s in y.subscriptions}
+        for pub in x.publishers:
+            sub = subs.get(pub.topic_name)
+            if sub is not None and (pub.get_subscription_count() < 1 or sub.get_publisher_count() < 1):
+                return False
+    return True
+
+
 class FakeArm:
     """Follows ``sim/command`` targets instantly; publishes the measured pose and finger joints at 50 Hz
     (``rate_hz=0``: never by itself, call :meth:`publish`). ``silent``: publishes nothing (a silent state

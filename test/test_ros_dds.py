@@ -5,6 +5,7 @@ import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
+from _ros_fakes import matched
 from action_images_ros.geometry import load_rig
 from action_images_ros.ros.camera_info import camera_to_info, info_to_rig_camera
 from action_images_ros.ros.image_conversions import image_to_msg, msg_to_image
@@ -32,8 +33,7 @@ def test_image_and_camera_info_over_dds(ros_context_factory):
     cam = rig[0].scaled(640, 480)
     rgb = np.random.default_rng(3).integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
     stamp = ns_to_stamp(1_700_000_000_000_000_123)
-    assert spin_until(executors, lambda: img_pub.get_subscription_count() > 0
-                      and info_pub.get_subscription_count() > 0, timeout_s=10.0), "discovery timed out"
+    assert spin_until(executors, lambda: matched(pub_node, sub_node), timeout_s=10.0), "discovery timed out"
     img_pub.publish(image_to_msg(rgb, "rgb8", frame_id="front_optical_frame", stamp=stamp))
     info_pub.publish(camera_to_info(cam, stamp=stamp))
     assert spin_until(executors, lambda: got_img and got_info, timeout_s=10.0), "messages did not arrive"

@@ -15,7 +15,7 @@ from geometry_msgs.msg import PoseStamped
 from std_msgs.msg import Float32
 
 from _moveit_standins import STANDINS, StandinActionClient, StandinNode, events, standins, wait_for  # noqa: F401
-from _ros_fakes import QOS
+from _ros_fakes import QOS, matched
 from action_images_ros.ros import executor_backends as eb
 from action_images_ros.ros.franka import FRANKA_TCP_IN_FLANGE, flange_to_tcp, tcp_to_flange
 from action_images_ros.ros.pose_conversions import stamped_to_pose
@@ -119,7 +119,7 @@ def test_sim_backend_publishes_one_command_per_tick(two_nodes):
     world.create_subscription(MultiDOFJointTrajectory, "sim/command", lambda m: got.append(msg_to_trajectory(m)), QOS)
     backend = eb.make_backend("sim", node, eb.BackendConfig())
     executors = executors_for(node, world)
-    assert spin_until(executors, lambda: backend._pub.get_subscription_count() > 0, 10.0), "no DDS match"
+    assert spin_until(executors, lambda: matched(node, world), 10.0), "no DDS match"
 
     stamp = node.get_clock().now().to_msg()
     backend.send(POSE, stamp)
@@ -203,7 +203,7 @@ def _servo(two_nodes, standins, cfg=None, answers=True, clock=None):
     servo = _ServoStandin(wrapped, world, cfg, answers)
     backend = eb.ServoBackend(wrapped, cfg, clock=clock, stream=clock is None)
     executors = executors_for(node, world)
-    assert spin_until(executors, lambda: backend._pub.get_subscription_count() > 0, 10.0), "no DDS match"
+    assert spin_until(executors, lambda: matched(node, world), 10.0), "no DDS match"
     return backend, servo, wrapped, executors
 
 
@@ -464,7 +464,7 @@ def test_moveit_worker_newest_goal_wins_failures_show_and_the_worker_survives(tw
     backend = eb.MoveItBackend(node, _moveit_cfg(tmp_path))
     executors = executors_for(node, world)
     try:
-        assert spin_until(executors, lambda: backend._gripper._pub.get_subscription_count() > 0, 10.0)
+        assert spin_until(executors, lambda: matched(node, world), 10.0)
         stamp = node.get_clock().now().to_msg()
 
         def goal(x, z=0.3, g=1.0):

@@ -16,7 +16,7 @@ from std_msgs.msg import Header, String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
-from _ros_fakes import QOS, START, FakeArm
+from _ros_fakes import QOS, START, FakeArm, matched
 from action_images_ros.ros.nodes.executor_node import create_node
 from action_images_ros.ros.qos import latched_qos
 from action_images_ros.ros.spin import executors_for, spin_until
@@ -59,10 +59,9 @@ class Harness:
         self.pause_client = self.world.create_client(SetBool, "executor_node/pause")
         self.reset_client = self.world.create_client(Trigger, "executor_node/reset")
         self.executors = executors_for(self.executor_node, self.world)
-        ready = (lambda: self.traj_pub.get_subscription_count() and self.pause_client.service_is_ready()
-                 and self.executor_node._status_pub.get_subscription_count()) if lockstep \
-            else (lambda: self.traj_pub.get_subscription_count() and self.pause_client.service_is_ready()
-                  and self.executor_node.measured_pose() is not None)
+        ready = (lambda: matched(self.executor_node, self.world) and self.pause_client.service_is_ready()) \
+            if lockstep else (lambda: matched(self.executor_node, self.world) and self.pause_client.service_is_ready()
+                              and self.executor_node.measured_pose() is not None)
         assert self.spin(ready, 10.0), "graph did not come up"
 
     def heartbeat(self, stamp=None):
@@ -200,6 +199,7 @@ def test_commands_follow_the_chunk_at_its_due_times_and_ask_for_the_next(harness
 
 
 def test_a_late_chunk_is_executed_from_now_not_dropped(harness):
+    harness.outstanding()  # the request first: a wait for it must not eat the chunk's remaining 0.3 s
     t0 = harness.now_ns() - int(0.5e9)  # predicted from frames 0.5 s old: two keyframes already past
     harness.send_chunk(straight(4, dx=0.01), stamp_ns=t0)
     # the first command that is surely not a hold (an idle hold published just before may lack its copy yet)
@@ -478,7 +478,7 @@ def test_bad_current_poses_are_ignored_and_logged_never_used(harness, capfd):
     """NaN, zero quaternion, wrong frame, future: each ignored with a log line; the pose the executor uses stays
     the arm's (judged by the log line and what the executor holds as measured, not by a wall-clock window)."""
     bad = harness.world.create_publisher(PoseStamped, "current_pose", QOS)
-    assert harness.spin(lambda: bad.get_subscription_count(), 5.0)
+    assert harness.spin(lambda: matched(harness.executor_node, harness.world), 5.0)
     harness.arm.silent = True  # each bad message is the newest at a tick (decimation checks only the newest)
     cases = {
         "not finite or has a zero quaternion": _pose_msg(np.r_[np.nan, START[1:]]),

@@ -15,6 +15,7 @@ from std_msgs.msg import Float32
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
+from _ros_fakes import matched
 from action_images_ros.data import load_episode
 from action_images_ros.data.bag_import import ImportConfig, import_bags
 from action_images_ros.ros.graph import GraphOptions, build_graph, topic
@@ -184,7 +185,7 @@ def test_recorder_refuses_a_label_before_any_episode_and_keeps_running(ros_conte
         fut = label.call_async(SetBool.Request(data=True))
         assert spin_until(exs, fut.done, 10.0)
         assert not fut.result().success and "no episode" in json.loads(fut.result().message)["reason"]
-        assert spin_until(exs, lambda: bad.get_subscription_count() > 0, 10.0)
+        assert spin_until(exs, lambda: matched(recorder, client_node), 10.0)
         bad.publish(Image())  # stamp 0, no episode: counted, not recorded, nothing breaks
         fut = status.call_async(Trigger.Request())
         assert spin_until(exs, lambda: recorder.recorder.counts()["/cameras/front/image_raw"].get("received") == 1, 5.0)
