@@ -154,7 +154,7 @@ def test_in_process_runner_starts_the_executor_with_the_graph_wiring(ros_context
     from sensor_msgs.msg import CameraInfo
     from trajectory_msgs.msg import MultiDOFJointTrajectory
 
-    from _ros_fakes import QOS, START, FakeArm
+    from _ros_fakes import QOS, START, FakeArm, matched
     from action_images_ros.ros.runner import InProcessGraph
     from action_images_ros.ros.qos import latched_qos
     from action_images_ros.ros.trajectory_conversion import msg_to_trajectory, trajectory_to_msg
@@ -196,7 +196,7 @@ def test_in_process_runner_starts_the_executor_with_the_graph_wiring(ros_context
         return True
 
     try:
-        assert spin(lambda: traj_pub.get_subscription_count() and node.measured_pose() is not None and requests,
+        assert spin(lambda: matched(node, world) and node.measured_pose() is not None and requests,
                     10.0)
         keyframes = np.tile(START, (4, 1))
         keyframes[1:, 0] += [0.02, 0.04, 0.06]

@@ -11,6 +11,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from _ros_fakes import matched
 from action_images_ros.geometry import load_rig
 from action_images_ros.ros.camera_info import camera_to_info
 from action_images_ros.ros.qos import image_qos
@@ -83,8 +84,8 @@ def start(ros_context_factory, model, **params):
     node = create_node(context=ros_context_factory(), cli_args=args)
     cams = FakeCameras(ros_context_factory())
     exs = executors_for(node, cams.node)
-    assert spin_until(exs, lambda: cams.client.service_is_ready() and cams.pose_pub.get_subscription_count() and all(
-        p.get_subscription_count() for p in cams.img_pubs.values()), 10.0), "discovery"
+    assert spin_until(exs, lambda: cams.client.service_is_ready() and matched(node, cams.node), 10.0), \
+        "discovery"
     return node, cams, exs
 
 

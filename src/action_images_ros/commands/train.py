@@ -89,17 +89,35 @@ def initial_pipeline(pipe, folder: Path, model_cfg, num_views: int):
     return pipe
 
 
+def _config_sections(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """The ``model`` / ``train`` / ``data`` sections of ``path``; with ``base: other.yaml`` (relative to
+    ``path``), that file's sections with these settings over them, setting by setting (an ablation names the
+    one setting it changes instead of copying the recipe)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    if path.resolve() in seen:
+        raise ValueError(f"{path}: 'base' files form a cycle: {' -> '.join(str(p) for p in (*seen, path))}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a YAML mapping at the top level, got {type(data).__name__}")
+    unknown = sorted(set(data) - {"model", "train", "data", "base"})
+    if unknown:
+        raise ValueError(f"{path}: unknown section(s) {unknown}; expected model, train, data (and base)")
+    merged = {}
+    if "base" in data:
+        merged = _config_sections(path.parent / str(data["base"]), (*seen, path.resolve()))
+    for section in ("model", "train", "data"):
+        if data.get(section):
+            merged[section] = {**(merged.get(section) or {}), **data[section]}
+    return merged
+
+
 def read_config(path: Path):
-    """``(ModelConfig, TrainConfig, ClipConfig)`` from one YAML file."""
+    """``(ModelConfig, TrainConfig, ClipConfig)`` from one YAML file (and its ``base``, if it names one)."""
     from ..data.clips import ClipConfig
     from ..model.config import ModelConfig, TrainConfig
 
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
-    unknown = sorted(set(data) - {"model", "train", "data"})
-    if unknown:
-        raise ValueError(f"{path}: unknown section(s) {unknown}; expected model, train, data")
+    data = _config_sections(Path(path))
     clip_fields = {f.name for f in dataclasses.fields(ClipConfig)}
     bad = sorted(set(data.get("data") or {}) - clip_fields)
     if bad:
