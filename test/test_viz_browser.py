@@ -162,7 +162,8 @@ def test_live_view_in_a_browser_shows_action_images_where_the_keyframes_project(
 
     with WebViewer(rrd) as viewer:  # the layout follows the latest time: wait until it shows that prediction
         t0 = time.monotonic()
-        shot = screenshot(viewer.url, width=WIDTH, height=HEIGHT, settle_s=240.0, until=whole)
+        shot = screenshot(viewer.url, width=WIDTH, height=HEIGHT, settle_s=240.0, until=whole,
+                          reload_stalled_s=45.0)  # headless, a page can sit still half-loaded
         shot_s = time.monotonic() - t0
     cv2.imwrite(str(tmp_path / "view.png"), cv2.cvtColor(shot, cv2.COLOR_RGB2BGR))
     stamp = shown(shot)
