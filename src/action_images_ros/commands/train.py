@@ -8,7 +8,6 @@ import json
 import logging
 from pathlib import Path
 
-import yaml
 
 HELP = "train the video + action-image diffusion model on episodes from `action-images generate`"
 logger = logging.getLogger(__name__)
@@ -93,13 +92,11 @@ def _config_sections(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     """The ``model`` / ``train`` / ``data`` sections of ``path``; with ``base: other.yaml`` (relative to
     ``path``), that file's sections with these settings over them, setting by setting (an ablation names the
     one setting it changes instead of copying the recipe)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+    from ..model.config import load_yaml_mapping
+
     if path.resolve() in seen:
         raise ValueError(f"{path}: 'base' files form a cycle: {' -> '.join(str(p) for p in (*seen, path))}")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a YAML mapping at the top level, got {type(data).__name__}")
+    data = load_yaml_mapping(path)
     unknown = sorted(set(data) - {"model", "train", "data", "base"})
     if unknown:
         raise ValueError(f"{path}: unknown section(s) {unknown}; expected model, train, data (and base)")

@@ -40,7 +40,8 @@ def _from_mapping(cls, data: dict[str, Any] | None, where: str):
     return cls(**data)
 
 
-def _load_yaml(path: str | Path) -> dict[str, Any]:
+def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML file's top-level mapping (a missing file or another top level is refused, naming the file)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
@@ -261,7 +262,7 @@ class ModelConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> "ModelConfig":
         """Load from a YAML file holding either the fields or a ``model:`` section."""
-        data = _load_yaml(path)
+        data = load_yaml_mapping(path)
         return cls.from_dict(data["model"] if "model" in data else data)
 
     def to_dict(self) -> dict[str, Any]:
@@ -372,7 +373,7 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
         """Load from a YAML file holding either the fields or a ``train:`` section."""
-        data = _load_yaml(path)
+        data = load_yaml_mapping(path)
         return cls.from_dict(data["train"] if "train" in data else data)
 
     def to_dict(self) -> dict[str, Any]:
@@ -381,7 +382,7 @@ class TrainConfig:
 
 def load_configs(path: str | Path) -> tuple[ModelConfig, TrainConfig]:
     """Read one YAML file with ``model:`` and ``train:`` sections (either may be omitted)."""
-    data = _load_yaml(path)
+    data = load_yaml_mapping(path)
     unknown = sorted(set(data) - {"model", "train"})
     if unknown:
         raise ValueError(f"{path}: unknown top-level section(s) {unknown}; expected 'model' and/or 'train'")

@@ -212,26 +212,29 @@ def screenshot(url: str, width: int = 1600, height: int = 1000, wait_s: float = 
 
                 call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
                      mobile=False)
+                def capture() -> np.ndarray:
+                    return _decode_png(call("Page.captureScreenshot", format="png")["data"])
+
                 call("Page.navigate", url=url)
                 time.sleep(wait_s)
-                image = _decode_png(call("Page.captureScreenshot", format="png")["data"])
+                image = capture()
                 deadline, same = time.monotonic() + settle_s, 0
                 while time.monotonic() < deadline:  # until loaded (the recording streams in for a while)
                     if until is not None and until(image):
                         break
+                    if until is not None and reload_stalled_s is not None \
+                            and same * settle_every_s >= reload_stalled_s:  # stuck half-loaded: load it again
+                        call("Page.reload", ignoreCache=True)
+                        time.sleep(wait_s)
+                        image, same = capture(), 0
+                        continue
                     time.sleep(settle_every_s)
-                    later = _decode_png(call("Page.captureScreenshot", format="png")["data"])
+                    later = capture()
                     changed = float(np.mean(np.abs(later.astype(np.int16) - image.astype(np.int16))))
                     image = later
                     same = same + 1 if changed < 0.05 else 0
                     if until is None and same >= stable_shots - 1:
                         break
-                    if until is not None and reload_stalled_s is not None and not until(image) \
-                            and same * settle_every_s >= reload_stalled_s:  # stuck half-loaded: load it again
-                        call("Page.reload", ignoreCache=True)
-                        time.sleep(wait_s)
-                        image = _decode_png(call("Page.captureScreenshot", format="png")["data"])
-                        same = 0
             finally:
                 ws.close()
         finally:
