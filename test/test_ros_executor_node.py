@@ -59,10 +59,9 @@ class Harness:
         self.pause_client = self.world.create_client(SetBool, "executor_node/pause")
         self.reset_client = self.world.create_client(Trigger, "executor_node/reset")
         self.executors = executors_for(self.executor_node, self.world)
-        ready = (lambda: matched(self.executor_node, self.world) and self.pause_client.service_is_ready()) \
-            if lockstep else (lambda: matched(self.executor_node, self.world) and self.pause_client.service_is_ready()
-                              and self.executor_node.measured_pose() is not None)
-        assert self.spin(ready, 10.0), "graph did not come up"
+        assert self.spin(lambda: matched(self.executor_node, self.world) and self.pause_client.service_is_ready()
+                         and (lockstep or self.executor_node.measured_pose() is not None), 10.0), \
+            "graph did not come up"
 
     def heartbeat(self, stamp=None):
         if self.camera_on:
