@@ -165,16 +165,13 @@ def _http_ok(url: str) -> bool:
 
 def screenshot(url: str, width: int = 1600, height: int = 1000, wait_s: float = 8.0, settle_s: float = 90.0,
                settle_every_s: float = 3.0, until: Callable[[np.ndarray], bool] | None = None, stable_shots: int = 3,
-               chromium: str | None = None, timeout_s: float = 90.0,
-               reload_stalled_s: float | None = None) -> np.ndarray:
+               chromium: str | None = None, timeout_s: float = 90.0) -> np.ndarray:
     """Open ``url`` in headless Chromium and return the page as RGB ``(height, width, 3)`` uint8.
 
     Driven over the DevTools protocol: ``Page.navigate``, ``wait_s`` seconds, then
     ``Page.captureScreenshot`` every ``settle_every_s`` until ``until(image)`` is true or, without
     ``until``, ``stable_shots`` shots in a row agree (mean absolute difference < 0.05 levels: the viewer
-    has loaded the recording), at most ``settle_s`` seconds (then the last shot is returned). With
-    ``until`` and ``reload_stalled_s``, a page that has not changed for that long without ``until`` holding
-    is reloaded (``Page.reload``; again after each such stall). Each
+    has loaded the recording), at most ``settle_s`` seconds (then the last shot is returned). Each
     capture makes the page render a frame, which is also what moves the viewer's loading on: headless,
     a page nobody looks at can sit still with half its data read, so ask for more stable shots than
     seems needed. (The plain
@@ -212,24 +209,15 @@ def screenshot(url: str, width: int = 1600, height: int = 1000, wait_s: float = 
 
                 call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
                      mobile=False)
-                def capture() -> np.ndarray:
-                    return _decode_png(call("Page.captureScreenshot", format="png")["data"])
-
                 call("Page.navigate", url=url)
                 time.sleep(wait_s)
-                image = capture()
+                image = _decode_png(call("Page.captureScreenshot", format="png")["data"])
                 deadline, same = time.monotonic() + settle_s, 0
                 while time.monotonic() < deadline:  # until loaded (the recording streams in for a while)
                     if until is not None and until(image):
                         break
-                    if until is not None and reload_stalled_s is not None \
-                            and same * settle_every_s >= reload_stalled_s:  # stuck half-loaded: load it again
-                        call("Page.reload", ignoreCache=True)
-                        time.sleep(wait_s)
-                        image, same = capture(), 0
-                        continue
                     time.sleep(settle_every_s)
-                    later = capture()
+                    later = _decode_png(call("Page.captureScreenshot", format="png")["data"])
                     changed = float(np.mean(np.abs(later.astype(np.int16) - image.astype(np.int16))))
                     image = later
                     same = same + 1 if changed < 0.05 else 0
