@@ -3,6 +3,7 @@ the codec settings and keyframe period come from the model folder."""
 
 import numpy as np
 import pytest
+from _ros_fakes import matched
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from trajectory_msgs.msg import MultiDOFJointTrajectory
@@ -75,8 +76,7 @@ def test_decodes_action_videos_into_trajectory_and_markers(ros_context_factory):
         msg_to_trajectory(m)), QOS)
     world.create_subscription(MarkerArray, "markers", got["markers"].append, QOS)
     try:
-        assert spin_until(exs, lambda: all(p.get_subscription_count() for p in policy.video_pubs)
-                          and dec._traj_pub.get_subscription_count(), 10.0)
+        assert spin_until(exs, lambda: matched(dec, world), 10.0)  # both ways: one message each
         truth = trajectory([0.45, 0.05, 0.25], 0.02, grip=1.0)
         truth[2:, 7] = 0.0  # the gripper closes half-way
         stamp = policy.publish(truth)
@@ -110,8 +110,7 @@ def test_malformed_action_videos_are_dropped_and_the_node_keeps_running(ros_cont
     got = []
     world.create_subscription(MultiDOFJointTrajectory, "trajectory", got.append, QOS)
     try:
-        assert spin_until(exs, lambda: all(p.get_subscription_count() for p in policy.video_pubs)
-                          and dec._traj_pub.get_subscription_count(), 10.0)
+        assert spin_until(exs, lambda: matched(dec, world), 10.0)  # both ways: one message each
         truth = trajectory([0.5, 0.0, 0.3], 0.01)
         policy.publish(truth, encoding="32FC1")  # wrong encoding
         policy.publish(truth, frames_override=[4, 4, 3])  # views disagree on the number of frames
@@ -141,8 +140,7 @@ def test_codec_settings_and_keyframe_period_come_from_the_model_folder(ros_conte
     got = []
     world.create_subscription(MultiDOFJointTrajectory, "trajectory", lambda m: got.append(msg_to_trajectory(m)), QOS)
     try:
-        assert spin_until(exs, lambda: all(p.get_subscription_count() for p in policy.video_pubs)
-                          and dec._traj_pub.get_subscription_count(), 10.0)
+        assert spin_until(exs, lambda: matched(dec, world), 10.0)  # both ways: one message each
         truth = trajectory([0.5, -0.05, 0.3], 0.015, grip=1.0)
         policy.publish(truth)
         assert spin_until(exs, lambda: got, 10.0)

@@ -511,6 +511,7 @@ def test_moveit_hold_stops_execution_and_a_chunk_runs_as_one_trajectory(two_node
     backend = eb.MoveItBackend(node, _moveit_cfg(tmp_path))
     executors = executors_for(node, world)
     try:
+        assert spin_until(executors, lambda: matched(node, world), 10.0)  # its one gripper message must arrive
         stamp = node.get_clock().now().to_msg()
         backend.send(np.array([0.45, 0.0, 0.3, *DOWN, 0.0]), stamp)
         wait_for(lambda: _kinds(standins, "execute_start"), what="execution")

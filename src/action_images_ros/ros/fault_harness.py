@@ -194,8 +194,13 @@ class FaultHarness:
         """A publisher of the injector node on graph topic ``name`` (absolute)."""
         key = (name, msg_type)
         if key not in self._pubs:
-            self._pubs[key] = self.injector.create_publisher(msg_type, name, qos or state_qos())
-            time.sleep(0.5)  # discovery: let the subscribers match before the first message
+            pub = self._pubs[key] = self.injector.create_publisher(msg_type, name, qos or state_qos())
+            # discovery: every reader on the graph matched from here, then a moment for their side of the match
+            # (not visible from this process; a reader that has not matched yet drops the first message)
+            deadline = time.monotonic() + 5.0
+            while pub.get_subscription_count() < self.injector.count_subscribers(name) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)
         return self._pubs[key]
 
     def now_ns(self) -> int:
