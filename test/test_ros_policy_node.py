@@ -338,7 +338,7 @@ def test_current_pose_frame_is_checked_like_the_executor_does(ros_context_factor
     try:
         franka = cams.node.create_publisher(PoseStamped, "current_pose",
                                             QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
-        assert spin_until(exs, lambda: franka.get_subscription_count(), 5.0)
+        assert spin_until(exs, lambda: matched(node, cams.node), 30.0)  # both ways: the reader learns of it by discovery
         here = np.array([0.41, 0.02, 0.33, 1.0, 0.0, 0.0, 0.0])
 
         sent = {}  # frame -> stamps (ns) sent in it
