@@ -280,6 +280,19 @@ def test_no_frames_at_all_holds():
     assert cmd.event == "hold" and ex.stats.holds == 0  # nothing was interrupted
 
 
+def test_a_chunk_taken_while_the_cameras_are_stale_is_dropped_with_one_log_line(caplog):
+    ex = executor()
+    assert ex.tick(0.0, pose(0.5)).event == "hold"  # no frame yet
+    with caplog.at_level(logging.WARNING):
+        assert ex.add_chunk(chunk(0.0, [0.5, 1.0], [0.5, 0.6]), 0.5, pose(0.5)).accepted  # its stamp: 0.5 s old
+        cmd = ex.tick(0.55, pose(0.5))
+        assert ex.tick(0.6, pose(0.5)).event == "hold"
+    assert cmd.event == "hold" and "stale" in cmd.reason and ex.current_chunk is None
+    assert ex.stats.chunks_dropped == 1 and ex.stats.holds == 0  # nothing was executed: no hold episode
+    assert sum("chunk dropped" in r.message for r in caplog.records) == 1
+    assert ex.wants_chunk(0.6)
+
+
 def test_idle_without_chunk():
     ex = executor()
     cmd = tick(ex, 0.0, pose(0.5))

@@ -1041,6 +1041,10 @@ class ChunkExecutor:
                 self.stats.holds += 1
                 logger.warning("holding: no camera frame for more than %.0f ms; chunk dropped",
                                1000 * cfg.max_frame_gap_s)
+            elif self._plan is not None:  # a chunk taken while already holding for the cameras: not silently
+                self.stats.chunks_dropped += 1
+                logger.warning("chunk dropped: camera frames still stale (none within %.0f ms); holding",
+                               1000 * cfg.max_frame_gap_s)
             self._holding = True
             self._end_stall(now_s)
             self._forget()
