@@ -196,8 +196,9 @@ def test_in_process_runner_starts_the_executor_with_the_graph_wiring(ros_context
         return True
 
     try:
-        assert spin(lambda: matched(node, world) and node.measured_pose() is not None and requests,
-                    10.0)
+        # a camera frame too: a chunk taken before the first frame is dropped (the cameras are stale)
+        assert spin(lambda: matched(node, world) and node.measured_pose() is not None
+                    and node._frame_stamp_s is not None and requests, 10.0)
         keyframes = np.tile(START, (4, 1))
         keyframes[1:, 0] += [0.02, 0.04, 0.06]
         stamp = world.get_clock().now().nanoseconds
