@@ -169,7 +169,8 @@ def screenshot(url: str, width: int = 1600, height: int = 1000, wait_s: float = 
     """Open ``url`` in headless Chromium and return the page as RGB ``(height, width, 3)`` uint8.
 
     Driven over the DevTools protocol: ``Page.navigate``, ``wait_s`` seconds, then
-    ``Page.captureScreenshot`` every ``settle_every_s`` until ``until(image)`` is true or, without
+    ``Page.captureScreenshot`` every ``settle_every_s`` until ``until(image)`` is true of a shot that agrees
+    with the one before it (a panel caught mid-layout can already look right) or, without
     ``until``, ``stable_shots`` shots in a row agree (mean absolute difference < 0.05 levels: the viewer
     has loaded the recording), at most ``settle_s`` seconds (then the last shot is returned). Each
     capture makes the page render a frame, which is also what moves the viewer's loading on: headless,
@@ -214,7 +215,7 @@ def screenshot(url: str, width: int = 1600, height: int = 1000, wait_s: float = 
                 image = _decode_png(call("Page.captureScreenshot", format="png")["data"])
                 deadline, same = time.monotonic() + settle_s, 0
                 while time.monotonic() < deadline:  # until loaded (the recording streams in for a while)
-                    if until is not None and until(image):
+                    if until is not None and same >= 1 and until(image):
                         break
                     time.sleep(settle_every_s)
                     later = _decode_png(call("Page.captureScreenshot", format="png")["data"])
