@@ -46,7 +46,7 @@ class Harness:
         self.heartbeat_pub = self.world.create_publisher(CameraInfo, "camera_heartbeat", QOS)
         self.episode_pub = self.world.create_publisher(Header, "episode", latched_qos())
         self.camera_on = True
-        self._cameras_stop = threading.Event()
+        self._cameras_stop, self._cameras = threading.Event(), None
         if not lockstep:  # a camera of its own thread, as a real one: a test thread that stops spinning for a
             # while (load, a long assertion) must not look like a camera dropout (the chunk would be dropped)
             self._cameras = threading.Thread(target=self._camera_loop, daemon=True)
@@ -171,7 +171,7 @@ class Harness:
 
     def close(self):
         self._cameras_stop.set()
-        if getattr(self, "_cameras", None) is not None:
+        if self._cameras is not None:
             self._cameras.join(timeout=2.0)
         for ex in self.executors:
             ex.shutdown()
